@@ -1,0 +1,194 @@
+// Client frames to actions: validation, authorization, rate limits, and one handler per frame type.
+// Every request gets exactly one answer (`ok` or `err`), even when the connection's work fails.
+import { BusError, toBytes, toJson, type Bus } from '../shared/bus/bus.js';
+import { isErrorReply, type PubRequest, type SeqReply } from '../shared/cluster/messages.js';
+import { requestSlot } from '../shared/cluster/slot-client.js';
+import { roomSlot } from '../shared/cluster/slots.js';
+import type { Subjects } from '../shared/cluster/subjects.js';
+import { encodePresence } from '../shared/cluster/stream.js';
+import type { Config } from '../shared/config.js';
+import { RtgwError, toRtgwError } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import type { Metrics } from '../shared/metrics.js';
+import { parseClientFrame, jsonText } from '../shared/protocol/codec.js';
+import { CloseCode, ErrorCode, isErrorCode } from '../shared/protocol/codes.js';
+import type { ClientFrame, Request } from '../shared/protocol/frames.js';
+import { matchesAny } from '../shared/protocol/names.js';
+import type { PresenceStore } from '../shared/store/ports.js';
+import { AuthError, type Verifier } from './auth.js';
+import type { Conn } from './connection.js';
+import { RoomHub } from './rooms.js';
+
+type Answer = Record<string, unknown> | undefined;
+
+export interface IngressDeps {
+  cfg: Config;
+  bus: Bus;
+  subj: Subjects;
+  presence: PresenceStore;
+  hub: RoomHub;
+  verify: Verifier;
+  metrics: Metrics;
+  log: Logger;
+  /** Re-arms the connection's expiry timer after a successful refresh. */
+  armExpiry: (conn: Conn) => void;
+}
+
+export class Ingress {
+  constructor(private readonly d: IngressDeps) {}
+
+  /** One text frame from a client. Synchronous up to the first await; never throws. */
+  handle(conn: Conn, text: string): void {
+    if (!conn.bucket.take()) {
+      this.d.metrics.rateLimited.inc();
+      return this.refuse(conn, undefined, ErrorCode.RateLimited, 'rate limit exceeded; frame dropped');
+    }
+    const parsed = parseClientFrame(text);
+    if (!parsed.ok) return this.refuse(conn, parsed.id, parsed.code, parsed.msg);
+    const f = parsed.frame;
+    this.d.metrics.framesReceived.inc({ type: f.t });
+    switch (f.t) {
+      case 'ping':
+        return this.send(conn, '{"t":"pong"}', 'pong');
+      case 'ack':
+        // Direct-message acknowledgements arrive with reliable delivery; until then there is nothing to settle.
+        return;
+      default:
+        this.answer(conn, f, this.request(conn, f));
+    }
+  }
+
+  /** Sends an error; too many within the window close the connection with 1008. */
+  refuse(conn: Conn, id: number | undefined, code: ErrorCode, msg: string): void {
+    this.d.metrics.badFrames.inc({ code });
+    this.send(conn, JSON.stringify(id === undefined ? { t: 'err', code, msg } : { t: 'err', id, code, msg }), 'err');
+    if (conn.strikes.hit() && conn.open) {
+      this.d.log.info({ conn: conn.id }, 'closing abusive connection');
+      conn.ws.end(CloseCode.Policy, 'too many bad or rate-limited frames');
+    }
+  }
+
+  send(conn: Conn, frame: string, type: string): void {
+    if (!conn.open) return;
+    conn.ws.send(frame);
+    this.d.metrics.framesSent.inc({ type });
+  }
+
+  private answer(conn: Conn, f: Request, work: Promise<Answer | (() => void)>): void {
+    work.then(
+      (r) => {
+        if (typeof r === 'function') return r();
+        this.send(conn, JSON.stringify({ t: 'ok', id: f.id, ...r }), 'ok');
+      },
+      (e: unknown) => {
+        const err = toRtgwError(e);
+        if (err.code === ErrorCode.Internal) this.d.log.error({ err: e, conn: conn.id, type: f.t, id: f.id }, 'request failed');
+        if (err.code === ErrorCode.BadRequest) return this.refuse(conn, f.id, err.code, err.message);
+        this.send(conn, JSON.stringify({ t: 'err', id: f.id, code: err.code, msg: err.message }), 'err');
+      },
+    );
+  }
+
+  private async request(conn: Conn, f: Exclude<ClientFrame, { t: 'ping' | 'ack' }>): Promise<Answer | (() => void)> {
+    switch (f.t) {
+      case 'join':
+        return this.join(conn, f);
+      case 'leave':
+        return this.leave(conn, f.room);
+      case 'pub':
+        return this.pub(conn, f);
+      case 'presence':
+        this.allowed(conn.claims.rooms, f.room, 'join');
+        return this.d.presence.members(f.room);
+      case 'send':
+        return this.sendToRoute(conn, f.route, f.data);
+      case 'refresh':
+        return this.refresh(conn, f.token);
+      case 'dm':
+        throw new RtgwError(ErrorCode.Unavailable, 'direct messages are not enabled on this server yet');
+    }
+  }
+
+  private allowed(patterns: string[] | undefined, room: string, what: string): void {
+    if (!matchesAny(patterns, room)) throw new RtgwError(ErrorCode.Forbidden, `token does not allow ${what} on this room`);
+  }
+
+  private async join(conn: Conn, f: Extract<ClientFrame, { t: 'join' }>): Promise<() => void> {
+    this.allowed(conn.claims.rooms, f.room, 'join');
+    const presence = f.presence === true;
+    if (conn.rooms.has(f.room)) {
+      // A repeated join re-reads from `since`; the simplest correct way is a leave and a fresh join.
+      this.d.hub.leave(conn, f.room);
+    }
+    conn.rooms.set(f.room, { presence });
+    let joined;
+    try {
+      joined = await this.d.hub.join(conn, f.room, f.since, f.epoch);
+    } catch (e) {
+      conn.rooms.delete(f.room);
+      throw e;
+    }
+    const member = { room: f.room, user: conn.user, conn: conn.id };
+    // Presence is best effort next to the join itself: a store hiccup must not fail the join.
+    this.d.presence
+      .join(this.d.cfg.nodeId, member)
+      .then((isNew) => {
+        if (isNew) this.d.bus.publish(this.d.subj.room(f.room), encodePresence(conn.id, JSON.stringify({ t: 'joined', ...member })));
+      })
+      .catch((e: unknown) => this.d.log.warn({ err: e, conn: conn.id }, 'presence join failed'));
+    return () => {
+      if (!conn.open || !conn.rooms.has(f.room)) return;
+      this.send(conn, JSON.stringify({ t: 'ok', id: f.id, room: f.room, ...joined.result }), 'ok');
+      if (presence) conn.ws.subscribe('p:' + f.room);
+      joined.start();
+    };
+  }
+
+  /** Also used when a connection closes. */
+  async leave(conn: Conn, room: string): Promise<Answer> {
+    if (!conn.rooms.delete(room)) return { room };
+    this.d.hub.leave(conn, room);
+    const member = { room, user: conn.user, conn: conn.id };
+    if (await this.d.presence.leave(this.d.cfg.nodeId, member)) {
+      this.d.bus.publish(this.d.subj.room(room), encodePresence(conn.id, JSON.stringify({ t: 'left', ...member })));
+    }
+    return { room };
+  }
+
+  private async pub(conn: Conn, f: Extract<ClientFrame, { t: 'pub' }>): Promise<Answer> {
+    this.allowed(conn.claims.pub, f.room, 'publish');
+    const req: PubRequest = { op: 'pub', room: f.room, from: conn.user, d: jsonText(f.data), mid: f.mid, by: conn.user, exclude: f.echo ? undefined : conn.id };
+    const { seq } = await requestSlot<SeqReply>(this.d.bus, this.d.subj, roomSlot(f.room, this.d.cfg.slots), req, this.d.cfg.requestTimeoutMs);
+    return { seq };
+  }
+
+  private async sendToRoute(conn: Conn, route: string, data: unknown): Promise<Answer> {
+    const body = toBytes(JSON.stringify({ user: conn.user, conn: conn.id, data }));
+    let reply: unknown;
+    try {
+      reply = toJson(await this.d.bus.request(this.d.subj.route(route), body, this.d.cfg.requestTimeoutMs));
+    } catch (e) {
+      if (e instanceof BusError && e.code === 'no_responders') throw new RtgwError(ErrorCode.NoRoute, 'no service on this route');
+      if (e instanceof BusError && e.code === 'timeout') throw new RtgwError(ErrorCode.Timeout, 'the service did not answer in time');
+      if (e instanceof SyntaxError) throw new RtgwError(ErrorCode.Internal, 'the service answered with invalid JSON');
+      throw new RtgwError(ErrorCode.Unavailable, 'bus unavailable', { cause: e });
+    }
+    if (isErrorReply(reply)) {
+      throw new RtgwError(isErrorCode(reply.error.code) ? reply.error.code : ErrorCode.Internal, String(reply.error.msg ?? 'service error'));
+    }
+    return { data: reply as never };
+  }
+
+  private async refresh(conn: Conn, token: string): Promise<Answer> {
+    let claims;
+    try {
+      claims = await this.d.verify(token);
+    } catch (e) {
+      throw new RtgwError(ErrorCode.Unauthorized, e instanceof AuthError ? e.reason : 'invalid token');
+    }
+    if (claims.sub !== conn.user) throw new RtgwError(ErrorCode.Unauthorized, 'token is for another user');
+    conn.claims = claims;
+    this.d.armExpiry(conn);
+    return { exp: claims.exp };
+  }
+}

@@ -1,0 +1,276 @@
+// The gateway: uWebSockets.js endpoint, connection registry and lifecycle. It holds live sockets
+// only; rooms, seqs and presence live in the router tier and the store.
+import uWS, { type HttpRequest, type HttpResponse, type TemplatedApp, type us_listen_socket } from 'uWebSockets.js';
+import type { Bus, Subscription } from '../shared/bus/bus.js';
+import type { NodeRequest } from '../shared/cluster/messages.js';
+import type { Subjects } from '../shared/cluster/subjects.js';
+import type { Config } from '../shared/config.js';
+import type { Logger } from '../shared/log.js';
+import type { Metrics } from '../shared/metrics.js';
+import { CloseCode, ErrorCode, PROTOCOL_VERSION } from '../shared/protocol/codes.js';
+import { isUserId } from '../shared/protocol/names.js';
+import type { Stores } from '../shared/store/ports.js';
+import { AuthError, createVerifier, signDevToken, type Claims } from './auth.js';
+import { newConnId, type Conn, type ConnData } from './connection.js';
+import { Ingress } from './ingress.js';
+import { Strikes, TokenBucket } from './ratelimit.js';
+import { RoomHub } from './rooms.js';
+
+export interface GatewayDeps {
+  cfg: Config;
+  bus: Bus;
+  stores: Stores;
+  subj: Subjects;
+  metrics: Metrics;
+  log: Logger;
+}
+
+export interface Gateway {
+  readonly port: number;
+  readonly connections: number;
+  /** Stops accepting, tells clients to go elsewhere and closes them spread over the drain window. */
+  drain(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const BACKPRESSURE_SWEEP_MS = 200;
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export async function startGateway(d: GatewayDeps): Promise<Gateway> {
+  const { cfg, bus, stores, subj, metrics, log } = d;
+  const app: TemplatedApp = uWS.App();
+  const conns = new Map<string, Conn>();
+  const byUser = new Map<string, Set<Conn>>();
+  const verify = createVerifier(cfg.jwt);
+  const hub = new RoomHub(app, bus, subj, stores.log, cfg.slots, conns, metrics, log);
+  let draining = false;
+
+  const armExpiry = (conn: Conn) => {
+    clearTimeout(conn.expiry);
+    const ms = conn.claims.exp * 1000 - Date.now();
+    conn.expiry = setTimeout(() => {
+      if (!conn.open) return;
+      if (conn.claims.exp * 1000 > Date.now()) return armExpiry(conn);
+      conn.ws.end(CloseCode.TokenExpired, 'token expired');
+    }, Math.min(Math.max(ms, 0), MAX_TIMER_MS));
+  };
+  const ingress = new Ingress({ cfg, bus, subj, presence: stores.presence, hub, verify, metrics, log, armExpiry });
+
+  const originAllowed = (origin: string) => cfg.allowedOrigins.includes('*') || cfg.allowedOrigins.includes(origin);
+  const event = (kind: 'connect' | 'disconnect', conn: Conn) =>
+    bus.publish(subj.event(kind), JSON.stringify({ user: conn.user, conn: conn.id, node: cfg.nodeId, ts: Date.now() }));
+
+  async function authenticate(token: string | undefined): Promise<ConnData> {
+    if (!token) return { reject: { code: CloseCode.Unauthorized, reason: 'token missing' } };
+    try {
+      return { claims: await verify(token) };
+    } catch (e) {
+      return { reject: { code: CloseCode.Unauthorized, reason: e instanceof AuthError ? e.reason : 'invalid token' } };
+    }
+  }
+
+  function upgrade(res: HttpResponse, req: HttpRequest, context: uWS.us_socket_context_t): void {
+    // req is stack-allocated: everything needed after the await is copied now.
+    const key = req.getHeader('sec-websocket-key');
+    const protocol = req.getHeader('sec-websocket-protocol');
+    const extensions = req.getHeader('sec-websocket-extensions');
+    const origin = req.getHeader('origin');
+    const auth = req.getHeader('authorization');
+    const token = auth.toLowerCase().startsWith('bearer ') ? auth.slice(7).trim() : req.getQuery('token') || undefined;
+    if (draining) {
+      metrics.connectionsRejected.inc({ reason: 'draining' });
+      res.writeStatus('503 Service Unavailable').end('draining; connect to another gateway');
+      return;
+    }
+    if (origin !== '' && !originAllowed(origin)) {
+      metrics.connectionsRejected.inc({ reason: 'origin' });
+      res.writeStatus('403 Forbidden').end('origin not allowed');
+      return;
+    }
+    let aborted = false;
+    res.onAborted(() => {
+      aborted = true;
+    });
+    void authenticate(token).then((data) => {
+      if (aborted) return;
+      res.cork(() => res.upgrade<ConnData>(data, key, protocol, extensions, context));
+    });
+  }
+
+  function open(ws: uWS.WebSocket<ConnData>): void {
+    const data = ws.getUserData();
+    if (data.reject || !data.claims) {
+      metrics.connectionsRejected.inc({ reason: 'unauthorized' });
+      ws.end(data.reject?.code ?? CloseCode.Unauthorized, data.reject?.reason ?? 'unauthorized');
+      return;
+    }
+    const claims: Claims = data.claims;
+    const conn: Conn = {
+      id: newConnId(cfg.nodeId),
+      user: claims.sub,
+      claims,
+      ws,
+      open: true,
+      rooms: new Map(),
+      bucket: new TokenBucket(cfg.rateLimit),
+      strikes: new Strikes(),
+    };
+    data.conn = conn;
+    conns.set(conn.id, conn);
+    let mine = byUser.get(conn.user);
+    if (!mine) byUser.set(conn.user, (mine = new Set()));
+    mine.add(conn);
+    metrics.connections.inc();
+    metrics.connectionsOpened.inc();
+    ingress.send(conn, JSON.stringify({ t: 'welcome', v: PROTOCOL_VERSION, conn: conn.id, user: conn.user, hb: cfg.heartbeatMs }), 'welcome');
+    armExpiry(conn);
+    log.debug({ conn: conn.id, user: conn.user }, 'connection opened');
+    stores.presence.connect(cfg.nodeId, conn.user, conn.id).catch((e: unknown) => log.warn({ err: e, conn: conn.id }, 'presence connect failed'));
+    event('connect', conn);
+  }
+
+  function message(ws: uWS.WebSocket<ConnData>, ab: ArrayBuffer, isBinary: boolean): void {
+    const conn = ws.getUserData().conn;
+    if (!conn) return;
+    if (ab.byteLength > cfg.maxMessageBytes) {
+      ws.end(CloseCode.TooLarge, 'message too large');
+      return;
+    }
+    if (isBinary) return ingress.refuse(conn, undefined, ErrorCode.BadRequest, 'binary frames are not supported; send JSON text');
+    // The ArrayBuffer is only valid during this call: decode before anything else.
+    ingress.handle(conn, Buffer.from(ab).toString('utf8'));
+  }
+
+  function close(ws: uWS.WebSocket<ConnData>, code: number): void {
+    const conn = ws.getUserData().conn;
+    if (!conn) return;
+    conn.open = false;
+    clearTimeout(conn.expiry);
+    conns.delete(conn.id);
+    const mine = byUser.get(conn.user);
+    mine?.delete(conn);
+    if (mine?.size === 0) byUser.delete(conn.user);
+    metrics.connections.dec();
+    metrics.connectionsClosed.inc({ code: String(code) });
+    log.debug({ conn: conn.id, code }, 'connection closed');
+    for (const room of [...conn.rooms.keys()]) {
+      ingress.leave(conn, room).catch((e: unknown) => log.warn({ err: e, conn: conn.id, room }, 'presence leave failed'));
+    }
+    stores.presence.disconnect(cfg.nodeId, conn.user, conn.id).catch((e: unknown) => log.warn({ err: e, conn: conn.id }, 'presence disconnect failed'));
+    event('disconnect', conn);
+  }
+
+  app.ws<ConnData>('/ws', {
+    // uWS drops frames over its own limit without a close frame; it is a hard cap above ours so
+    // that the gateway answers an oversized frame with 1009 itself.
+    maxPayloadLength: Math.max(cfg.maxMessageBytes * 4, 1024 * 1024),
+    idleTimeout: cfg.idleTimeoutSec,
+    sendPingsAutomatically: true,
+    // Same idea for backpressure: the sweep below closes with 4009 first; uWS's limit is the last resort.
+    maxBackpressure: cfg.maxBackpressureBytes * 4,
+    closeOnBackpressureLimit: 1,
+    compression: uWS.DISABLED,
+    upgrade,
+    open,
+    message,
+    close,
+  });
+  app.get('/ws', (res) => {
+    res.writeStatus('426 Upgrade Required').end('WebSocket endpoint: connect with an upgrade request');
+  });
+  if (cfg.devMode) {
+    app.get('/dev/token', (res, req) => {
+      const user = req.getQuery('user');
+      let aborted = false;
+      res.onAborted(() => {
+        aborted = true;
+      });
+      if (!isUserId(user)) {
+        res.writeStatus('400 Bad Request').writeHeader('content-type', 'application/json').end(JSON.stringify({ error: { code: ErrorCode.BadRequest, msg: 'user must be 1 to 128 characters of A-Z a-z 0-9 _ - : @ .' } }));
+        return;
+      }
+      void signDevToken(cfg.jwt.secret!, user).then((token) => {
+        if (aborted) return;
+        res.cork(() => res.writeHeader('content-type', 'application/json').writeHeader('cache-control', 'no-store').end(JSON.stringify({ token })));
+      });
+    });
+  }
+  app.any('/*', (res) => {
+    res.writeStatus('404 Not Found').end('not found');
+  });
+
+  // Backend control of this node's connections.
+  const control: Subscription = bus.subscribe(subj.node(cfg.nodeId), (msg) => {
+    let req: NodeRequest;
+    try {
+      req = JSON.parse(Buffer.from(msg.data).toString('utf8')) as NodeRequest;
+    } catch {
+      return;
+    }
+    if (req.op !== 'disconnect') return;
+    const victims = [...(byUser.get(req.user) ?? [])];
+    for (const c of victims) c.ws.end(CloseCode.DisconnectedByBackend, (req.reason ?? 'disconnected by backend').slice(0, 120));
+    msg.respond(JSON.stringify({ count: victims.length }));
+  });
+
+  // Presence entries live while this heartbeat does; a dead gateway's members are reaped by routers.
+  const beat = () => stores.presence.heartbeat(cfg.nodeId, cfg.presenceTtlMs);
+  await beat();
+  const heartbeat = setInterval(() => beat().catch((e: unknown) => log.warn({ err: e }, 'presence heartbeat failed')), Math.max(100, Math.floor(cfg.presenceTtlMs / 3)));
+
+  const sweep = setInterval(() => {
+    for (const c of conns.values()) {
+      if (c.ws.getBufferedAmount() > cfg.maxBackpressureBytes) {
+        metrics.slowConsumerDisconnects.inc();
+        log.info({ conn: c.id }, 'closing slow consumer');
+        c.ws.end(CloseCode.SlowConsumer, 'slow consumer');
+      }
+    }
+  }, BACKPRESSURE_SWEEP_MS);
+
+  const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
+    app.listen(cfg.host, cfg.port, (s) => (s ? resolve(s) : reject(new Error(`cannot listen on ${cfg.host}:${cfg.port} (port in use?)`))));
+  });
+  const port = uWS.us_socket_local_port(listenSocket as unknown as uWS.us_socket);
+  let closed = false;
+
+  const closeAll = async () => {
+    if (closed) return;
+    closed = true;
+    clearInterval(heartbeat);
+    clearInterval(sweep);
+    control.unsubscribe();
+    for (const c of [...conns.values()]) c.ws.end(CloseCode.Drain, 'server shutting down');
+    // Anything still registered (connections closed before their presence write landed) goes now.
+    await stores.presence.removeNode(cfg.nodeId).catch((e: unknown) => log.warn({ err: e }, 'presence cleanup failed'));
+  };
+
+  return {
+    port,
+    get connections() {
+      return conns.size;
+    },
+    async drain() {
+      if (draining) return;
+      draining = true;
+      uWS.us_listen_socket_close(listenSocket);
+      const windowMs = cfg.drainSeconds * 1000;
+      const list = [...conns.values()];
+      const frame = JSON.stringify({ t: 'drain', ms: windowMs });
+      for (const c of list) ingress.send(c, frame, 'drain');
+      // Paced and jittered so the clients' reconnects spread over the window instead of arriving at once.
+      const timers = list.map((c, i) =>
+        setTimeout(() => c.open && c.ws.end(CloseCode.Drain, 'server draining'), ((i + Math.random()) / Math.max(1, list.length)) * windowMs),
+      );
+      const deadline = Date.now() + windowMs + 1000;
+      while (conns.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      timers.forEach(clearTimeout);
+      await closeAll();
+    },
+    async close() {
+      draining = true;
+      if (!closed) uWS.us_listen_socket_close(listenSocket);
+      await closeAll();
+    },
+  };
+}

@@ -1,0 +1,139 @@
+// Slot ownership. Every slot should have exactly one live router: each router computes the same
+// preferred owner per slot (rendezvous hashing over the live routers), takes free slots it prefers,
+// hands over slots another live router prefers, and takes any slot left free longer than a lease
+// (so a preferred router that is alive but stuck cannot orphan a slot). Leases are fenced: a router
+// that was paused past its lease finds every write refused and drops the slot.
+import { fnv1a } from '../shared/cluster/encode.js';
+import type { Logger } from '../shared/log.js';
+import type { Metrics } from '../shared/metrics.js';
+import type { Lease, SlotLeases } from '../shared/store/ports.js';
+
+export interface SlotEvents {
+  gained(slot: number, lease: Lease): void;
+  /** Stop taking requests for the slot; resolves when the ones already taken have finished. */
+  lost(slot: number): Promise<void>;
+}
+
+export const preferredOwner = (slot: number, routers: readonly string[]): string | undefined => {
+  let best: string | undefined;
+  let bestScore = -1;
+  for (const r of routers) {
+    const score = fnv1a(`${r}/${slot}`);
+    if (score > bestScore || (score === bestScore && r < best!)) {
+      best = r;
+      bestScore = score;
+    }
+  }
+  return best;
+};
+
+export class SlotManager {
+  private readonly held = new Map<number, Lease>();
+  private readonly freeSince = new Map<number, number>();
+  private timer?: NodeJS.Timeout;
+  private running?: Promise<void>;
+  private stopped = false;
+  /** True after the first complete round: the router knows what it owns. */
+  settled = false;
+
+  constructor(
+    private readonly me: string,
+    private readonly slots: number,
+    private readonly leaseMs: number,
+    private readonly leases: SlotLeases,
+    private readonly events: SlotEvents,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+  ) {
+    metrics.slotsTotal.set(slots);
+  }
+
+  lease(slot: number): Lease | undefined {
+    return this.held.get(slot);
+  }
+
+  get owned(): number {
+    return this.held.size;
+  }
+
+  async start(): Promise<void> {
+    await this.tick();
+    const every = Math.max(50, Math.floor(this.leaseMs / 3));
+    const loop = () => {
+      this.timer = setTimeout(() => {
+        this.running = this.tick()
+          .catch((e: unknown) => this.log.warn({ err: e }, 'slot round failed'))
+          .finally(() => !this.stopped && loop());
+      }, every);
+    };
+    loop();
+  }
+
+  /** Drops a slot whose lease turned out to be lost (renewal failed or a fenced write was refused). */
+  drop(slot: number): void {
+    if (this.held.has(slot)) this.log.warn({ slot }, 'slot lease lost');
+    void this.forget(slot);
+  }
+
+  private async forget(slot: number): Promise<void> {
+    if (!this.held.delete(slot)) return;
+    this.metrics.slotsOwned.set(this.held.size);
+    await this.events.lost(slot);
+  }
+
+  /** Releases every slot at once so other routers take them without waiting for the TTL. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+    await Promise.allSettled([...this.held.values()].map((l) => this.handOver(l)));
+    await this.leases.leave(this.me);
+  }
+
+  private async tick(): Promise<void> {
+    await this.leases.heartbeat(this.me, this.leaseMs);
+    const renewals = [...this.held.values()].map(async (l) => {
+      if (!(await this.leases.renew(l, this.leaseMs))) this.drop(l.slot);
+    });
+    const [live, owners] = await Promise.all([this.leases.liveRouters(), this.leases.owners(this.slots), ...renewals]);
+    if (this.stopped) return;
+    const now = Date.now();
+    const work: Promise<void>[] = [];
+    for (let slot = 0; slot < this.slots; slot++) {
+      const preferred = preferredOwner(slot, live);
+      const mine = this.held.get(slot);
+      if (mine) {
+        if (preferred !== undefined && preferred !== this.me) work.push(this.handOver(mine));
+        continue;
+      }
+      if (owners[slot] != null) {
+        this.freeSince.delete(slot);
+        continue;
+      }
+      const since = this.freeSince.get(slot) ?? now;
+      this.freeSince.set(slot, since);
+      if (preferred === this.me || now - since >= this.leaseMs) work.push(this.take(slot));
+    }
+    await Promise.all(work);
+    this.metrics.slotsOwned.set(this.held.size);
+    this.settled = true;
+  }
+
+  private async take(slot: number): Promise<void> {
+    const lease = await this.leases.acquire(slot, this.me, this.leaseMs);
+    if (!lease || this.stopped) {
+      if (lease) await this.leases.release(lease);
+      return;
+    }
+    this.freeSince.delete(slot);
+    this.held.set(slot, lease);
+    this.events.gained(slot, lease);
+  }
+
+  /** In-flight requests finish under the lease before it is released, so none is left unanswered. */
+  private async handOver(lease: Lease): Promise<void> {
+    await this.forget(lease.slot);
+    await this.leases.release(lease);
+    this.log.debug({ slot: lease.slot }, 'slot released');
+  }
+}

@@ -1,0 +1,39 @@
+// The ONLY place Redis keys are built. A slot's lease and the keys of every room and user in that
+// slot share one hash tag, so Lua scripts that check the lease and write the room stay on one
+// Redis Cluster node. Names are encoded (see encode.ts), so no name can collide with another key.
+import { encodeName } from './encode.js';
+
+export type Keys = ReturnType<typeof keys>;
+
+export function keys(prefix: string) {
+  const p = prefix;
+  const tag = (slot: number) => `${p}:{${p}:s${slot}}`;
+  return {
+    /** String `<owner>|<fence>` with a TTL: who owns the slot. */
+    lease: (slot: number) => `${tag(slot)}:lease`,
+    /** Counter: the slot's fencing token, incremented at every acquisition. */
+    fence: (slot: number) => `${tag(slot)}:fence`,
+    /** Hash {seq, epoch}: a room's last seq and the id of its unbroken history. */
+    roomMeta: (slot: number, room: string) => `${tag(slot)}:rm:${encodeName(room)}`,
+    /** Sorted set of frames scored by seq: the room's bounded history. */
+    roomHistory: (slot: number, room: string) => `${tag(slot)}:rh:${encodeName(room)}`,
+    /** String holding the first seq of a (room or recipient, sender, mid); expires with the dedup window. */
+    dedup: (slot: number, scope: string, sender: string, mid: string) =>
+      `${tag(slot)}:dd:${encodeName(scope)}:${encodeName(sender)}:${encodeName(mid)}`,
+    /** Like `dedup`, for room messages only: a room and a recipient of the same name in one slot never share one. */
+    roomDedup: (slot: number, room: string, sender: string, mid: string) =>
+      `${tag(slot)}:rd:${encodeName(room)}:${encodeName(sender)}:${encodeName(mid)}`,
+    /** Sorted set of live routers scored by their last heartbeat (Redis time, ms). */
+    routers: () => `${p}:routers`,
+    /** Hash conn -> `user|node`: a room's members. */
+    presence: (room: string) => `${p}:pr:${encodeName(room)}`,
+    /** Hash conn -> node: a user's live connections. */
+    userConns: (user: string) => `${p}:uc:${encodeName(user)}`,
+    /** String with a TTL: a gateway node is alive while it exists. */
+    nodeAlive: (node: string) => `${p}:na:${encodeName(node)}`,
+    /** Set of `c <user> <conn>` and `m <room> <user> <conn>` entries a node holds, for reaping. */
+    nodeHoldings: (node: string) => `${p}:nh:${encodeName(node)}`,
+    /** Set of gateway nodes that may hold presence. */
+    nodes: () => `${p}:nodes`,
+  };
+}

@@ -1,0 +1,32 @@
+// Bodies of the internal requests between gateways and routers (JSON on NATS).
+// Replies are `{ seq }` / `{ count }` / ... or the error shape of protocol section 5.
+import type { ErrorCode } from '../protocol/codes.js';
+
+/** To the owner of a room's slot: sequence and fan out one message. */
+export interface PubRequest {
+  op: 'pub';
+  room: string;
+  from: string;
+  /** `data` as JSON text, passed through untouched into the frame. */
+  d: string;
+  mid?: string;
+  /** Whose mids these are: the publishing user, or the backend's `from`. */
+  by: string;
+  /** The sending connection, left out of the fan-out (absent when it asked for `echo`). */
+  exclude?: string;
+}
+
+export type SlotRequest = PubRequest;
+
+/** To one gateway node. */
+export interface NodeRequest {
+  op: 'disconnect';
+  user: string;
+  reason?: string;
+}
+
+export type ErrorReply = { error: { code: ErrorCode; msg: string } };
+export type SeqReply = { seq: number };
+
+export const isErrorReply = (v: unknown): v is ErrorReply =>
+  typeof v === 'object' && v !== null && typeof (v as ErrorReply).error?.code === 'string';

@@ -1,0 +1,24 @@
+// The ONLY place NATS subjects are built. Every variable part goes through encodeName (or, for
+// routes, token by token), so no room, user or node name can add subject tokens or wildcards.
+import { encodeName } from './encode.js';
+
+export type Subjects = ReturnType<typeof subjects>;
+
+export function subjects(prefix: string) {
+  const p = prefix;
+  return {
+    /** Requests to the router that owns a slot (pub, dm): `<p>.slot.<n>`. */
+    slot: (slot: number) => `${p}.slot.${slot}`,
+    /** A room's ordered stream of sequenced messages and presence events. */
+    room: (room: string) => `${p}.room.${encodeName(room)}`,
+    /** Control requests to one gateway node (disconnect a user, ...). */
+    node: (node: string) => `${p}.node.${encodeName(node)}`,
+    /** A user's stream of direct messages, to every gateway holding one of their connections. */
+    user: (user: string) => `${p}.user.${encodeName(user)}`,
+    /** Backend API (request/reply), answered by any router. */
+    api: (op: 'publish' | 'dm' | 'presence' | 'disconnect' | 'deadletters' | 'redrive') => `${p}.api.${op}`,
+    /** A client's `send` to backend services: dot-separated route tokens, each encoded. */
+    route: (route: string) => `${p}.in.${route.split('.').map(encodeName).join('.')}`,
+    event: (kind: 'connect' | 'disconnect') => `${p}.events.${kind}`,
+  };
+}

@@ -1,0 +1,160 @@
+// The one typed loader of RTGW_* environment variables: validates, freezes, and describes itself
+// with secrets redacted. Bad configuration throws ConfigError; the CLI turns it into one log line.
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { DEFAULT_SLOTS } from './cluster/slots.js';
+
+export const ROLES = ['standalone', 'gateway', 'router'] as const;
+export type Role = (typeof ROLES)[number];
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export interface JwtConfig {
+  secret?: string;
+  publicKey?: string;
+  jwksUrl?: string;
+  issuer?: string;
+  audience?: string;
+  clockToleranceSec: number;
+}
+
+export interface Config {
+  role: Role;
+  nodeId: string;
+  host: string;
+  port: number;
+  adminPort: number;
+  natsUrls?: string[];
+  redisUrl?: string;
+  prefix: string;
+  jwt: JwtConfig;
+  /** No key configured in standalone: a random key is made and /dev/token is served. */
+  devMode: boolean;
+  /** `*` allows every origin; requests without an Origin header (non-browsers) are always allowed. */
+  allowedOrigins: string[];
+  logLevel: string;
+  drainSeconds: number;
+  maxMessageBytes: number;
+  rateLimit: number;
+  maxBackpressureBytes: number;
+  idleTimeoutSec: number;
+  heartbeatMs: number;
+  historyMaxMessages: number;
+  historyMaxAgeMs: number;
+  dedupWindowMs: number;
+  slots: number;
+  leaseMs: number;
+  presenceTtlMs: number;
+  requestTimeoutMs: number;
+}
+
+type Env = Record<string, string | undefined>;
+
+function int(env: Env, name: string, def: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return def;
+  const v = Number(raw);
+  if (!Number.isInteger(v) || v < min || v > max) {
+    throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  }
+  return v;
+}
+
+const str = (env: Env, name: string): string | undefined => {
+  const v = env[name]?.trim();
+  return v === undefined || v === '' ? undefined : v;
+};
+
+const list = (v: string | undefined): string[] | undefined =>
+  v?.split(',').map((s) => s.trim()).filter((s) => s !== '');
+
+export function loadConfig(role: string, env: Env = process.env): Readonly<Config> {
+  if (!(ROLES as readonly string[]).includes(role)) {
+    throw new ConfigError(`unknown role ${JSON.stringify(role)}; expected one of ${ROLES.join(', ')}`);
+  }
+  const r = role as Role;
+  const natsUrls = list(str(env, 'RTGW_NATS_URL'));
+  const redisUrl = str(env, 'RTGW_REDIS_URL');
+  if (r !== 'standalone' && (!natsUrls || !redisUrl)) {
+    throw new ConfigError(`role ${r} needs RTGW_NATS_URL and RTGW_REDIS_URL`);
+  }
+  if (r === 'standalone' && (natsUrls === undefined) !== (redisUrl === undefined)) {
+    throw new ConfigError('standalone needs both RTGW_NATS_URL and RTGW_REDIS_URL, or neither (memory engine)');
+  }
+  const prefix = str(env, 'RTGW_NATS_PREFIX') ?? 'rtgw';
+  if (!/^[A-Za-z0-9_-]{1,32}$/.test(prefix)) {
+    throw new ConfigError('RTGW_NATS_PREFIX must be 1 to 32 characters of A-Z a-z 0-9 _ -');
+  }
+  const jwt: JwtConfig = {
+    secret: str(env, 'RTGW_JWT_SECRET'),
+    publicKey: str(env, 'RTGW_JWT_PUBLIC_KEY'),
+    jwksUrl: str(env, 'RTGW_JWT_JWKS_URL'),
+    issuer: str(env, 'RTGW_JWT_ISSUER'),
+    audience: str(env, 'RTGW_JWT_AUDIENCE'),
+    clockToleranceSec: int(env, 'RTGW_JWT_CLOCK_TOLERANCE_SEC', 5, 0, 300),
+  };
+  const keyCount = [jwt.secret, jwt.publicKey, jwt.jwksUrl].filter((k) => k !== undefined).length;
+  if (keyCount > 1) {
+    throw new ConfigError('set only one of RTGW_JWT_SECRET, RTGW_JWT_PUBLIC_KEY, RTGW_JWT_JWKS_URL');
+  }
+  if (jwt.secret !== undefined && Buffer.byteLength(jwt.secret) < 32) {
+    throw new ConfigError('RTGW_JWT_SECRET must be at least 32 bytes (HS256 needs a 256-bit key)');
+  }
+  const devMode = keyCount === 0;
+  if (devMode && r !== 'router' && r !== 'standalone') {
+    throw new ConfigError(`role ${r} needs a token key: RTGW_JWT_SECRET, RTGW_JWT_PUBLIC_KEY or RTGW_JWT_JWKS_URL`);
+  }
+  if (devMode) jwt.secret = randomBytes(32).toString('base64url');
+  const origins = list(str(env, 'RTGW_ALLOWED_ORIGINS')) ?? (devMode && r === 'standalone' ? ['*'] : []);
+  const nodeId = str(env, 'RTGW_NODE_ID') ?? `${hostname()}-${randomBytes(3).toString('hex')}`;
+  if (!/^[A-Za-z0-9_\-:@.]{1,128}$/.test(nodeId)) throw new ConfigError('RTGW_NODE_ID has characters outside A-Z a-z 0-9 _ - : @ .');
+  const port = int(env, 'RTGW_PORT', 8080, 0, 65535);
+  const adminPort = int(env, 'RTGW_ADMIN_PORT', 8081, 0, 65535);
+  if (port !== 0 && port === adminPort && r !== 'router') throw new ConfigError('RTGW_PORT and RTGW_ADMIN_PORT must differ');
+  const leaseMs = int(env, 'RTGW_LEASE_MS', 5000, 500, 600_000);
+  const heartbeatMs = int(env, 'RTGW_HEARTBEAT_MS', 25_000, 1000, 600_000);
+  const cfg: Config = {
+    role: r,
+    nodeId,
+    host: str(env, 'RTGW_HOST') ?? '0.0.0.0',
+    port,
+    adminPort,
+    natsUrls,
+    redisUrl,
+    prefix,
+    jwt,
+    devMode,
+    allowedOrigins: origins,
+    logLevel: str(env, 'RTGW_LOG_LEVEL') ?? 'info',
+    drainSeconds: int(env, 'RTGW_DRAIN_SECONDS', 10, 0, 3600),
+    maxMessageBytes: int(env, 'RTGW_MAX_MESSAGE_BYTES', 64 * 1024, 256, 16 * 1024 * 1024),
+    rateLimit: int(env, 'RTGW_RATE_LIMIT', 500, 1, 1_000_000),
+    maxBackpressureBytes: int(env, 'RTGW_MAX_BACKPRESSURE_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    idleTimeoutSec: int(env, 'RTGW_IDLE_TIMEOUT_SEC', Math.max(60, Math.ceil((heartbeatMs * 2) / 1000)), 8, 3600),
+    heartbeatMs,
+    historyMaxMessages: int(env, 'RTGW_HISTORY_MAX_MESSAGES', 1000, 1, 1_000_000),
+    historyMaxAgeMs: int(env, 'RTGW_HISTORY_MAX_AGE_MS', 24 * 3600 * 1000, 1000, 365 * 24 * 3600 * 1000),
+    dedupWindowMs: int(env, 'RTGW_DEDUP_WINDOW_MS', 3600 * 1000, 1000, 7 * 24 * 3600 * 1000),
+    slots: int(env, 'RTGW_SLOTS', DEFAULT_SLOTS, 1, 16384),
+    leaseMs,
+    presenceTtlMs: int(env, 'RTGW_PRESENCE_TTL_MS', 10_000, 500, 600_000),
+    requestTimeoutMs: int(env, 'RTGW_REQUEST_TIMEOUT_MS', 5000, 100, 120_000),
+  };
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(cfg.logLevel)) {
+    throw new ConfigError('RTGW_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent');
+  }
+  return Object.freeze(cfg);
+}
+
+/** The configuration as safe to log: keys and credentials in URLs replaced. */
+export function describeConfig(cfg: Config): Record<string, unknown> {
+  const hideAuth = (u: string) => u.replace(/\/\/[^@/]*@/, '//***@');
+  return {
+    ...cfg,
+    natsUrls: cfg.natsUrls?.map(hideAuth),
+    redisUrl: cfg.redisUrl && hideAuth(cfg.redisUrl),
+    jwt: { ...cfg.jwt, secret: cfg.jwt.secret && '***', publicKey: cfg.jwt.publicKey && '***' },
+  };
+}

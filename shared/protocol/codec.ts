@@ -1,0 +1,84 @@
+// Parsing and strict validation of client frames. Pure: the gateway and tests call it, nothing else.
+import { ErrorCode } from './codes.js';
+import { CLIENT_FRAME_TYPES, type ClientFrame, type Json } from './frames.js';
+import { isName, isRoomId, isUserId } from './names.js';
+
+export type Parsed =
+  | { ok: true; frame: ClientFrame }
+  | { ok: false; id?: number; code: ErrorCode; msg: string };
+
+export const MAX_MID_CHARS = 64;
+export const MAX_ROUTE_CHARS = 128;
+const MAX_TOKEN_CHARS = 16_384;
+
+type Obj = Record<string, unknown>;
+
+const isId = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+const isSeq = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+const isMid = (v: unknown): v is string => typeof v === 'string' && v.length >= 1 && v.length <= MAX_MID_CHARS;
+const optional = (o: Obj, k: string, test: (v: unknown) => boolean): boolean => o[k] === undefined || test(o[k]);
+const isBool = (v: unknown): v is boolean => typeof v === 'boolean';
+
+const frameTypes = new Set<string>(CLIENT_FRAME_TYPES);
+
+/** Why a frame of a known type is invalid, or undefined when it is valid. */
+function problem(o: Obj): string | undefined {
+  switch (o.t) {
+    case 'ping':
+      return undefined;
+    case 'ack':
+      return isSeq(o.seq) ? undefined : '`seq` must be a non-negative integer';
+  }
+  if (!isId(o.id)) return '`id` must be a non-negative integer';
+  switch (o.t) {
+    case 'join':
+      if (!isRoomId(o.room)) return 'bad room name';
+      if (!optional(o, 'since', isSeq)) return '`since` must be a non-negative integer';
+      if (!optional(o, 'epoch', (v) => typeof v === 'string' && v.length <= 64)) return 'bad `epoch`';
+      return optional(o, 'presence', isBool) ? undefined : '`presence` must be a boolean';
+    case 'leave':
+    case 'presence':
+      return isRoomId(o.room) ? undefined : 'bad room name';
+    case 'pub':
+      if (!isRoomId(o.room)) return 'bad room name';
+      if (!('data' in o)) return '`data` is required';
+      if (!optional(o, 'mid', isMid)) return '`mid` must be a string of 1 to 64 characters';
+      return optional(o, 'echo', isBool) ? undefined : '`echo` must be a boolean';
+    case 'dm':
+      if (!isUserId(o.to)) return 'bad user id in `to`';
+      if (!('data' in o)) return '`data` is required';
+      return optional(o, 'mid', isMid) ? undefined : '`mid` must be a string of 1 to 64 characters';
+    case 'send':
+      if (!(isName(o.route) && (o.route as string).length <= MAX_ROUTE_CHARS)) return 'bad `route`';
+      return 'data' in o ? undefined : '`data` is required';
+    case 'refresh':
+      return typeof o.token === 'string' && o.token.length > 0 && o.token.length <= MAX_TOKEN_CHARS
+        ? undefined
+        : '`token` must be a non-empty string';
+  }
+  return 'unknown frame type';
+}
+
+/** Parses one text frame. Never throws: every failure is a `bad_request` with the request id when known. */
+export function parseClientFrame(text: string): Parsed {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return { ok: false, code: ErrorCode.BadRequest, msg: 'frame is not valid JSON' };
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    return { ok: false, code: ErrorCode.BadRequest, msg: 'frame must be a JSON object' };
+  }
+  const o = v as Obj;
+  const id = isId(o.id) ? o.id : undefined;
+  if (typeof o.t !== 'string' || !frameTypes.has(o.t)) {
+    return { ok: false, id, code: ErrorCode.BadRequest, msg: 'unknown frame type' };
+  }
+  const why = problem(o);
+  if (why !== undefined) return { ok: false, id, code: ErrorCode.BadRequest, msg: why };
+  return { ok: true, frame: o as unknown as ClientFrame };
+}
+
+/** JSON text of a value that came from JSON.parse; `undefined` (absent) becomes null. */
+export const jsonText = (v: Json | undefined): string => (v === undefined ? 'null' : JSON.stringify(v));

@@ -1,0 +1,55 @@
+// Frames of the wire contract: a discriminated union on `t` for each direction.
+import type { ErrorCode } from './codes.js';
+import type { RoomId, UserId } from './names.js';
+
+/** Any JSON value, as carried in `data`. */
+export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+export type ClientFrame =
+  | { t: 'join'; id: number; room: RoomId; since?: number; epoch?: string; presence?: boolean }
+  | { t: 'leave'; id: number; room: RoomId }
+  | { t: 'pub'; id: number; room: RoomId; data: Json; mid?: string; echo?: boolean }
+  | { t: 'dm'; id: number; to: UserId; data: Json; mid?: string }
+  | { t: 'ack'; seq: number }
+  | { t: 'send'; id: number; route: string; data: Json }
+  | { t: 'presence'; id: number; room: RoomId }
+  | { t: 'refresh'; id: number; token: string }
+  | { t: 'ping' };
+
+export type ClientFrameType = ClientFrame['t'];
+export type Request = Extract<ClientFrame, { id: number }>;
+
+export interface MsgFrame {
+  t: 'msg';
+  room: RoomId;
+  seq: number;
+  from: string;
+  data: Json;
+  mid?: string;
+  ts: number;
+}
+
+export interface DmFrame {
+  t: 'dm';
+  seq: number;
+  from: string;
+  data: Json;
+  mid?: string;
+  ts: number;
+}
+
+export type ServerFrame =
+  | { t: 'welcome'; v: number; conn: string; user: string; hb: number }
+  | ({ t: 'ok'; id: number } & Record<string, Json | undefined>)
+  | { t: 'err'; id?: number; code: ErrorCode; msg: string }
+  | MsgFrame
+  | DmFrame
+  | { t: 'joined' | 'left'; room: RoomId; user: UserId; conn: string }
+  | { t: 'drain'; ms: number }
+  | { t: 'pong' };
+
+export type ServerFrameType = ServerFrame['t'];
+
+/** Frame types counted in metrics: a fixed set, so the label cannot take user-chosen values. */
+export const CLIENT_FRAME_TYPES = ['join', 'leave', 'pub', 'dm', 'ack', 'send', 'presence', 'refresh', 'ping'] as const;
+export const SERVER_FRAME_TYPES = ['welcome', 'ok', 'err', 'msg', 'dm', 'joined', 'left', 'drain', 'pong'] as const;
