@@ -245,10 +245,14 @@ export class RoomHub {
     this.metrics.framesSent.inc({ type: 'msg' }, this.app.numSubscribers(room.topic));
   }
 
-  /** Publishing through the sender's own socket is how uWS leaves the sender out. */
+  /**
+   * Publishing through the sender's own socket is how uWS leaves the sender out. uWS ignores a publish
+   * from a socket that subscribes to nothing, and an unsubscribed sender gets nothing from the topic
+   * anyway: so the sender's socket is used only when it is subscribed.
+   */
   private publish(topic: string, exclude: string | undefined, frame: Uint8Array): void {
     const sender = exclude === undefined ? undefined : this.conns.get(exclude);
-    if (sender?.open) sender.ws.publish(topic, frame);
+    if (sender?.open && sender.ws.isSubscribed(topic)) sender.ws.publish(topic, frame);
     else this.app.publish(topic, frame);
   }
 
