@@ -55,8 +55,8 @@ type Env = Record<string, string | undefined>;
 function int(env: Env, name: string, def: number, min: number, max: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return def;
-  const v = Number(raw);
-  if (!Number.isInteger(v) || v < min || v > max) {
+  const v = /^\s*\d+\s*$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(v) || v < min || v > max) {
     throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
   }
   return v;
@@ -103,7 +103,7 @@ export function loadConfig(role: string, env: Env = process.env): Readonly<Confi
     throw new ConfigError('RTGW_JWT_SECRET must be at least 32 bytes (HS256 needs a 256-bit key)');
   }
   const devMode = keyCount === 0;
-  if (devMode && r !== 'router' && r !== 'standalone') {
+  if (devMode && r !== 'standalone') {
     throw new ConfigError(`role ${r} needs a token key: RTGW_JWT_SECRET, RTGW_JWT_PUBLIC_KEY or RTGW_JWT_JWKS_URL`);
   }
   if (devMode) jwt.secret = randomBytes(32).toString('base64url');
@@ -150,7 +150,8 @@ export function loadConfig(role: string, env: Env = process.env): Readonly<Confi
 
 /** The configuration as safe to log: keys and credentials in URLs replaced. */
 export function describeConfig(cfg: Config): Record<string, unknown> {
-  const hideAuth = (u: string) => u.replace(/\/\/[^@/]*@/, '//***@');
+  // Up to the LAST `@`: passwords may hold a raw `@`, and NATS URLs may come without a scheme.
+  const hideAuth = (u: string) => u.replace(/^([a-z][a-z0-9+.-]*:\/\/)?.*@/i, '$1***@');
   return {
     ...cfg,
     natsUrls: cfg.natsUrls?.map(hideAuth),

@@ -1,7 +1,7 @@
 // Parsing and strict validation of client frames. Pure: the gateway and tests call it, nothing else.
 import { ErrorCode } from './codes.js';
 import { CLIENT_FRAME_TYPES, type ClientFrame, type Json } from './frames.js';
-import { isName, isRoomId, isUserId } from './names.js';
+import { isRoomId, isUserId } from './names.js';
 
 export type Parsed =
   | { ok: true; frame: ClientFrame }
@@ -20,6 +20,9 @@ const optional = (o: Obj, k: string, test: (v: unknown) => boolean): boolean => 
 const isBool = (v: unknown): v is boolean => typeof v === 'boolean';
 
 const frameTypes = new Set<string>(CLIENT_FRAME_TYPES);
+/** A route becomes subject tokens (`<p>.in.a.b`): no empty token, so no `a..b` or trailing dot. */
+const ROUTE = /^[A-Za-z0-9_\-:@]+(\.[A-Za-z0-9_\-:@]+)*$/;
+const isRoute = (v: unknown): v is string => typeof v === 'string' && v.length <= MAX_ROUTE_CHARS && ROUTE.test(v);
 
 /** Why a frame of a known type is invalid, or undefined when it is valid. */
 function problem(o: Obj): string | undefined {
@@ -49,7 +52,7 @@ function problem(o: Obj): string | undefined {
       if (!('data' in o)) return '`data` is required';
       return optional(o, 'mid', isMid) ? undefined : '`mid` must be a string of 1 to 64 characters';
     case 'send':
-      if (!(isName(o.route) && (o.route as string).length <= MAX_ROUTE_CHARS)) return 'bad `route`';
+      if (!isRoute(o.route)) return '`route` must be dot-separated tokens of A-Z a-z 0-9 _ - : @, at most 128 characters';
       return 'data' in o ? undefined : '`data` is required';
     case 'refresh':
       return typeof o.token === 'string' && o.token.length > 0 && o.token.length <= MAX_TOKEN_CHARS
