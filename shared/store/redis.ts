@@ -1,0 +1,51 @@
+// The Redis engine's stores: built on a client the CLI opened (see shared/redis/connection.ts).
+import type { Redis } from 'ioredis';
+import type { RoomLogLimits, Stores } from './ports.js';
+import { RedisSlotLeases } from './redis-leases.js';
+import { RedisPresence } from './redis-presence.js';
+import { RedisRoomLog } from './redis-room-log.js';
+
+export { RedisRoomLog } from './redis-room-log.js';
+export { RedisSlotLeases } from './redis-leases.js';
+export { RedisPresence } from './redis-presence.js';
+
+const CLOSE_WAIT_MS = 2_000;
+
+export interface RedisStoresOptions {
+  /** Whether close() quits the client (default true); false when the client is shared with other users. */
+  quitOnClose?: boolean;
+}
+
+/** Every key starts with `prefix` (RTGW_NATS_PREFIX), so clusters can share one Redis. */
+export function redisStores(
+  redis: Redis,
+  prefix: string,
+  limits: RoomLogLimits,
+  opts: RedisStoresOptions = {},
+): Stores {
+  return {
+    log: new RedisRoomLog(redis, prefix, limits),
+    leases: new RedisSlotLeases(redis, prefix),
+    presence: new RedisPresence(redis, prefix),
+    get connected() {
+      return redis.status === 'ready';
+    },
+    async close() {
+      if (opts.quitOnClose === false || redis.status === 'end') return;
+      if (redis.status !== 'ready') {
+        redis.disconnect(); // also cancels a pending reconnect attempt
+        return;
+      }
+      const ended = new Promise<void>((resolve) => redis.once('end', () => resolve()));
+      try {
+        await redis.quit(); // lets commands already sent finish
+      } catch {
+        redis.disconnect();
+      }
+      // Bounded, in case the connection drops mid-quit.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([ended, new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS)))]);
+      clearTimeout(timer);
+    },
+  };
+}

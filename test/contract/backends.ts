@@ -1,0 +1,90 @@
+// The backends every contract suite runs against: the memory stores and the Redis stores on a real
+// redis-server started for the file. Each make() gets a fresh key prefix, so tests never share state.
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe } from 'vitest';
+import { keys } from '../../shared/cluster/keys.js';
+import { openRedis } from '../../shared/redis/connection.js';
+import { memoryStores } from '../../shared/store/memory.js';
+import type { RoomLogLimits, Stores } from '../../shared/store/ports.js';
+import { redisStores } from '../../shared/store/redis.js';
+import { startRedis, type RedisServer } from '../harness/redis.js';
+
+export const DEFAULT_LIMITS: RoomLogLimits = { maxMessages: 1000, maxAgeMs: 3_600_000, dedupWindowMs: 3_600_000 };
+
+export interface Instance {
+  stores: Stores;
+  /** A second handle on the same data (on Redis: another connection), for concurrency tests. */
+  peer: Stores;
+  /** Loses all room history: FLUSHALL on Redis (leases go too), wipe() on memory. */
+  wipe(): Promise<void>;
+  /** True once a presence node's heartbeat has lapsed, as the store sees it. */
+  lapsed(node: string): Promise<boolean>;
+}
+
+export interface Backend {
+  readonly name: 'memory' | 'redis';
+  make(limits?: Partial<RoomLogLimits>): Instance;
+  close(): Promise<void>;
+  /** Only on redis: the server. */
+  readonly server?: RedisServer;
+}
+
+export const uniquePrefix = (): string => `t${randomBytes(6).toString('hex')}`;
+
+function memoryBackend(): Backend {
+  return {
+    name: 'memory',
+    make(limits) {
+      const stores = memoryStores({ ...DEFAULT_LIMITS, ...limits });
+      return {
+        stores,
+        peer: stores,
+        wipe: async () => stores.log.wipe(),
+        lapsed: async (node) => !stores.presence.isAlive(node),
+      };
+    },
+    close: async () => undefined,
+  };
+}
+
+async function redisBackend(): Promise<Backend> {
+  const server = await startRedis();
+  const a = await openRedis(server.url, 'contract-a');
+  const b = await openRedis(server.url, 'contract-b');
+  return {
+    name: 'redis',
+    server,
+    make(limits) {
+      const prefix = uniquePrefix();
+      const l = { ...DEFAULT_LIMITS, ...limits };
+      return {
+        stores: redisStores(a, prefix, l, { quitOnClose: false }),
+        peer: redisStores(b, prefix, l, { quitOnClose: false }),
+        wipe: async () => void (await a.flushall()),
+        lapsed: async (node) => (await a.exists(keys(prefix).nodeAlive(node))) === 0,
+      };
+    },
+    async close() {
+      a.disconnect();
+      b.disconnect();
+      await server.stop();
+    },
+  };
+}
+
+/** Runs `body` once per backend; `get()` returns the backend once beforeAll has run. */
+export function forEachBackend(suite: string, body: (get: () => Backend) => void): void {
+  describe.each(['memory', 'redis'] as const)(`${suite} [%s]`, (kind) => {
+    let backend: Backend | undefined;
+    beforeAll(async () => {
+      backend = kind === 'memory' ? memoryBackend() : await redisBackend();
+    });
+    afterAll(async () => {
+      await backend?.close();
+    });
+    body(() => {
+      if (!backend) throw new Error('backend not started');
+      return backend;
+    });
+  });
+}
