@@ -46,7 +46,7 @@ async function main(role: string): Promise<void> {
     cfg = loadConfig(role);
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
-    process.stderr.write(JSON.stringify({ level: 'fatal', msg: `bad configuration: ${e.message}` }) + '\n');
+    process.stderr.write(JSON.stringify({ level: 60, msg: `bad configuration: ${e.message}` }) + '\n');
     process.exit(2);
   }
   const log = createLogger(cfg.logLevel, { node: cfg.nodeId, role: cfg.role });
@@ -60,7 +60,13 @@ async function main(role: string): Promise<void> {
 
   const hasGateway = cfg.role !== 'router';
   const hasRouter = cfg.role !== 'gateway';
-  if (hasGateway) (await import('./gateway/native.js')).assertNativeUws();
+  if (hasGateway) {
+    try {
+      (await import('./gateway/native.js')).assertNativeUws();
+    } catch (e) {
+      fail(e instanceof Error ? e.message : String(e));
+    }
+  }
   const metrics = createMetrics(cfg.role);
   log.info({ config: describeConfig(cfg) }, 'starting');
   if (cfg.devMode && hasGateway) {
@@ -124,5 +130,9 @@ const role = process.argv[2] ?? 'standalone';
 if (role === '--help' || role === '-h' || role === 'help') {
   process.stdout.write(USAGE + '\n');
 } else {
-  void main(role);
+  main(role).catch((e: unknown) => {
+    // Anything main did not handle itself is a startup failure: one line, non-zero exit.
+    process.stderr.write(JSON.stringify({ level: 60, msg: `startup failed: ${e instanceof Error ? e.message : String(e)}` }) + '\n');
+    process.exit(1);
+  });
 }
