@@ -1,29 +1,16 @@
 // The gateway: uWebSockets.js endpoint, connection registry and lifecycle. It holds live sockets
 // only; rooms, seqs and presence live in the router tier and the store.
 import uWS, { type HttpRequest, type HttpResponse, type TemplatedApp, type us_listen_socket } from 'uWebSockets.js';
-import type { Bus, Subscription } from '../shared/bus/bus.js';
+import type { Subscription } from '../shared/bus/bus.js';
 import type { NodeRequest } from '../shared/cluster/messages.js';
-import type { Subjects } from '../shared/cluster/subjects.js';
-import type { Config } from '../shared/config.js';
-import type { Logger } from '../shared/log.js';
-import type { Metrics } from '../shared/metrics.js';
+import type { RoleDeps } from '../shared/deps.js';
 import { CloseCode, ErrorCode, PROTOCOL_VERSION } from '../shared/protocol/codes.js';
 import { isUserId } from '../shared/protocol/names.js';
-import type { Stores } from '../shared/store/ports.js';
 import { AuthError, createVerifier, signDevToken, type Claims } from './auth.js';
 import { newConnId, type Conn, type ConnData } from './connection.js';
 import { Ingress } from './ingress.js';
 import { Strikes, TokenBucket } from './ratelimit.js';
 import { RoomHub } from './rooms.js';
-
-export interface GatewayDeps {
-  cfg: Config;
-  bus: Bus;
-  stores: Stores;
-  subj: Subjects;
-  metrics: Metrics;
-  log: Logger;
-}
 
 export interface Gateway {
   readonly port: number;
@@ -36,7 +23,7 @@ export interface Gateway {
 const BACKPRESSURE_SWEEP_MS = 200;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-export async function startGateway(d: GatewayDeps): Promise<Gateway> {
+export async function startGateway(d: RoleDeps): Promise<Gateway> {
   const { cfg, bus, stores, subj, metrics, log } = d;
   const app: TemplatedApp = uWS.App();
   const conns = new Map<string, Conn>();

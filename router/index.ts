@@ -1,23 +1,9 @@
 // The router: owns slots (and so rooms), sequences and fans out, answers the backend API, reaps presence.
-import type { Bus } from '../shared/bus/bus.js';
-import type { Subjects } from '../shared/cluster/subjects.js';
-import type { Config } from '../shared/config.js';
-import type { Logger } from '../shared/log.js';
-import type { Metrics } from '../shared/metrics.js';
-import type { Stores } from '../shared/store/ports.js';
+import type { RoleDeps } from '../shared/deps.js';
 import { serveApi } from './api.js';
 import { startReaper } from './reaper.js';
 import { Sequencer } from './sequencer.js';
 import { SlotManager } from './slots.js';
-
-export interface RouterDeps {
-  cfg: Config;
-  bus: Bus;
-  stores: Stores;
-  subj: Subjects;
-  metrics: Metrics;
-  log: Logger;
-}
 
 export interface Router {
   /** True once it has taken part in a full ownership round. */
@@ -27,7 +13,7 @@ export interface Router {
   close(): Promise<void>;
 }
 
-export async function startRouter(d: RouterDeps): Promise<Router> {
+export async function startRouter(d: RoleDeps): Promise<Router> {
   const { cfg, bus, stores, subj, metrics, log } = d;
   const sequencer = new Sequencer(bus, subj, stores.log, cfg.slots, metrics, log);
   const slots = new SlotManager(cfg.nodeId, cfg.slots, cfg.leaseMs, stores.leases, sequencer, metrics, log);
