@@ -17,7 +17,7 @@ import { matchesAny } from '../shared/protocol/names.js';
 import type { PresenceStore } from '../shared/store/ports.js';
 import { AuthError, type Verifier } from './auth.js';
 import type { Conn } from './connection.js';
-import { RoomHub } from './rooms.js';
+import { presenceTopic, RoomHub } from './rooms.js';
 
 type Answer = Record<string, unknown> | undefined;
 
@@ -41,7 +41,9 @@ export class Ingress {
   handle(conn: Conn, text: string): void {
     if (!conn.bucket.take()) {
       this.d.metrics.rateLimited.inc();
-      return this.refuse(conn, undefined, ErrorCode.RateLimited, 'rate limit exceeded; frame dropped');
+      // Not parsed (that is the work being refused), but the id lets the client tell which request was dropped.
+      const id = /"id"\s*:\s*(\d{1,15})\b/.exec(text)?.[1];
+      return this.refuse(conn, id === undefined ? undefined : Number(id), ErrorCode.RateLimited, 'rate limit exceeded; frame dropped');
     }
     const parsed = parseClientFrame(text);
     if (!parsed.ok) return this.refuse(conn, parsed.id, parsed.code, parsed.msg);
@@ -120,12 +122,14 @@ export class Ingress {
       // A repeated join re-reads from `since`; the simplest correct way is a leave and a fresh join.
       this.d.hub.leave(conn, f.room);
     }
-    conn.rooms.set(f.room, { presence });
+    // This join's own entry: a leave or another join of the room meanwhile replaces or removes it.
+    const entry = { presence };
+    conn.rooms.set(f.room, entry);
     let joined;
     try {
       joined = await this.d.hub.join(conn, f.room, f.since, f.epoch);
     } catch (e) {
-      conn.rooms.delete(f.room);
+      if (conn.rooms.get(f.room) === entry) conn.rooms.delete(f.room);
       throw e;
     }
     const member = { room: f.room, user: conn.user, conn: conn.id };
@@ -137,9 +141,10 @@ export class Ingress {
       })
       .catch((e: unknown) => this.d.log.warn({ err: e, conn: conn.id }, 'presence join failed'));
     return () => {
-      if (!conn.open || !conn.rooms.has(f.room)) return;
+      // Every request is answered, even one superseded by a leave or a newer join; only the current one goes live.
       this.send(conn, JSON.stringify({ t: 'ok', id: f.id, room: f.room, ...joined.result }), 'ok');
-      if (presence) conn.ws.subscribe('p:' + f.room);
+      if (!conn.open || conn.rooms.get(f.room) !== entry) return;
+      if (presence) conn.ws.subscribe(presenceTopic(f.room));
       joined.start();
     };
   }

@@ -200,3 +200,37 @@ describe('join with since while the room is busy', () => {
     expect(seqs(anchor, room)).toEqual(range(1, published));
   });
 });
+
+describe('requests racing on one connection', () => {
+  it('answers a join that a leave overtook, and delivers nothing after the leave', async () => {
+    faulty.decide = () => 'pass';
+    const room = 'race-leave';
+    const c = await client(0, 'racer');
+    const sender = await client(1, 'sender2');
+    const j = c.fire({ t: 'join', room, since: 0 });
+    const l = c.fire({ t: 'leave', room });
+    await c.next((f) => f.t === 'ok' && f.id === j);
+    await c.next((f) => f.t === 'ok' && f.id === l);
+    await sender.ok({ t: 'pub', room, data: 'after the leave' });
+    await c.ping();
+    await sender.ping();
+    expect(c.msgs(room)).toEqual([]);
+  });
+
+  it('answers both of two quick joins of one room, and only the last goes live, once', async () => {
+    faulty.decide = () => 'pass';
+    const room = 'race-join';
+    const c = await client(0, 'racer');
+    const sender = await client(1, 'sender3');
+    await sender.ok({ t: 'pub', room, data: 'before' });
+    const j1 = c.fire({ t: 'join', room, since: 0 });
+    const j2 = c.fire({ t: 'join', room, since: 0 });
+    await c.next((f) => f.t === 'ok' && f.id === j1);
+    await c.next((f) => f.t === 'ok' && f.id === j2);
+    await sender.ok({ t: 'pub', room, data: 'after' });
+    await c.waitForMsgs(room, 2);
+    await c.ping();
+    expect(c.msgs(room).map((m) => m.data)).toEqual(['before', 'after']);
+    for (const id of [j1, j2]) expect(c.answers.get(id)).toBe(1);
+  });
+});
