@@ -75,7 +75,9 @@ async function main(role: string): Promise<void> {
 
   const { bus, stores } = await openEngine(cfg, log, metrics).catch((e: unknown) => fail(`cannot connect: ${e instanceof Error ? e.message : String(e)}`, e) as never);
   let draining = false;
+  let serving = false;
   const checks: ReadyCheck[] = [
+    () => (serving ? undefined : 'starting'),
     () => (draining ? 'draining' : undefined),
     () => (bus.connected ? undefined : 'NATS not connected'),
     () => (stores.connected ? undefined : 'Redis not connected'),
@@ -94,6 +96,7 @@ async function main(role: string): Promise<void> {
     metrics.upstreamUp.set({ dep: 'redis' }, stores.connected ? 1 : 0);
   }, 1000).unref();
 
+  serving = true;
   log.info({ port: gateway?.port, adminPort: admin.port }, 'ready');
   if (cfg.role === 'standalone' && gateway) {
     const host = cfg.host === '0.0.0.0' ? 'localhost' : cfg.host;

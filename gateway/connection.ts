@@ -17,8 +17,11 @@ export interface Conn {
   expiry?: NodeJS.Timeout;
 }
 
-/** uWS user data, set at upgrade: verified claims, or why the (completed) upgrade is closed at once. */
-export type ConnData = { claims?: Claims; reject?: { code: number; reason: string }; conn?: Conn };
+/**
+ * uWS user data. The upgrade is completed at once and the token verified after `open` (see server.ts):
+ * until then `token` is set and early frames wait in `early`; afterwards `conn` is set.
+ */
+export type ConnData = { token?: string; early?: { text: string; binary: boolean }[]; closed?: boolean; conn?: Conn };
 
 let counter = 0;
 /** Globally unique: node id plus a per-process counter. */

@@ -22,6 +22,7 @@ export interface Gateway {
 
 const BACKPRESSURE_SWEEP_MS = 200;
 const MAX_TIMER_MS = 2 ** 31 - 1;
+const MAX_EARLY_FRAMES = 16;
 
 export async function startGateway(d: RoleDeps): Promise<Gateway> {
   const { cfg, bus, stores, subj, metrics, log } = d;
@@ -47,23 +48,13 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
   const event = (kind: 'connect' | 'disconnect', conn: Conn) =>
     bus.publish(subj.event(kind), JSON.stringify({ user: conn.user, conn: conn.id, node: cfg.nodeId, ts: Date.now() }));
 
-  async function authenticate(token: string | undefined): Promise<ConnData> {
-    if (!token) return { reject: { code: CloseCode.Unauthorized, reason: 'token missing' } };
-    try {
-      return { claims: await verify(token) };
-    } catch (e) {
-      return { reject: { code: CloseCode.Unauthorized, reason: e instanceof AuthError ? e.reason : 'invalid token' } };
-    }
-  }
-
+  // The upgrade is completed synchronously inside the upgrade handler, and the token verified right
+  // after `open`. Completing it later from a cork (the usual async upgrade) trips a uWS bug in the build
+  // we use (uWebSockets#1928, fixed upstream by PR #1929): cork() can mistake the just-upgraded socket
+  // for a finished HTTP response and shut it down right after `welcome`. The wire is the same either way:
+  // a bad token gets a 4001 close and nothing else.
   function upgrade(res: HttpResponse, req: HttpRequest, context: uWS.us_socket_context_t): void {
-    // req is stack-allocated: everything needed after the await is copied now.
-    const key = req.getHeader('sec-websocket-key');
-    const protocol = req.getHeader('sec-websocket-protocol');
-    const extensions = req.getHeader('sec-websocket-extensions');
     const origin = req.getHeader('origin');
-    const auth = req.getHeader('authorization');
-    const token = auth.toLowerCase().startsWith('bearer ') ? auth.slice(7).trim() : req.getQuery('token') || undefined;
     if (draining) {
       metrics.connectionsRejected.inc({ reason: 'draining' });
       res.writeStatus('503 Service Unavailable').end('draining; connect to another gateway');
@@ -74,24 +65,40 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
       res.writeStatus('403 Forbidden').end('origin not allowed');
       return;
     }
-    let aborted = false;
-    res.onAborted(() => {
-      aborted = true;
-    });
-    void authenticate(token).then((data) => {
-      if (aborted) return;
-      res.cork(() => res.upgrade<ConnData>(data, key, protocol, extensions, context));
-    });
+    const auth = req.getHeader('authorization');
+    const token = auth.toLowerCase().startsWith('bearer ') ? auth.slice(7).trim() : req.getQuery('token') || undefined;
+    res.upgrade<ConnData>(
+      { token: token ?? '' },
+      req.getHeader('sec-websocket-key'),
+      req.getHeader('sec-websocket-protocol'),
+      req.getHeader('sec-websocket-extensions'),
+      context,
+    );
+  }
+
+  function reject(ws: uWS.WebSocket<ConnData>, reason: string): void {
+    metrics.connectionsRejected.inc({ reason: 'unauthorized' });
+    ws.cork(() => ws.end(CloseCode.Unauthorized, reason));
   }
 
   function open(ws: uWS.WebSocket<ConnData>): void {
     const data = ws.getUserData();
-    if (data.reject || !data.claims) {
-      metrics.connectionsRejected.inc({ reason: 'unauthorized' });
-      ws.end(data.reject?.code ?? CloseCode.Unauthorized, data.reject?.reason ?? 'unauthorized');
-      return;
-    }
-    const claims: Claims = data.claims;
+    const token = data.token;
+    delete data.token; // not kept past verification
+    if (!token) return reject(ws, 'token missing');
+    verify(token).then(
+      (claims) => {
+        if (data.closed) return;
+        if (draining) return ws.cork(() => ws.end(CloseCode.Drain, 'server draining'));
+        ws.cork(() => accept(ws, data, claims));
+      },
+      (e: unknown) => {
+        if (!data.closed) reject(ws, e instanceof AuthError ? e.reason : 'invalid token');
+      },
+    );
+  }
+
+  function accept(ws: uWS.WebSocket<ConnData>, data: ConnData, claims: Claims): void {
     const conn: Conn = {
       id: newConnId(cfg.nodeId),
       user: claims.sub,
@@ -114,22 +121,35 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
     log.debug({ conn: conn.id, user: conn.user }, 'connection opened');
     stores.presence.connect(cfg.nodeId, conn.user, conn.id).catch((e: unknown) => log.warn({ err: e, conn: conn.id }, 'presence connect failed'));
     event('connect', conn);
+    const early = data.early ?? [];
+    delete data.early;
+    for (const f of early) frame(conn, f.text, f.binary);
+  }
+
+  function frame(conn: Conn, text: string, binary: boolean): void {
+    if (binary) return ingress.refuse(conn, undefined, ErrorCode.BadRequest, 'binary frames are not supported; send JSON text');
+    ingress.handle(conn, text);
   }
 
   function message(ws: uWS.WebSocket<ConnData>, ab: ArrayBuffer, isBinary: boolean): void {
-    const conn = ws.getUserData().conn;
-    if (!conn) return;
     if (ab.byteLength > cfg.maxMessageBytes) {
       ws.end(CloseCode.TooLarge, 'message too large');
       return;
     }
-    if (isBinary) return ingress.refuse(conn, undefined, ErrorCode.BadRequest, 'binary frames are not supported; send JSON text');
     // The ArrayBuffer is only valid during this call: decode before anything else.
-    ingress.handle(conn, Buffer.from(ab).toString('utf8'));
+    const text = Buffer.from(ab).toString('utf8');
+    const data = ws.getUserData();
+    if (data.conn) return frame(data.conn, text, isBinary);
+    // Sent before `welcome` (the token is still being verified): kept, a few at most.
+    const early = (data.early ??= []);
+    if (early.length >= MAX_EARLY_FRAMES) return ws.end(CloseCode.Policy, 'too many frames before welcome');
+    early.push({ text, binary: isBinary });
   }
 
   function close(ws: uWS.WebSocket<ConnData>, code: number): void {
-    const conn = ws.getUserData().conn;
+    const data = ws.getUserData();
+    data.closed = true;
+    const conn = data.conn;
     if (!conn) return;
     conn.open = false;
     clearTimeout(conn.expiry);
