@@ -14,11 +14,21 @@ export interface SlotEvents {
   lost(slot: number): Promise<void>;
 }
 
+/** murmur3's finalizer: FNV-1a alone leaves similar inputs with similar high bits, which skews ownership. */
+function mix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
 export const preferredOwner = (slot: number, routers: readonly string[]): string | undefined => {
   let best: string | undefined;
   let bestScore = -1;
   for (const r of routers) {
-    const score = fnv1a(`${r}/${slot}`);
+    const score = mix32(fnv1a(`${r}/${slot}`));
     if (score > bestScore || (score === bestScore && r < best!)) {
       best = r;
       bestScore = score;
@@ -54,6 +64,10 @@ export class SlotManager {
 
   get owned(): number {
     return this.held.size;
+  }
+
+  ownedSlots(): number[] {
+    return [...this.held.keys()];
   }
 
   async start(): Promise<void> {
