@@ -39,6 +39,8 @@ interface Room {
   filling: boolean;
   members: Set<Conn>;
   joiners: Set<Joiner>;
+  /** Seqs published by local connections without echo and not yet delivered: their sender, for fills. */
+  own: Map<number, string>;
 }
 
 export interface JoinResult {
@@ -111,6 +113,15 @@ export class RoomHub {
     }
   }
 
+  /**
+   * A local connection's publish was sequenced (its `ok` arrived). History does not know senders, so if
+   * the stream copy is lost and the message is filled from history, this keeps the sender left out.
+   */
+  noteOwn(name: string, seq: number, conn: Conn): void {
+    const room = this.rooms.get(name);
+    if (room && seq > room.lastSeq) room.own.set(seq, conn.id);
+  }
+
   leave(conn: Conn, name: string): void {
     const room = this.rooms.get(name);
     if (!room || !room.members.delete(conn)) return;
@@ -142,6 +153,7 @@ export class RoomHub {
       filling: false,
       members: new Set(),
       joiners: new Set(),
+      own: new Map(),
     };
     room.sub = this.bus.subscribe(this.subj.room(name), (msg) => this.onStream(room, msg.data));
     room.ready = (async () => {
@@ -198,11 +210,11 @@ export class RoomHub {
       .read(room.slot, room.name, room.lastSeq)
       .then((read) => {
         if (read.epoch !== room.epoch) return this.resetEpoch(room, read.epoch, read.seq);
-        // A message we also hold from the stream keeps its echo exclusion; history knows no sender conn.
+        // History knows no sender conn: a copy from the stream, or this gateway's own record, supplies it.
         const waiting = new Map(room.pending.map((e) => [e.seq, e]));
         for (const f of read.frames) {
           if (f.seq !== room.lastSeq + 1) continue;
-          const ev = waiting.get(f.seq) ?? { kind: 'm' as const, seq: f.seq, ts: Date.now(), epoch: read.epoch, exclude: undefined, frame: Buffer.from(f.frame) };
+          const ev = waiting.get(f.seq) ?? { kind: 'm' as const, seq: f.seq, ts: Date.now(), epoch: read.epoch, exclude: room.own.get(f.seq), frame: Buffer.from(f.frame) };
           this.deliver(room, ev);
         }
         if (room.lastSeq < upTo) {
@@ -235,10 +247,12 @@ export class RoomHub {
     this.logger.warn({ room: room.name, from: room.epoch, to: epoch }, 'room history was lost; new epoch');
     room.epoch = epoch;
     room.lastSeq = lastSeq;
+    room.own.clear();
   }
 
   private deliver(room: Room, ev: MsgEvent): void {
     room.lastSeq = ev.seq;
+    if (room.own.size > 0) room.own.delete(ev.seq);
     this.publish(room.topic, ev.exclude, ev.frame);
     for (const j of room.joiners) j.buffer.push(ev);
     this.metrics.deliveryLatency.observe(Math.max(0, Date.now() - ev.ts) / 1000);

@@ -8,6 +8,8 @@ import { isErrorReply, type SlotRequest } from './messages.js';
 import type { Subjects } from './subjects.js';
 
 export async function requestSlot<T>(bus: Bus, subj: Subjects, slot: number, req: SlotRequest, timeoutMs: number): Promise<T> {
+  // While disconnected the request could not leave; answering at once beats waiting out the timeout.
+  if (!bus.connected) throw new RtgwError(ErrorCode.Unavailable, 'not connected to the cluster bus; try again');
   const body = toBytes(JSON.stringify(req));
   const deadline = Date.now() + timeoutMs;
   for (let attempt = 0; ; attempt++) {
