@@ -23,6 +23,24 @@ export function keys(prefix: string) {
     /** Like `dedup`, for room messages only: a room and a recipient of the same name in one slot never share one. */
     roomDedup: (slot: number, room: string, sender: string, mid: string) =>
       `${tag(slot)}:rd:${encodeName(room)}:${encodeName(sender)}:${encodeName(mid)}`,
+    /** Hash {seq}: a direct-message recipient's last per-recipient seq. Never expires, so seqs never restart. */
+    dmMeta: (slot: number, user: string) => `${tag(slot)}:um:${encodeName(user)}`,
+    /** Sorted set of `dm` frames scored by seq: a recipient's pending (unacknowledged) direct messages. */
+    inbox: (slot: number, user: string) => `${tag(slot)}:ui:${encodeName(user)}`,
+    /**
+     * `inbox(slot, user)` is this plus the member's encoded user: the claim script reaches a user's inbox
+     * from a compensation entry this way (same slot, so still one Redis Cluster slot per script).
+     */
+    inboxPrefix: (slot: number) => `${tag(slot)}:ui:`,
+    /**
+     * The compensation sorted set of a slot: one member `<encoded user>|<seq>` per pending dm (encoded
+     * names hold no `|`; the dm-*.lua scripts build and split it), scored by its next look (ms).
+     */
+    retry: (slot: number) => `${tag(slot)}:rq`,
+    /** Hash `<encoded user>|<seq>` -> deliveries made while the recipient was online. */
+    retryAttempts: (slot: number) => `${tag(slot)}:ra`,
+    /** List of dead-letter JSON entries of a slot, oldest first. */
+    deadLetters: (slot: number) => `${tag(slot)}:dl`,
     /** Sorted set of live routers scored by their last heartbeat (Redis time, ms). */
     routers: () => `${p}:routers`,
     /** Hash conn -> `user|node`: a room's members. */

@@ -1,5 +1,7 @@
 // The Lua scripts of rtgw, read from ./lua/*.lua (copied next to the compiled file by the build) and
 // registered with defineCommand once per client, so calls go out as EVALSHA with an EVAL fallback.
+// A line `-- @include <name>` is replaced by ./lua/include/<name>.lua, so helpers several scripts
+// share (the dead-letter entry format) are written once; each script still runs as one EVAL.
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 
@@ -12,21 +14,33 @@ const SCRIPTS = {
   'lease-release': 1,
   'router-heartbeat': 1,
   'live-routers': 1,
+  'dm-append': 7,
+  'dm-ack': 3,
+  'dm-pending': 4,
+  'dm-claim': 3,
+  'dm-park': 3,
+  'dm-stats': 1,
+  'dm-take-dead': 1,
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;
 export type ScriptArg = string | number;
 export type Scripts = { readonly [K in ScriptName]: (keys: string[], args: ScriptArg[]) => Promise<unknown> };
 
+const INCLUDE = /^-- @include ([a-z-]+)$/gm;
+
 function loadLua(name: string): string {
   const url = new URL(`./lua/${name}.lua`, import.meta.url);
+  let text: string;
   try {
-    return readFileSync(url, 'utf8');
+    text = readFileSync(url, 'utf8');
   } catch (e) {
     throw new Error(`Lua script ${name} not found at ${url.pathname}: the build must copy shared/redis/lua`, {
       cause: e,
     });
   }
+  // Includes hold no includes of their own: one level, so no cycle is possible.
+  return name.startsWith('include/') ? text : text.replace(INCLUDE, (_, inc: string) => loadLua(`include/${inc}`));
 }
 
 // Read at import, so a build without the lua folder fails at startup rather than at the first request.

@@ -2,9 +2,11 @@
 // fenced appends, random epochs, a dedup window, reaping of lapsed nodes. State dies with the process.
 import { randomUUID } from 'node:crypto';
 import { NotOwnerError } from '../errors.js';
+import { MemoryInbox } from './memory-inbox.js';
 import type {
   AppendRequest,
   AppendResult,
+  DeadLetterObserver,
   HistoryRead,
   Lease,
   PresenceStore,
@@ -12,8 +14,11 @@ import type {
   RoomLogLimits,
   RoomMember,
   SlotLeases,
+  StoreLimits,
   Stores,
 } from './ports.js';
+
+export { MemoryInbox } from './memory-inbox.js';
 
 const SWEEP_EVERY_MS = 60_000;
 
@@ -283,15 +288,22 @@ export class MemoryPresence implements PresenceStore {
 
 export interface MemoryStores extends Stores {
   readonly log: MemoryRoomLog;
+  readonly inbox: MemoryInbox;
   readonly leases: MemorySlotLeases;
   readonly presence: MemoryPresence;
 }
 
-export function memoryStores(limits: RoomLogLimits): MemoryStores {
+export interface MemoryStoresOptions {
+  /** Counts dead letters as they are made (rtgw_dead_letters_total). */
+  onDeadLetter?: DeadLetterObserver;
+}
+
+export function memoryStores(limits: StoreLimits, opts: MemoryStoresOptions = {}): MemoryStores {
   const leases = new MemorySlotLeases();
   let open = true;
   return {
     log: new MemoryRoomLog(leases, limits),
+    inbox: new MemoryInbox(leases, limits, opts.onDeadLetter),
     leases,
     presence: new MemoryPresence(),
     get connected() {

@@ -112,9 +112,130 @@ export interface PresenceStore {
 /** The storage side of an engine, opened by the CLI and handed to gateway and router. */
 export interface Stores {
   log: RoomLog;
+  inbox: Inbox;
   leases: SlotLeases;
   presence: PresenceStore;
   /** True while the backing store is reachable (readiness). */
   readonly connected: boolean;
   close(): Promise<void>;
+}
+
+export interface DmAppendRequest {
+  /** The recipient's slot (userSlot). */
+  slot: number;
+  to: string;
+  from: string;
+  dataJson: string;
+  mid?: string;
+  /** Whose mids these are; dedup is per (recipient, dedupBy, mid). */
+  dedupBy?: string;
+}
+
+export interface DmAppendResult {
+  /** Per-recipient seq: 1, 2, 3, ... with no gap. */
+  seq: number;
+  /** The `dm` frame as stored and as the recipient receives it ('' for a duplicate already settled). */
+  frame: string;
+  duplicate: boolean;
+}
+
+/** A delivery the sweeper claimed: send it now. `attempt` counts deliveries while the recipient was online. */
+export interface DueDelivery {
+  user: string;
+  seq: number;
+  frame: string;
+  attempt: number;
+  /** The entry's new score (its next retry time): `park` acts only while it is unchanged. */
+  due: number;
+}
+
+export type DeadLetterReason = 'attempts' | 'inbox_full' | 'expired';
+
+export interface DeadLetter {
+  /** Stable id for re-drive: `<slot>:<user>:<seq>`. */
+  id: string;
+  user: string;
+  seq: number;
+  frame: string;
+  attempts: number;
+  reason: DeadLetterReason;
+  /** When the message was stored and first sent (store clock, ms; the frame's `ts`). */
+  sentTs: number;
+  /** When it was dead-lettered (store clock, ms). */
+  ts: number;
+}
+
+/**
+ * Told how many messages an operation dead-lettered (for rtgw_dead_letters_total), in the process that
+ * ran it: the gateway for 'expired' on connect, the router for the rest. Must not throw.
+ */
+export type DeadLetterObserver = (reason: DeadLetterReason, count: number) => void;
+
+export interface DeliveryLimits {
+  /** A delivery not acknowledged within this is sent again (first retry), then with exponential backoff. */
+  ackTimeoutMs: number;
+  /** Longest wait between two retries. */
+  maxBackoffMs: number;
+  /** Deliveries while the recipient is online before the message is dead-lettered. */
+  maxAttempts: number;
+  /** A pending message older than this is dead-lettered ('expired'). */
+  inboxMaxAgeMs: number;
+  /** Pending messages per recipient; the oldest past it is dead-lettered ('inbox_full'). */
+  inboxMaxMessages: number;
+  dedupWindowMs: number;
+}
+
+/** What memoryStores/redisStores take: the room log's and the inbox's limits (one dedup window for both). */
+export type StoreLimits = RoomLogLimits & DeliveryLimits;
+
+export interface RetryStats {
+  /** Entries in the compensation set (every unacknowledged message). */
+  queued: number;
+  /** Entries whose time has come. */
+  due: number;
+  /** Age of the oldest due entry (0 when none is due). */
+  oldestDueMs: number;
+}
+
+/**
+ * Direct messages: a per-recipient inbox and the compensation sorted set, sharded by slot. Every
+ * pending (unacknowledged) message has exactly one entry in its slot's set, scored by the time it must
+ * next be looked at (store clock). Nothing leaves the inbox except by `ack` or by dead-lettering, and
+ * every dead letter is kept in the slot's dead-letter list with its reason and attempts.
+ */
+export interface Inbox {
+  /**
+   * Fenced like RoomLog.append: lease, dedup, next per-recipient seq, inbox entry and its compensation
+   * entry (due after ackTimeoutMs, attempt 1: the caller delivers at once) in one step. When the inbox
+   * is over inboxMaxMessages, its oldest entries are dead-lettered ('inbox_full').
+   */
+  append(req: DmAppendRequest, lease: Lease): Promise<DmAppendResult>;
+  /** Settles a message: removes it from the inbox and the compensation set. False when it was not pending. */
+  ack(slot: number, user: string, seq: number): Promise<boolean>;
+  /**
+   * Every pending message of `user` in seq order (called when the user connects: the caller delivers
+   * them), each rescheduled to now + ackTimeoutMs with its attempts restarted at 1. Expired ones are
+   * dead-lettered instead of returned.
+   */
+  pending(slot: number, user: string): Promise<{ seq: number; frame: string }[]>;
+  /** Pending messages of `user` with seq > `after`, in seq order, at most `limit`; changes nothing. */
+  peek(slot: number, user: string, after: number, limit: number): Promise<{ seq: number; frame: string }[]>;
+  /**
+   * Claims up to `limit` due entries of one slot atomically: each is either rescheduled to its next
+   * retry (attempt + 1, exponential backoff with jitter) and returned for delivery, or dead-lettered
+   * when out of attempts or expired. Two concurrent claimers never get the same entry; a claimer that
+   * dies after claiming loses nothing (the entry comes due again at its next retry).
+   */
+  claimDue(slot: number, limit: number): Promise<DueDelivery[]>;
+  /**
+   * The recipient turned out to be offline: the claim's attempt is given back and the entry waits until
+   * it expires (or `pending` re-arms it on connect). Does nothing when the entry's score is no longer
+   * `due` (a connect re-armed it meanwhile) or it was settled.
+   */
+  park(slot: number, user: string, seq: number, due: number): Promise<void>;
+  stats(slot: number): Promise<RetryStats>;
+  /** Dead letters of one slot, oldest first. */
+  deadLetters(slot: number, limit: number): Promise<DeadLetter[]>;
+  /** Removes a dead letter and returns it (to be sent again as a new message); undefined when gone. */
+  takeDeadLetter(slot: number, id: string): Promise<DeadLetter | undefined>;
 }

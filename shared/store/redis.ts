@@ -1,11 +1,13 @@
 // The Redis engine's stores: built on a client the CLI opened (see shared/redis/connection.ts).
 import type { Redis } from 'ioredis';
-import type { RoomLogLimits, Stores } from './ports.js';
+import type { DeadLetterObserver, StoreLimits, Stores } from './ports.js';
+import { RedisInbox } from './redis-inbox.js';
 import { RedisSlotLeases } from './redis-leases.js';
 import { RedisPresence } from './redis-presence.js';
 import { RedisRoomLog } from './redis-room-log.js';
 
 export { RedisRoomLog } from './redis-room-log.js';
+export { RedisInbox } from './redis-inbox.js';
 export { RedisSlotLeases } from './redis-leases.js';
 export { RedisPresence } from './redis-presence.js';
 
@@ -14,17 +16,20 @@ const CLOSE_WAIT_MS = 2_000;
 export interface RedisStoresOptions {
   /** Whether close() quits the client (default true); false when the client is shared with other users. */
   quitOnClose?: boolean;
+  /** Counts dead letters as this process makes them (rtgw_dead_letters_total). */
+  onDeadLetter?: DeadLetterObserver;
 }
 
 /** Every key starts with `prefix` (RTGW_NATS_PREFIX), so clusters can share one Redis. */
 export function redisStores(
   redis: Redis,
   prefix: string,
-  limits: RoomLogLimits,
+  limits: StoreLimits,
   opts: RedisStoresOptions = {},
 ): Stores {
   return {
     log: new RedisRoomLog(redis, prefix, limits),
+    inbox: new RedisInbox(redis, prefix, limits, opts.onDeadLetter),
     leases: new RedisSlotLeases(redis, prefix),
     presence: new RedisPresence(redis, prefix),
     get connected() {

@@ -5,25 +5,38 @@ import { afterAll, beforeAll, describe } from 'vitest';
 import { keys } from '../../shared/cluster/keys.js';
 import { openRedis } from '../../shared/redis/connection.js';
 import { memoryStores } from '../../shared/store/memory.js';
-import type { RoomLogLimits, Stores } from '../../shared/store/ports.js';
+import type { DeadLetterReason, StoreLimits, Stores } from '../../shared/store/ports.js';
 import { redisStores } from '../../shared/store/redis.js';
 import { startRedis, type RedisServer } from '../harness/redis.js';
 
-export const DEFAULT_LIMITS: RoomLogLimits = { maxMessages: 1000, maxAgeMs: 3_600_000, dedupWindowMs: 3_600_000 };
+export const DEFAULT_LIMITS: StoreLimits = {
+  maxMessages: 1000,
+  maxAgeMs: 3_600_000,
+  dedupWindowMs: 3_600_000,
+  ackTimeoutMs: 5_000,
+  maxBackoffMs: 60_000,
+  maxAttempts: 8,
+  inboxMaxAgeMs: 7 * 24 * 3_600_000,
+  inboxMaxMessages: 10_000,
+};
 
 export interface Instance {
   stores: Stores;
   /** A second handle on the same data (on Redis: another connection), for concurrency tests. */
   peer: Stores;
-  /** Loses all room history: FLUSHALL on Redis (leases go too), wipe() on memory. */
+  /** Dead letters reported to the stores' onDeadLetter observer (stores and peer), by reason. */
+  deadLettered: Record<DeadLetterReason, number>;
+  /** Loses all room history and inboxes: FLUSHALL on Redis (leases go too), wipe() on memory. */
   wipe(): Promise<void>;
+  /** Only on redis: every key under this instance's prefix (to check hash tags and leftovers). */
+  redisKeys?(): Promise<string[]>;
   /** True once a presence node's heartbeat has lapsed, as the store sees it. */
   lapsed(node: string): Promise<boolean>;
 }
 
 export interface Backend {
   readonly name: 'memory' | 'redis';
-  make(limits?: Partial<RoomLogLimits>): Instance;
+  make(limits?: Partial<StoreLimits>): Instance;
   close(): Promise<void>;
   /** Only on redis: the server. */
   readonly server?: RedisServer;
@@ -31,15 +44,26 @@ export interface Backend {
 
 export const uniquePrefix = (): string => `t${randomBytes(6).toString('hex')}`;
 
+function deadLetterCounter() {
+  const deadLettered: Record<DeadLetterReason, number> = { attempts: 0, inbox_full: 0, expired: 0 };
+  const onDeadLetter = (reason: DeadLetterReason, count: number) => void (deadLettered[reason] += count);
+  return { deadLettered, onDeadLetter };
+}
+
 function memoryBackend(): Backend {
   return {
     name: 'memory',
     make(limits) {
-      const stores = memoryStores({ ...DEFAULT_LIMITS, ...limits });
+      const { deadLettered, onDeadLetter } = deadLetterCounter();
+      const stores = memoryStores({ ...DEFAULT_LIMITS, ...limits }, { onDeadLetter });
       return {
         stores,
         peer: stores,
-        wipe: async () => stores.log.wipe(),
+        deadLettered,
+        wipe: async () => {
+          stores.log.wipe();
+          stores.inbox.wipe();
+        },
         lapsed: async (node) => !stores.presence.isAlive(node),
       };
     },
@@ -57,10 +81,13 @@ async function redisBackend(): Promise<Backend> {
     make(limits) {
       const prefix = uniquePrefix();
       const l = { ...DEFAULT_LIMITS, ...limits };
+      const { deadLettered, onDeadLetter } = deadLetterCounter();
       return {
-        stores: redisStores(a, prefix, l, { quitOnClose: false }),
-        peer: redisStores(b, prefix, l, { quitOnClose: false }),
+        stores: redisStores(a, prefix, l, { quitOnClose: false, onDeadLetter }),
+        peer: redisStores(b, prefix, l, { quitOnClose: false, onDeadLetter }),
+        deadLettered,
         wipe: async () => void (await a.flushall()),
+        redisKeys: () => a.keys(`${prefix}:*`),
         lapsed: async (node) => (await a.exists(keys(prefix).nodeAlive(node))) === 0,
       };
     },
