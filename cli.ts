@@ -9,19 +9,30 @@ import { ConfigError, ROLES, describeConfig, loadConfig, type Config } from './s
 import { createLogger, type Logger } from './shared/log.js';
 import { createMetrics, type Metrics } from './shared/metrics.js';
 import { memoryStores } from './shared/store/memory.js';
-import type { RoomLogLimits, Stores } from './shared/store/ports.js';
+import type { DeadLetterReason, StoreLimits, Stores } from './shared/store/ports.js';
 
 const USAGE = `usage: rtgw <${ROLES.join('|')}>
   standalone  gateway and router in one process (memory engine unless RTGW_NATS_URL and RTGW_REDIS_URL are set)
   gateway     public WebSocket endpoint (needs NATS and Redis)
-  router      rooms, sequencing, history, presence (needs NATS and Redis)
+  router      rooms, sequencing, history, presence, direct-message retries (needs NATS and Redis)
+  deadletters list|redrive   inspect and re-send dead-lettered direct messages (needs RTGW_NATS_URL)
 Configuration is by RTGW_* environment variables; see README.md.`;
 
 async function openEngine(cfg: Config, log: Logger, metrics: Metrics): Promise<{ bus: Bus; stores: Stores }> {
-  const limits: RoomLogLimits = { maxMessages: cfg.historyMaxMessages, maxAgeMs: cfg.historyMaxAgeMs, dedupWindowMs: cfg.dedupWindowMs };
+  const limits: StoreLimits = {
+    maxMessages: cfg.historyMaxMessages,
+    maxAgeMs: cfg.historyMaxAgeMs,
+    dedupWindowMs: cfg.dedupWindowMs,
+    ackTimeoutMs: cfg.dmAckTimeoutMs,
+    maxBackoffMs: cfg.dmMaxBackoffMs,
+    maxAttempts: cfg.dmMaxAttempts,
+    inboxMaxAgeMs: cfg.inboxMaxAgeMs,
+    inboxMaxMessages: cfg.inboxMaxMessages,
+  };
+  const onDeadLetter = (reason: DeadLetterReason, count: number) => metrics.deadLetters.inc({ reason }, count);
   if (!cfg.natsUrls || !cfg.redisUrl) {
     log.info('memory engine: no NATS or Redis configured; state lives in this process only');
-    return { bus: new MemoryBus(), stores: memoryStores(limits) };
+    return { bus: new MemoryBus(), stores: memoryStores(limits, { onDeadLetter }) };
   }
   // Loaded only in cluster mode so a bare standalone never touches the NATS or Redis client code.
   const [{ connectNats, NatsBus }, { openRedis, assertNoEviction }, { redisStores }] = await Promise.all([
@@ -37,7 +48,7 @@ async function openEngine(cfg: Config, log: Logger, metrics: Metrics): Promise<{
   const redis = await openRedis(cfg.redisUrl, `rtgw-${cfg.role}-${cfg.nodeId}`);
   const warning = await assertNoEviction(redis);
   if (warning) log.warn(warning);
-  return { bus, stores: redisStores(redis, cfg.prefix, limits) };
+  return { bus, stores: redisStores(redis, cfg.prefix, limits, { onDeadLetter }) };
 }
 
 async function main(role: string): Promise<void> {
@@ -132,6 +143,10 @@ async function main(role: string): Promise<void> {
 const role = process.argv[2] ?? 'standalone';
 if (role === '--help' || role === '-h' || role === 'help') {
   process.stdout.write(USAGE + '\n');
+} else if (role === 'deadletters') {
+  void import('./router/deadletters-cli.js')
+    .then(({ deadLettersCommand }) => deadLettersCommand(process.argv.slice(3)))
+    .then((code) => process.exit(code));
 } else {
   main(role).catch((e: unknown) => {
     // Anything main did not handle itself is a startup failure: one line, non-zero exit.

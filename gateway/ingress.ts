@@ -1,9 +1,9 @@
 // Client frames to actions: validation, authorization, rate limits, and one handler per frame type.
 // Every request gets exactly one answer (`ok` or `err`), even when the connection's work fails.
 import { BusError, toBytes, toJson, type Bus } from '../shared/bus/bus.js';
-import { isErrorReply, type PubRequest, type SeqReply } from '../shared/cluster/messages.js';
+import { isErrorReply, type DmRequest, type PubRequest, type SeqReply } from '../shared/cluster/messages.js';
 import { requestSlot } from '../shared/cluster/slot-client.js';
-import { roomSlot } from '../shared/cluster/slots.js';
+import { roomSlot, userSlot } from '../shared/cluster/slots.js';
 import type { Subjects } from '../shared/cluster/subjects.js';
 import { encodePresence } from '../shared/cluster/stream.js';
 import type { Config } from '../shared/config.js';
@@ -17,6 +17,7 @@ import { matchesAny } from '../shared/protocol/names.js';
 import type { PresenceStore } from '../shared/store/ports.js';
 import { AuthError, type Verifier } from './auth.js';
 import type { Conn } from './connection.js';
+import type { DirectHub } from './direct.js';
 import { presenceTopic, RoomHub } from './rooms.js';
 
 type Answer = Record<string, unknown> | undefined;
@@ -27,6 +28,7 @@ export interface IngressDeps {
   subj: Subjects;
   presence: PresenceStore;
   hub: RoomHub;
+  direct: DirectHub;
   verify: Verifier;
   metrics: Metrics;
   log: Logger;
@@ -53,8 +55,7 @@ export class Ingress {
       case 'ping':
         return this.send(conn, '{"t":"pong"}', 'pong');
       case 'ack':
-        // Direct-message acknowledgements arrive with reliable delivery; until then there is nothing to settle.
-        return;
+        return this.d.direct.ack(conn, f.seq);
       default:
         this.answer(conn, f, this.request(conn, f));
     }
@@ -107,7 +108,7 @@ export class Ingress {
       case 'refresh':
         return this.refresh(conn, f.token);
       case 'dm':
-        throw new RtgwError(ErrorCode.Unavailable, 'direct messages are not enabled on this server yet');
+        return this.dm(conn, f);
     }
   }
 
@@ -164,6 +165,13 @@ export class Ingress {
     this.allowed(conn.claims.pub, f.room, 'publish');
     const req: PubRequest = { op: 'pub', room: f.room, from: conn.user, d: jsonText(f.data), mid: f.mid, by: conn.user, exclude: f.echo ? undefined : conn.id };
     const { seq } = await requestSlot<SeqReply>(this.d.bus, this.d.subj, roomSlot(f.room, this.d.cfg.slots), req, this.d.cfg.requestTimeoutMs);
+    if (!f.echo) this.d.hub.noteOwn(f.room, seq, conn);
+    return { seq };
+  }
+
+  private async dm(conn: Conn, f: Extract<ClientFrame, { t: 'dm' }>): Promise<Answer> {
+    const req: DmRequest = { op: 'dm', to: f.to, from: conn.user, d: jsonText(f.data), mid: f.mid, by: conn.user };
+    const { seq } = await requestSlot<SeqReply>(this.d.bus, this.d.subj, userSlot(f.to, this.d.cfg.slots), req, this.d.cfg.requestTimeoutMs);
     return { seq };
   }
 

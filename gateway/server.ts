@@ -8,6 +8,7 @@ import { CloseCode, ErrorCode, PROTOCOL_VERSION } from '../shared/protocol/codes
 import { isUserId } from '../shared/protocol/names.js';
 import { AuthError, createVerifier, signDevToken, type Claims } from './auth.js';
 import { newConnId, type Conn, type ConnData } from './connection.js';
+import { DirectHub } from './direct.js';
 import { Ingress } from './ingress.js';
 import { Strikes, TokenBucket } from './ratelimit.js';
 import { RoomHub } from './rooms.js';
@@ -42,7 +43,8 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
       conn.ws.end(CloseCode.TokenExpired, 'token expired');
     }, Math.min(Math.max(ms, 0), MAX_TIMER_MS));
   };
-  const ingress = new Ingress({ cfg, bus, subj, presence: stores.presence, hub, verify, metrics, log, armExpiry });
+  const direct = new DirectHub(app, bus, subj, stores.inbox, cfg.slots, metrics, log);
+  const ingress = new Ingress({ cfg, bus, subj, presence: stores.presence, hub, direct, verify, metrics, log, armExpiry });
 
   const originAllowed = (origin: string) => cfg.allowedOrigins.includes('*') || cfg.allowedOrigins.includes(origin);
   const event = (kind: 'connect' | 'disconnect', conn: Conn) =>
@@ -119,7 +121,8 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
     ingress.send(conn, JSON.stringify({ t: 'welcome', v: PROTOCOL_VERSION, conn: conn.id, user: conn.user, hb: cfg.heartbeatMs }), 'welcome');
     armExpiry(conn);
     log.debug({ conn: conn.id, user: conn.user }, 'connection opened');
-    stores.presence.connect(cfg.nodeId, conn.user, conn.id).catch((e: unknown) => log.warn({ err: e, conn: conn.id }, 'presence connect failed'));
+    const registered = stores.presence.connect(cfg.nodeId, conn.user, conn.id).catch((e: unknown) => log.warn({ err: e, conn: conn.id }, 'presence connect failed'));
+    direct.attach(conn, registered).catch((e: unknown) => log.warn({ err: e, conn: conn.id }, 'pending direct messages not delivered; they are retried'));
     event('connect', conn);
     const early = data.early ?? [];
     delete data.early;
@@ -157,6 +160,7 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
     const mine = byUser.get(conn.user);
     mine?.delete(conn);
     if (mine?.size === 0) byUser.delete(conn.user);
+    direct.detach(conn);
     metrics.connections.dec();
     metrics.connectionsClosed.inc({ code: String(code) });
     log.debug({ conn: conn.id, code }, 'connection closed');

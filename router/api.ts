@@ -1,8 +1,9 @@
 // The backend API over NATS (protocol section 5), answered by any router (one queue group).
+import { createHash } from 'node:crypto';
 import type { Bus, BusMsg } from '../shared/bus/bus.js';
 import type { SeqReply } from '../shared/cluster/messages.js';
 import { requestSlot } from '../shared/cluster/slot-client.js';
-import { roomSlot } from '../shared/cluster/slots.js';
+import { roomSlot, userSlot } from '../shared/cluster/slots.js';
 import type { Subjects } from '../shared/cluster/subjects.js';
 import type { Config } from '../shared/config.js';
 import { errorReply, RtgwError, toRtgwError } from '../shared/errors.js';
@@ -10,26 +11,45 @@ import type { Logger } from '../shared/log.js';
 import { MAX_MID_CHARS } from '../shared/protocol/codec.js';
 import { ErrorCode } from '../shared/protocol/codes.js';
 import { isRoomId, isUserId } from '../shared/protocol/names.js';
-import type { PresenceStore } from '../shared/store/ports.js';
+import type { DeadLetter, Stores } from '../shared/store/ports.js';
 
 type Body = Record<string, unknown>;
 const QUEUE = 'rtgw-routers';
 const MAX_FROM_CHARS = 128;
+const DEFAULT_DEAD_LETTERS = 100;
+const MAX_DEAD_LETTERS = 1000;
 
 const bad = (msg: string) => new RtgwError(ErrorCode.BadRequest, msg);
 
-export function serveApi(bus: Bus, subj: Subjects, cfg: Config, presence: PresenceStore, log: Logger): () => void {
+export function serveApi(bus: Bus, subj: Subjects, cfg: Config, stores: Stores, log: Logger): () => void {
+  const { presence, inbox } = stores;
+  const validFrom = (from: unknown): string => {
+    const f = from ?? 'backend';
+    if (typeof f !== 'string' || f.length === 0 || f.length > MAX_FROM_CHARS) throw bad('`from` must be a string of 1 to 128 characters');
+    return f;
+  };
+  const validMid = (mid: unknown): string | undefined => {
+    if (mid !== undefined && (typeof mid !== 'string' || mid.length === 0 || mid.length > MAX_MID_CHARS)) throw bad('`mid` must be a string of 1 to 64 characters');
+    return mid as string | undefined;
+  };
+  const sendDm = (to: string, from: string, data: unknown, mid: string | undefined, by: string) =>
+    requestSlot<SeqReply>(bus, subj, userSlot(to, cfg.slots), { op: 'dm', to, from, d: JSON.stringify(data), mid, by }, cfg.requestTimeoutMs);
+
   const handlers: Record<string, (b: Body) => Promise<unknown>> = {
     async publish(b) {
       if (!isRoomId(b.room)) throw bad('bad room name');
       if (!('data' in b)) throw bad('`data` is required');
-      const from = b.from ?? 'backend';
-      if (typeof from !== 'string' || from.length === 0 || from.length > MAX_FROM_CHARS) throw bad('`from` must be a string of 1 to 128 characters');
-      if (b.mid !== undefined && (typeof b.mid !== 'string' || b.mid.length === 0 || b.mid.length > MAX_MID_CHARS)) throw bad('`mid` must be a string of 1 to 64 characters');
-      const d = JSON.stringify(b.data);
+      const from = validFrom(b.from);
       // A backend's mids are its own: they never collide with a user's of the same name.
-      const req = { op: 'pub' as const, room: b.room, from, d, mid: b.mid as string | undefined, by: `backend/${from}` };
+      const req = { op: 'pub' as const, room: b.room, from, d: JSON.stringify(b.data), mid: validMid(b.mid), by: `backend/${from}` };
       const { seq } = await requestSlot<SeqReply>(bus, subj, roomSlot(b.room, cfg.slots), req, cfg.requestTimeoutMs);
+      return { seq };
+    },
+    async dm(b) {
+      if (!isUserId(b.to)) throw bad('bad user id in `to`');
+      if (!('data' in b)) throw bad('`data` is required');
+      const from = validFrom(b.from);
+      const { seq } = await sendDm(b.to, from, b.data, validMid(b.mid), `backend/${from}`);
       return { seq };
     },
     async presence(b) {
@@ -39,11 +59,10 @@ export function serveApi(bus: Bus, subj: Subjects, cfg: Config, presence: Presen
     async disconnect(b) {
       if (!isUserId(b.user)) throw bad('bad user id');
       if (b.reason !== undefined && typeof b.reason !== 'string') throw bad('`reason` must be a string');
-      const byNode = new Map<string, number>();
-      for (const c of await presence.userConns(b.user)) byNode.set(c.node, 1);
+      const nodes = new Set((await presence.userConns(b.user)).map((c) => c.node));
       const body = JSON.stringify({ op: 'disconnect', user: b.user, reason: b.reason });
       const counts = await Promise.all(
-        [...byNode.keys()].map(async (node) => {
+        [...nodes].map(async (node) => {
           try {
             const r = JSON.parse(Buffer.from(await bus.request(subj.node(node), body, cfg.requestTimeoutMs)).toString()) as { count?: number };
             return r.count ?? 0;
@@ -54,8 +73,45 @@ export function serveApi(bus: Bus, subj: Subjects, cfg: Config, presence: Presen
       );
       return { count: counts.reduce((a, n) => a + n, 0) };
     },
-    async dm() {
-      throw new RtgwError(ErrorCode.Unavailable, 'direct messages are not enabled on this server yet');
+    /** `{limit?, user?}` → `{deadLetters: [...]}`, oldest first per slot. */
+    async deadletters(b) {
+      const limit = b.limit ?? DEFAULT_DEAD_LETTERS;
+      if (!Number.isSafeInteger(limit) || (limit as number) < 1 || (limit as number) > MAX_DEAD_LETTERS) throw bad(`\`limit\` must be an integer from 1 to ${MAX_DEAD_LETTERS}`);
+      if (b.user !== undefined && !isUserId(b.user)) throw bad('bad user id');
+      const slots = b.user === undefined ? [...Array(cfg.slots).keys()] : [userSlot(b.user as string, cfg.slots)];
+      const out: DeadLetter[] = [];
+      for (const slot of slots) {
+        if (out.length >= (limit as number)) break;
+        const found = await inbox.deadLetters(slot, MAX_DEAD_LETTERS);
+        out.push(...found.filter((d) => b.user === undefined || d.user === b.user));
+      }
+      return { deadLetters: out.slice(0, limit as number) };
+    },
+    /**
+     * `{ids: [...]}` → `{redriven: [{id, seq}], missing: [...]}`. Each dead letter is sent again as a new
+     * direct message (new seq) and only then removed, with a mid derived from its id: a re-drive repeated
+     * after a failure neither loses nor duplicates it.
+     */
+    async redrive(b) {
+      if (!Array.isArray(b.ids) || b.ids.length === 0 || b.ids.length > MAX_DEAD_LETTERS || !b.ids.every((i) => typeof i === 'string')) {
+        throw bad(`\`ids\` must be a list of 1 to ${MAX_DEAD_LETTERS} dead-letter ids`);
+      }
+      const redriven: { id: string; seq: number }[] = [];
+      const missing: string[] = [];
+      for (const id of b.ids as string[]) {
+        const slot = Number(id.split(':')[0]);
+        const letter = Number.isInteger(slot) && slot >= 0 && slot < cfg.slots ? (await inbox.deadLetters(slot, MAX_DEAD_LETTERS)).find((d) => d.id === id) : undefined;
+        if (!letter) {
+          missing.push(id);
+          continue;
+        }
+        const original = JSON.parse(letter.frame) as { from: string; data: unknown };
+        const mid = 'redrive:' + createHash('sha256').update(id).digest('base64url').slice(0, 32);
+        const { seq } = await sendDm(letter.user, original.from, original.data, mid, 'rtgw/redrive');
+        await inbox.takeDeadLetter(slot, id);
+        redriven.push({ id, seq });
+      }
+      return { redriven, missing };
     },
   };
 

@@ -1,6 +1,8 @@
-// The router: owns slots (and so rooms), sequences and fans out, answers the backend API, reaps presence.
+// The router: owns slots (rooms and recipients), sequences and fans out, retries direct messages,
+// answers the backend API, reaps presence.
 import type { RoleDeps } from '../shared/deps.js';
 import { serveApi } from './api.js';
+import { startDelivery } from './delivery.js';
 import { startReaper } from './reaper.js';
 import { Sequencer } from './sequencer.js';
 import { SlotManager } from './slots.js';
@@ -15,12 +17,14 @@ export interface Router {
 
 export async function startRouter(d: RoleDeps): Promise<Router> {
   const { cfg, bus, stores, subj, metrics, log } = d;
-  const sequencer = new Sequencer(bus, subj, stores.log, cfg.slots, metrics, log);
+  const sequencer = new Sequencer(bus, subj, stores.log, stores.inbox, cfg.slots, metrics, log);
   const slots = new SlotManager(cfg.nodeId, cfg.slots, cfg.leaseMs, stores.leases, sequencer, metrics, log);
   sequencer.onLeaseLost = (slot) => slots.drop(slot);
-  const stopApi = serveApi(bus, subj, cfg, stores.presence, log);
+  const stopApi = serveApi(bus, subj, cfg, stores, log);
   const stopReaper = startReaper(stores.presence, bus, subj, Math.max(100, Math.floor(cfg.presenceTtlMs / 4)), metrics, log);
   await slots.start();
+  const sweepEveryMs = Math.max(20, Math.min(250, Math.floor(cfg.dmAckTimeoutMs / 4)));
+  const stopDelivery = startDelivery(stores.inbox, bus, subj, () => slots.ownedSlots(), sweepEveryMs, metrics, log);
   log.info({ slots: slots.owned }, 'router started');
   return {
     get settled() {
@@ -32,6 +36,7 @@ export async function startRouter(d: RoleDeps): Promise<Router> {
     async close() {
       stopApi();
       stopReaper();
+      await stopDelivery();
       await slots.stop();
     },
   };

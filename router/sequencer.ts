@@ -1,18 +1,20 @@
 // Sequencing and fan-out for the slots this router owns. One subscription per owned slot; each
 // `pub` is one fenced append (dedup + seq + history in one store call), then one publish of the
 // ready-made frame on the room's stream, then the reply. Appends of one room are issued in arrival
-// order on one store connection, so their publishes leave in seq order.
+// order on one store connection, so their publishes leave in seq order. A `dm` is the same with the
+// recipient's inbox and user subject.
 import type { Bus, BusMsg, Subscription } from '../shared/bus/bus.js';
 import { errorReply, NotOwnerError, toRtgwError } from '../shared/errors.js';
-import type { SlotRequest } from '../shared/cluster/messages.js';
-import { roomSlot } from '../shared/cluster/slots.js';
+import type { DmRequest, PubRequest, SlotRequest } from '../shared/cluster/messages.js';
+import { roomSlot, userSlot } from '../shared/cluster/slots.js';
 import { encodeMessage } from '../shared/cluster/stream.js';
 import type { Subjects } from '../shared/cluster/subjects.js';
 import type { Logger } from '../shared/log.js';
 import type { Metrics } from '../shared/metrics.js';
 import { ErrorCode } from '../shared/protocol/codes.js';
-import { isRoomId } from '../shared/protocol/names.js';
-import type { AppendResult, Lease, RoomLog } from '../shared/store/ports.js';
+import { isRoomId, isUserId } from '../shared/protocol/names.js';
+import { failpoint } from '../shared/failpoints.js';
+import type { AppendResult, Inbox, Lease, RoomLog } from '../shared/store/ports.js';
 import type { SlotEvents } from './slots.js';
 
 interface Owned {
@@ -33,6 +35,7 @@ export class Sequencer implements SlotEvents {
     private readonly bus: Bus,
     private readonly subj: Subjects,
     private readonly log: RoomLog,
+    private readonly inbox: Inbox,
     private readonly slots: number,
     private readonly metrics: Metrics,
     private readonly logger: Logger,
@@ -61,17 +64,21 @@ export class Sequencer implements SlotEvents {
       msg.respond(JSON.stringify(errorReply(ErrorCode.BadRequest, 'request is not JSON')));
       return;
     }
-    if (req.op !== 'pub' || !isRoomId(req.room) || typeof req.d !== 'string' || typeof req.from !== 'string' || roomSlot(req.room, this.slots) !== slot) {
+    const started = performance.now();
+    let work: Promise<string>;
+    if (req.op === 'pub' && isRoomId(req.room) && typeof req.d === 'string' && typeof req.from === 'string' && roomSlot(req.room, this.slots) === slot) {
+      work = this.pub(slot, o.lease, req);
+    } else if (req.op === 'dm' && isUserId(req.to) && typeof req.d === 'string' && typeof req.from === 'string' && userSlot(req.to, this.slots) === slot) {
+      work = this.dm(slot, o.lease, req);
+    } else {
       msg.respond(JSON.stringify(errorReply(ErrorCode.BadRequest, 'malformed slot request')));
       return;
     }
-    const started = performance.now();
-    const work = this.log
-      .append({ slot, room: req.room, from: req.from, dataJson: req.d, mid: req.mid, dedupBy: req.mid === undefined ? undefined : req.by }, o.lease)
-      .then((r) => {
-        this.fanOut(req.room, req.exclude, r);
-        msg.respond(`{"seq":${r.seq}}`);
-        this.metrics.requestDuration.observe({ op: 'pub' }, (performance.now() - started) / 1000);
+    const op = req.op;
+    const done = work
+      .then((reply) => {
+        msg.respond(reply);
+        this.metrics.requestDuration.observe({ op }, (performance.now() - started) / 1000);
       })
       .catch((e: unknown) => {
         if (e instanceof NotOwnerError) {
@@ -80,11 +87,33 @@ export class Sequencer implements SlotEvents {
           return;
         }
         const err = toRtgwError(e);
-        this.logger.warn({ err: e, slot, room: req.room }, 'append failed');
+        this.logger.warn({ err: e, slot, op }, 'slot request failed');
         msg.respond(JSON.stringify(errorReply(err.code === ErrorCode.Internal ? ErrorCode.Unavailable : err.code, 'could not store the message; try again')));
       })
-      .finally(() => o.inflight.delete(work));
-    o.inflight.add(work);
+      .finally(() => o.inflight.delete(done));
+    o.inflight.add(done);
+  }
+
+  private async pub(slot: number, lease: Lease, req: PubRequest): Promise<string> {
+    failpoint('router.before-append');
+    const r = await this.log.append({ slot, room: req.room, from: req.from, dataJson: req.d, mid: req.mid, dedupBy: req.mid === undefined ? undefined : req.by }, lease);
+    failpoint('router.after-append');
+    this.fanOut(req.room, req.exclude, r);
+    return `{"seq":${r.seq}}`;
+  }
+
+  /** Stored in the recipient's inbox before the answer; delivered at once to wherever they are connected. */
+  private async dm(slot: number, lease: Lease, req: DmRequest): Promise<string> {
+    failpoint('router.before-append');
+    const r = await this.inbox.append({ slot, to: req.to, from: req.from, dataJson: req.d, mid: req.mid, dedupBy: req.mid === undefined ? undefined : req.by }, lease);
+    failpoint('router.after-append');
+    if (!r.duplicate) this.metrics.dmStored.inc();
+    // A duplicate still pending is delivered again: the first delivery may have died with a router.
+    if (r.frame !== '') {
+      this.bus.publish(this.subj.user(req.to), r.frame);
+      this.metrics.dmSent.inc({ kind: 'first' });
+    }
+    return `{"seq":${r.seq}}`;
   }
 
   /**

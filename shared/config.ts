@@ -48,6 +48,11 @@ export interface Config {
   leaseMs: number;
   presenceTtlMs: number;
   requestTimeoutMs: number;
+  dmAckTimeoutMs: number;
+  dmMaxBackoffMs: number;
+  dmMaxAttempts: number;
+  inboxMaxAgeMs: number;
+  inboxMaxMessages: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -141,6 +146,11 @@ export function loadConfig(role: string, env: Env = process.env): Readonly<Confi
     leaseMs,
     presenceTtlMs: int(env, 'RTGW_PRESENCE_TTL_MS', 10_000, 500, 600_000),
     requestTimeoutMs: int(env, 'RTGW_REQUEST_TIMEOUT_MS', 5000, 100, 120_000),
+    dmAckTimeoutMs: int(env, 'RTGW_DM_ACK_TIMEOUT_MS', 5000, 10, 3600_000),
+    dmMaxBackoffMs: int(env, 'RTGW_DM_MAX_BACKOFF_MS', 60_000, 10, 24 * 3600_000),
+    dmMaxAttempts: int(env, 'RTGW_DM_MAX_ATTEMPTS', 8, 1, 1000),
+    inboxMaxAgeMs: int(env, 'RTGW_INBOX_MAX_AGE_MS', 7 * 24 * 3600_000, 1000, 365 * 24 * 3600_000),
+    inboxMaxMessages: int(env, 'RTGW_INBOX_MAX_MESSAGES', 10_000, 1, 1_000_000),
   };
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(cfg.logLevel)) {
     throw new ConfigError('RTGW_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent');

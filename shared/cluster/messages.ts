@@ -16,7 +16,17 @@ export interface PubRequest {
   exclude?: string;
 }
 
-export type SlotRequest = PubRequest;
+/** To the owner of the recipient's slot: store one direct message in the inbox and deliver it. */
+export interface DmRequest {
+  op: 'dm';
+  to: string;
+  from: string;
+  d: string;
+  mid?: string;
+  by: string;
+}
+
+export type SlotRequest = PubRequest | DmRequest;
 
 /** To one gateway node. */
 export interface NodeRequest {

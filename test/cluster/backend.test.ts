@@ -110,6 +110,19 @@ describe('api.publish', () => {
   });
 });
 
+describe('api.dm', () => {
+  it('answers seq and delivers a dm frame to the online recipient', async () => {
+    const user = uid('dm');
+    const c = await client(1, user);
+    const res = await api(subj.api('dm'), { to: user, data: { hello: 1 }, from: 'svc' });
+    expect(typeof res.seq, `api.dm reply ${JSON.stringify(res)}`).toBe('number');
+    const dm = await c.next((f) => f.t === 'dm' && f.seq === res.seq, 5000, 0, 'dm');
+    expect(dm).toMatchObject({ from: 'svc', data: { hello: 1 } });
+    c.sendJson({ t: 'ack', seq: dm.seq });
+    await c.ping();
+  });
+});
+
 describe('api.presence', () => {
   it('answers distinct users and the connection count', async () => {
     const room = uid('bpr');

@@ -87,7 +87,16 @@ const range = (from: number, to: number) => Array.from({ length: to - from + 1 }
 
 beforeAll(async () => {
   hub = new MemoryHub();
-  const stores = memoryStores({ maxMessages: 1000, maxAgeMs: 3600_000, dedupWindowMs: 3600_000 });
+  const stores = memoryStores({
+    maxMessages: 1000,
+    maxAgeMs: 3600_000,
+    dedupWindowMs: 3600_000,
+    ackTimeoutMs: 5000,
+    maxBackoffMs: 60_000,
+    maxAttempts: 8,
+    inboxMaxAgeMs: 7 * 24 * 3600_000,
+    inboxMaxMessages: 10_000,
+  });
   const subj = subjects('rtgw');
   router = await startRouter({ cfg: cfgFor('r1'), bus: hub.connect(), stores, subj, metrics: createMetrics('router'), log: silent });
   faulty = new FaultyBus(hub.connect());
