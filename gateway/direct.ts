@@ -30,7 +30,9 @@ interface UserStream {
   readonly topic: string;
   sub: Subscription;
   conns: number;
-  /** Highest seq handed to the topic in order; 0 until known. */
+  /** Resolves once the recipient's head seq is known; live messages wait in `waiting` until then. */
+  ready: Promise<void>;
+  /** Highest seq handed to the topic in order (starting from the head when the stream opened). */
   lastSeq: number;
   filling: boolean;
   waiting: DmEvent[];
@@ -71,13 +73,10 @@ export class DirectHub {
     const a: Attacher = { conn, buffer: [] };
     u.attaching.add(a);
     try {
-      // Live delivery to this gateway must be in place before the inbox is read, or a message stored in
-      // between would be in neither.
-      await Promise.all([registered, this.bus.flush()]);
+      await Promise.all([registered, u.ready]);
       const pending = await this.inbox.pending(u.slot, u.user);
       if (!conn.open) return;
       const last = pending.at(-1)?.seq ?? 0;
-      if (u.lastSeq === 0) u.lastSeq = last;
       const tail = a.buffer.filter((e) => e.seq > last).sort((x, y) => x.seq - y.seq);
       conn.ws.cork(() => {
         for (const p of pending) conn.ws.send(p.frame);
@@ -120,12 +119,26 @@ export class DirectHub {
       topic: userTopic(user),
       sub: undefined as unknown as Subscription,
       conns: 0,
+      ready: Promise.resolve(),
       lastSeq: 0,
-      filling: false,
+      // Until the head is known, everything waits (as during a fill).
+      filling: true,
       waiting: [],
       attaching: new Set(),
     };
     u.sub = this.bus.subscribe(this.subj.user(user), (msg) => this.onMessage(u, msg));
+    // Live delivery must be in place on the server before the head is read, or a message stored in
+    // between would be neither below the head nor on the stream.
+    u.ready = this.bus
+      .flush()
+      .then(() => this.inbox.head(u.slot, user))
+      .then(
+        (head) => {
+          u.lastSeq = head;
+        },
+        (e: unknown) => this.log.warn({ err: e, user }, 'dm head unknown; ordering starts from the first live message'),
+      )
+      .finally(() => this.release(u));
     this.users.set(user, u);
     return u;
   }
@@ -143,7 +156,7 @@ export class DirectHub {
   }
 
   private accept(u: UserStream, ev: DmEvent): void {
-    if (ev.seq <= u.lastSeq + 1 || u.lastSeq === 0) {
+    if (ev.seq <= u.lastSeq + 1) {
       // Next in order, or a redelivery of one already handed over.
       this.deliver(u, ev);
       return;
@@ -164,17 +177,22 @@ export class DirectHub {
       .finally(() => {
         // What is not in the inbox was acknowledged (or dead-lettered): nothing to wait for.
         u.lastSeq = Math.max(u.lastSeq, upTo);
-        u.filling = false;
-        const waiting = u.waiting.sort((x, y) => x.seq - y.seq);
-        u.waiting = [];
-        for (let i = 0; i < waiting.length; i++) {
-          if (u.filling) {
-            u.waiting.push(...waiting.slice(i));
-            return;
-          }
-          this.accept(u, waiting[i]!);
-        }
+        this.release(u);
       });
+  }
+
+  /** Ends a fill (or the wait for the head) and delivers what waited meanwhile, in seq order. */
+  private release(u: UserStream): void {
+    u.filling = false;
+    const waiting = u.waiting.sort((x, y) => x.seq - y.seq);
+    u.waiting = [];
+    for (let i = 0; i < waiting.length; i++) {
+      if (u.filling) {
+        u.waiting.push(...waiting.slice(i));
+        return;
+      }
+      this.accept(u, waiting[i]!);
+    }
   }
 
   private deliver(u: UserStream, ev: DmEvent): void {

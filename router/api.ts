@@ -98,13 +98,17 @@ export function serveApi(bus: Bus, subj: Subjects, cfg: Config, stores: Stores, 
       }
       const redriven: { id: string; seq: number }[] = [];
       const missing: string[] = [];
-      for (const id of b.ids as string[]) {
+      const letters: { slot: number; letter: DeadLetter }[] = [];
+      for (const id of new Set(b.ids as string[])) {
         const slot = Number(id.split(':')[0]);
         const letter = Number.isInteger(slot) && slot >= 0 && slot < cfg.slots ? (await inbox.deadLetters(slot, MAX_DEAD_LETTERS)).find((d) => d.id === id) : undefined;
-        if (!letter) {
-          missing.push(id);
-          continue;
-        }
+        if (letter) letters.push({ slot, letter });
+        else missing.push(id);
+      }
+      // In their original order per recipient, whatever order they were dead-lettered or listed in.
+      letters.sort((a, b) => (a.letter.user === b.letter.user ? a.letter.seq - b.letter.seq : a.letter.user < b.letter.user ? -1 : 1));
+      for (const { slot, letter } of letters) {
+        const id = letter.id;
         const original = JSON.parse(letter.frame) as { from: string; data: unknown };
         const mid = 'redrive:' + createHash('sha256').update(id).digest('base64url').slice(0, 32);
         const { seq } = await sendDm(letter.user, original.from, original.data, mid, 'rtgw/redrive');

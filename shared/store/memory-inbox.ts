@@ -169,6 +169,10 @@ export class MemoryInbox implements Inbox {
     return out;
   }
 
+  async head(slot: number, user: string): Promise<number> {
+    return this.recipients.get(JSON.stringify([slot, user]))?.seq ?? 0;
+  }
+
   async peek(slot: number, user: string, after: number, limit: number): Promise<{ seq: number; frame: string }[]> {
     const r = this.recipients.get(JSON.stringify([slot, user]));
     if (!r) return [];

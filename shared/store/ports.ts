@@ -218,6 +218,8 @@ export interface Inbox {
    * dead-lettered instead of returned.
    */
   pending(slot: number, user: string): Promise<{ seq: number; frame: string }[]>;
+  /** The recipient's latest seq (0 before their first message); changes nothing. */
+  head(slot: number, user: string): Promise<number>;
   /** Pending messages of `user` with seq > `after`, in seq order, at most `limit`; changes nothing. */
   peek(slot: number, user: string, after: number, limit: number): Promise<{ seq: number; frame: string }[]>;
   /**

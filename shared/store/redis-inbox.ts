@@ -140,6 +140,10 @@ export class RedisInbox implements Inbox {
     return out;
   }
 
+  async head(slot: number, user: string): Promise<number> {
+    return Number((await this.redis.hget(this.k.dmMeta(slot, user), 'seq')) ?? 0);
+  }
+
   async peek(slot: number, user: string, after: number, limit: number): Promise<{ seq: number; frame: string }[]> {
     const flat = await this.redis.zrangebyscore(this.k.inbox(slot, user), `(${after}`, '+inf', 'WITHSCORES', 'LIMIT', 0, limit);
     const out: { seq: number; frame: string }[] = [];

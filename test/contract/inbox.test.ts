@@ -208,6 +208,16 @@ forEachBackend('Inbox', (backend) => {
     expect(await stores.inbox.stats(SLOT)).toEqual(before);
   });
 
+  it('reports the head seq of a recipient, acknowledged messages included', async () => {
+    const { stores } = backend().make();
+    const l = await lease(stores);
+    expect(await stores.inbox.head(SLOT, BOB)).toBe(0);
+    for (let i = 0; i < 3; i++) await stores.inbox.append(dm(BOB), l);
+    await stores.inbox.ack(SLOT, BOB, 3);
+    expect(await stores.inbox.head(SLOT, BOB)).toBe(3);
+    expect(await stores.inbox.head(SLOT, CAROL)).toBe(0);
+  });
+
   it('returns pending messages in seq order and re-arms them with attempts restarted', async () => {
     const { stores } = backend().make({ ackTimeoutMs: 150, maxBackoffMs: 150 });
     const l = await lease(stores);
