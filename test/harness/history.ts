@@ -350,15 +350,26 @@ export class History {
 
   /** Sends one dm and, like a reliable client, sends the same mid again until it is ok'd or the deadline passes. */
   async dmUntilOk(client: TestClient | (() => TestClient), by: string, to: string, deadlineMs: number, opts: SendOptions = {}): Promise<DmRecord> {
+    const current = typeof client === 'function' ? client : () => client;
+    const rec = await this.dm(current(), by, to, opts);
+    return (await this.resendUntilOk(current, rec, deadlineMs, opts)) as DmRecord;
+  }
+
+  /**
+   * Like a reliable client: unless `rec` was ok'd, sends the same message (same mid) again on the
+   * current client until one send of it is ok'd; throws after `deadlineMs`. Resolves the ok'd send.
+   */
+  async resendUntilOk(client: TestClient | (() => TestClient), rec: SendRecord, deadlineMs: number, opts: SendOptions = {}): Promise<SendRecord> {
     const deadline = Date.now() + deadlineMs;
     const current = typeof client === 'function' ? client : () => client;
-    let rec = await this.dm(current(), by, to, opts);
-    while (rec.outcome?.kind !== 'ok') {
-      if (Date.now() >= deadline) throw new Error(`no ok for dm ${rec.mid} to ${to} within ${deadlineMs} ms; last outcome ${JSON.stringify(rec.outcome)}`);
+    let last = rec;
+    while (last.outcome?.kind !== 'ok') {
+      if (Date.now() >= deadline) throw new Error(`no ok for ${rec.op} ${rec.mid} to ${rec.target} within ${deadlineMs} ms; last outcome ${JSON.stringify(last.outcome)}`);
       await sleep(100);
-      rec = await this.dm(current(), by, to, { ...opts, mid: rec.mid });
+      const again = { ...opts, mid: rec.mid };
+      last = rec.op === 'pub' ? await this.pub(current(), rec.by, rec.target, again) : await this.dm(current(), rec.by, rec.target, again);
     }
-    return rec;
+    return last;
   }
 
   /** Publishers send round-robin over `rooms`, paced, for `durationMs`; resolves once every pub is settled. */

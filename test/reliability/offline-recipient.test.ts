@@ -1,0 +1,115 @@
+// Guarantee 2 for recipients that were never connected while dms to them were sent (their retries come
+// due and are parked, not spent).
+// 1. One connects at the end, to either gateway, once its senders are done: it receives its whole inbox,
+//    every ok'd dm, in seq order, each once; it acks, and nothing is retried afterwards, nor replayed
+//    on its next connection.
+// 2. One connects while its senders are still sending: the pending replay and the live dms must still
+//    reach it in seq order (first arrivals increasing), each ok'd one at least once, all acknowledged.
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ClientPool, type TestClient } from '../harness/client.js';
+import { startCluster, uid, type Cluster } from '../harness/cluster.js';
+import { History, type CheckResult, type Sender } from '../harness/history.js';
+import { waitFor } from '../harness/wait.js';
+import { connectClient, metric, waitBalanced } from '../fault/kit.js';
+
+const ACK_TIMEOUT_MS = 300;
+const MAX_BACKOFF_MS = 1000;
+const ENV = {
+  RTGW_LEASE_MS: '1500',
+  RTGW_PRESENCE_TTL_MS: '3000',
+  RTGW_DM_ACK_TIMEOUT_MS: String(ACK_TIMEOUT_MS),
+  RTGW_DM_MAX_BACKOFF_MS: String(MAX_BACKOFF_MS),
+  RTGW_DM_MAX_ATTEMPTS: '4',
+  RTGW_REQUEST_TIMEOUT_MS: '3000',
+};
+const RUN_MS = 3000;
+/** The busy recipient connects this long before its senders stop. */
+const BUSY_CONNECTS_BEFORE_END_MS = 1000;
+const SETTLE_MS = 10_000;
+const LOOP = { durationMs: RUN_MS, everyMs: 15, maxInFlight: 50, answerTimeoutMs: 6000, resendForMs: 8000 };
+
+let cluster: Cluster;
+const pool = new ClientPool();
+
+beforeAll(async () => {
+  cluster = await startCluster({ gateways: 2, routers: 2, env: ENV });
+  await waitBalanced(cluster);
+}, 60_000);
+afterAll(async () => {
+  await pool.closeAll();
+  await cluster?.stop();
+});
+beforeEach(({ onTestFailed }) => onTestFailed(() => console.error(cluster.logs(60))));
+
+const client = (gw: number, user = uid('u')): Promise<TestClient> => connectClient(cluster, pool, gw, user);
+const sumMetric = async (name: string) => (await Promise.all(cluster.routers.map((n) => metric(n, name)))).reduce((a, b) => a + b, 0);
+const anyGateway = () => Math.round(Math.random());
+
+/** Waits until every ok'd dm is delivered and acknowledged (or the deadline), then checks, explaining the first problems. */
+async function settle(history: History): Promise<CheckResult> {
+  const open = () => history.check({ settled: true }).problems.filter((p) => p.kind === 'lost' || p.kind === 'unsettled').length;
+  await waitFor(() => open() === 0, SETTLE_MS, 'every ok’d dm delivered and acknowledged').catch(() => undefined);
+  const result = history.check({ settled: true });
+  for (const p of result.problems.slice(0, 2)) console.error(`${p.kind}: ${p.detail}\n  ${history.explain(p, undefined, 12).join('\n  ')}`);
+  return result;
+}
+
+describe.sequential('a recipient offline for the whole run', () => {
+  it('connects at the end to either gateway, gets every ok’d dm once in seq order, acks, and nothing is retried after', async () => {
+    const history = new History();
+    const quiet = uid('quiet');
+    const senders: Sender[] = [{ name: 's0', client: await client(0) }, { name: 's1', client: await client(1) }];
+    const parkedBefore = await sumMetric('rtgw_dm_parked_total');
+    await history.sendFor({ ...LOOP, op: 'dm', senders, targets: [quiet] });
+    expect(history.answerProblems(['unavailable'], senders.map((s) => s.client))).toEqual([]);
+    expect(history.summary('dm')).toEqual({ ok: history.dms.length });
+    // Its retries came due while it was away and were parked, not spent.
+    expect(await sumMetric('rtgw_dm_parked_total'), 'rtgw_dm_parked_total (routers)').toBeGreaterThan(parkedBefore);
+
+    const n = history.dmOks(quiet).length;
+    const gw = anyGateway();
+    const conn = await client(gw, quiet);
+    history.watch(conn, quiet);
+    await waitFor(() => new Set(conn.of('dm').map((f) => f.seq)).size >= n, 10_000, `${n} dms for ${quiet}`);
+    // First arrivals: a seq whose ack is still on its way may legitimately come again (the client drops it).
+    const firsts = [...new Set(conn.of('dm').map((f) => f.seq as number))];
+    expect(firsts, `the inbox as replayed on gateway ${gw}`).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+    const result = await settle(history);
+    expect(result.lines()).toEqual([]);
+
+    // Nothing is retried after the acks: the retry queue drains, no dm arrives, a new connection gets no replay.
+    await waitFor(async () => (await sumMetric('rtgw_retry_queue_size')) === 0, 6000, 'rtgw_retry_queue_size to reach 0').catch(() => undefined);
+    expect(await sumMetric('rtgw_retry_queue_size'), 'rtgw_retry_queue_size (routers)').toBe(0);
+    const again = await client(1 - gw, quiet);
+    const count = conn.of('dm').length;
+    // Absence needs a window: one ack timeout plus the longest backoff, in which any retry would come
+    // (and the new connection's pending replay, sent right after its welcome).
+    await new Promise((r) => setTimeout(r, ACK_TIMEOUT_MS + MAX_BACKOFF_MS));
+    expect(conn.of('dm').length, 'dms after everything was acknowledged').toBe(count);
+    expect(again.of('dm'), 'replayed to a new connection after everything was acknowledged').toEqual([]);
+    console.info('offline-recipient (at the end):', { gateway: gw, parked: (await sumMetric('rtgw_dm_parked_total')) - parkedBefore, ...result.recipients[quiet]?.stats });
+  }, 40_000);
+
+  it('connects while dms to it are still being sent: the pending replay and the live ones arrive in seq order', async () => {
+    // Each busy recipient is one trial of the race between its connection's pending replay and the
+    // live dms still arriving; they connect one after the other while all of them are being sent to.
+    const history = new History();
+    const busy = [uid('busy'), uid('busy'), uid('busy')];
+    const senders: Sender[][] = [];
+    for (const _ of busy) senders.push([{ name: uid('s'), client: await client(0) }, { name: uid('s'), client: await client(1) }]);
+    const startedAt = Date.now();
+    // Fast enough that live dms keep arriving while a connection's pending replay is being read.
+    const traffic = Promise.all(busy.map((user, i) => history.sendFor({ ...LOOP, everyMs: 5, op: 'dm', senders: senders[i]!, targets: [user] })));
+    const okBeforeConnect: number[] = [];
+    for (const [i, user] of busy.entries()) {
+      await waitFor(() => Date.now() - startedAt >= RUN_MS - BUSY_CONNECTS_BEFORE_END_MS - (busy.length - 1 - i) * 400, RUN_MS, 'the connect point');
+      okBeforeConnect.push(history.dmOks(user).length);
+      history.watch(await client(i % 2, user), user);
+    }
+    await traffic;
+    expect(history.answerProblems(['unavailable'], senders.flat().map((s) => s.client))).toEqual([]);
+    const result = await settle(history);
+    console.info('offline-recipient (while sending):', busy.map((u, i) => ({ okBeforeConnect: okBeforeConnect[i], ...result.recipients[u]?.stats, problems: result.problems.filter((p) => p.target === u).length })));
+    expect(result.lines()).toEqual([]);
+  }, 40_000);
+});
