@@ -107,7 +107,10 @@ export class Sequencer implements SlotEvents {
     failpoint('router.before-append');
     const r = await this.inbox.append({ slot, to: req.to, from: req.from, dataJson: req.d, mid: req.mid, dedupBy: req.mid === undefined ? undefined : req.by }, lease);
     failpoint('router.after-append');
-    if (!r.duplicate) this.metrics.dmStored.inc();
+    if (!r.duplicate) {
+      this.metrics.dmStored.inc();
+      this.metrics.inboxSize.observe(r.inboxSize);
+    }
     // A duplicate still pending is delivered again: the first delivery may have died with a router.
     if (r.frame !== '') {
       this.bus.publish(this.subj.user(req.to), r.frame);

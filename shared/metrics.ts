@@ -41,6 +41,12 @@ export function createMetrics(role: string) {
     dmParked: new Counter({ name: 'rtgw_dm_parked_total', help: 'Due retries parked because the recipient was offline', registers: r }),
     dmAcked: new Counter({ name: 'rtgw_dm_acked_total', help: 'Direct messages settled by an ack', registers: r }),
     dmStored: new Counter({ name: 'rtgw_dm_stored_total', help: 'Direct messages stored in an inbox', registers: r }),
+    inboxSize: new Histogram({
+      name: 'rtgw_inbox_size',
+      help: "Pending direct messages in the recipient's inbox, observed at each store",
+      buckets: [1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10_000],
+      registers: r,
+    }),
     deadLetters: new Counter({ name: 'rtgw_dead_letters_total', help: 'Messages moved to the dead-letter list', labelNames: ['reason'], registers: r }),
     slowConsumerDisconnects: new Counter({
       name: 'rtgw_slow_consumer_disconnects_total',

@@ -120,7 +120,7 @@ export class MemoryInbox implements Inbox {
     if (dedupKey !== undefined) {
       const first = this.dedup.get(dedupKey);
       if (first && first.expiresAt > now) {
-        return { seq: first.seq, frame: r.inbox.get(first.seq)?.frame ?? '', duplicate: true };
+        return { seq: first.seq, frame: r.inbox.get(first.seq)?.frame ?? '', duplicate: true, inboxSize: r.inbox.size };
       }
     }
     const seq = ++r.seq;
@@ -140,7 +140,7 @@ export class MemoryInbox implements Inbox {
       this.deadLetter(req.slot, req.to, oldest, 'inbox_full', now);
     }
     if (dedupKey !== undefined) this.dedup.set(dedupKey, { seq, expiresAt: now + this.limits.dedupWindowMs });
-    return { seq, frame, duplicate: false };
+    return { seq, frame, duplicate: false, inboxSize: r.inbox.size };
   }
 
   async ack(slot: number, user: string, seq: number): Promise<boolean> {

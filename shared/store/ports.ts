@@ -137,6 +137,8 @@ export interface DmAppendResult {
   /** The `dm` frame as stored and as the recipient receives it ('' for a duplicate already settled). */
   frame: string;
   duplicate: boolean;
+  /** The recipient's pending messages after this append. */
+  inboxSize: number;
 }
 
 /** A delivery the sweeper claimed: send it now. `attempt` counts deliveries while the recipient was online. */

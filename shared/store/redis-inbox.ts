@@ -113,9 +113,9 @@ export class RedisInbox implements Inbox {
       if (e instanceof Error && /^(ERR )?NOT_OWNER\b/.test(e.message)) throw new NotOwnerError(req.slot);
       throw e;
     }
-    const [seq, frame, duplicate, inboxFull] = reply as [number, string, number, number];
+    const [seq, frame, duplicate, inboxFull, inboxSize] = reply as [number, string, number, number, number];
     this.counted('inbox_full', inboxFull);
-    return { seq: Number(seq), frame: String(frame), duplicate: Number(duplicate) === 1 };
+    return { seq: Number(seq), frame: String(frame), duplicate: Number(duplicate) === 1, inboxSize: Number(inboxSize) };
   }
 
   async ack(slot: number, user: string, seq: number): Promise<boolean> {

@@ -103,6 +103,7 @@ forEachBackend('Inbox', (backend) => {
       seq: 1,
       frame: `{"t":"dm","seq":1,"from":"alice","data":${dataJson},"mid":"m-1","ts":${ta}}`,
       duplicate: false,
+      inboxSize: 1,
     });
     expect(ta).toBeGreaterThanOrEqual(before - 2_000);
     expect(ta).toBeLessThanOrEqual(after + 2_000);
@@ -121,7 +122,7 @@ forEachBackend('Inbox', (backend) => {
     const first = await stores.inbox.append(dm(BOB, { mid: 'm1', dedupBy: 'alice' }), l);
     const again = await stores.inbox.append(dm(BOB, { mid: 'm1', dedupBy: 'alice', dataJson: '"other"' }), l);
     expect(first).toMatchObject({ seq: 1, duplicate: false });
-    expect(again).toEqual({ seq: 1, frame: first.frame, duplicate: true });
+    expect(again).toEqual({ seq: 1, frame: first.frame, duplicate: true, inboxSize: 1 });
     expect((await stores.inbox.stats(SLOT)).queued).toBe(1); // a duplicate adds no compensation entry
 
     const otherSender = await stores.inbox.append(dm(BOB, { mid: 'm1', dedupBy: 'carol', from: 'carol' }), l);
@@ -138,7 +139,7 @@ forEachBackend('Inbox', (backend) => {
 
     expect(await stores.inbox.ack(SLOT, BOB, 1)).toBe(true);
     const settled = await stores.inbox.append(dm(BOB, { mid: 'm1', dedupBy: 'alice' }), l);
-    expect(settled).toEqual({ seq: 1, frame: '', duplicate: true });
+    expect(settled).toEqual({ seq: 1, frame: '', duplicate: true, inboxSize: 3 });
     expect((await stores.inbox.pending(SLOT, BOB)).map((p) => p.seq)).toEqual([2, 3, 4]);
   });
 
@@ -208,14 +209,17 @@ forEachBackend('Inbox', (backend) => {
     expect(await stores.inbox.stats(SLOT)).toEqual(before);
   });
 
-  it('reports the head seq of a recipient, acknowledged messages included', async () => {
+  it('reports the head seq of a recipient (acknowledged messages included) and the inbox size at each append', async () => {
     const { stores } = backend().make();
     const l = await lease(stores);
     expect(await stores.inbox.head(SLOT, BOB)).toBe(0);
-    for (let i = 0; i < 3; i++) await stores.inbox.append(dm(BOB), l);
+    const sizes: number[] = [];
+    for (let i = 0; i < 3; i++) sizes.push((await stores.inbox.append(dm(BOB), l)).inboxSize);
+    expect(sizes).toEqual([1, 2, 3]);
     await stores.inbox.ack(SLOT, BOB, 3);
     expect(await stores.inbox.head(SLOT, BOB)).toBe(3);
     expect(await stores.inbox.head(SLOT, CAROL)).toBe(0);
+    expect((await stores.inbox.append(dm(BOB), l)).inboxSize).toBe(3);
   });
 
   it('returns pending messages in seq order and re-arms them with attempts restarted', async () => {

@@ -15,7 +15,7 @@
 -- ARGV[7] '1' to deduplicate by KEYS[7], '0' not to
 -- ARGV[8] ackTimeoutMs   ARGV[9] inboxMaxMessages   ARGV[10] dedupWindowMs
 --
--- Returns {seq, frame, duplicate (0|1), dead-lettered 'inbox_full' (count)}. The new message's compensation entry is due at
+-- Returns {seq, frame, duplicate (0|1), dead-lettered 'inbox_full' (count), inbox size after}. The new message's compensation entry is due at
 -- now + ackTimeoutMs with 1 attempt (the caller delivers at once). For a duplicate: the first seq, and
 -- its frame while still pending, else ''. Messages past inboxMaxMessages, oldest first, are
 -- dead-lettered ('inbox_full'). Error reply `NOT_OWNER ...` when the lease is not ARGV[1].
@@ -37,7 +37,7 @@ if dedupOn then
   local first = redis.call('GET', dedup)
   if first then
     local found = redis.call('ZRANGEBYSCORE', inbox, first, first)
-    return {tonumber(first), found[1] or '', 1, 0}
+    return {tonumber(first), found[1] or '', 1, 0, redis.call('ZCARD', inbox)}
   end
 end
 
@@ -64,4 +64,4 @@ if dedupOn then
   redis.call('SET', dedup, seq, 'PX', ARGV[10])
 end
 
-return {seq, frame, 0, over}
+return {seq, frame, 0, over, redis.call('ZCARD', inbox)}
