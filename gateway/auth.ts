@@ -24,13 +24,19 @@ export type Verifier = (token: string) => Promise<Claims>;
 
 type Key = Uint8Array | KeyObject | ReturnType<typeof createRemoteJWKSet>;
 
-/** The algorithms a PEM public key may verify: exactly its own family and curve. */
+/**
+ * The algorithms a PEM public key may verify: exactly its own family and curve. A key that jose cannot
+ * verify with is refused here, at startup, instead of failing every token with a vague 4001.
+ */
 function algorithmsFor(key: KeyObject): string[] {
   switch (key.asymmetricKeyType) {
     case 'rsa':
+      if ((key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048) throw new Error('RSA public keys must be at least 2048 bits');
       return ['RS256', 'RS384', 'RS512'];
     case 'rsa-pss':
-      return ['PS256', 'PS384', 'PS512'];
+      throw new Error('RSA-PSS (id-RSASSA-PSS) public keys are not supported; give the key as a plain RSA (rsaEncryption) SPKI');
+    case 'ed448':
+      throw new Error('Ed448 public keys are not supported; use Ed25519');
     case 'ec': {
       const curve = key.asymmetricKeyDetails?.namedCurve;
       const alg = { 'prime256v1': 'ES256', 'P-256': 'ES256', 'secp384r1': 'ES384', 'P-384': 'ES384', 'secp521r1': 'ES512', 'P-521': 'ES512' }[curve ?? ''];
@@ -38,8 +44,8 @@ function algorithmsFor(key: KeyObject): string[] {
       return [alg];
     }
     case 'ed25519':
-    case 'ed448':
-      return ['EdDSA'];
+      // 'Ed25519' is the newer registered name of the same algorithm.
+      return ['EdDSA', 'Ed25519'];
   }
   throw new Error(`unsupported public key type ${key.asymmetricKeyType}`);
 }
@@ -56,7 +62,7 @@ export function createVerifier(cfg: JwtConfig): Verifier {
     algorithms = algorithmsFor(k);
   } else if (cfg.jwksUrl !== undefined) {
     key = createRemoteJWKSet(new URL(cfg.jwksUrl));
-    algorithms = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+    algorithms = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
   } else {
     throw new Error('no token key configured');
   }
