@@ -43,6 +43,8 @@ export async function connectNats(
       // Jitter spreads the reconnects of many processes after a server restart.
       reconnectTimeWait: 250,
       reconnectJitter: 250,
+      // Async stack traces cost two Error objects per request (~8% of a busy gateway's CPU).
+      noAsyncTraces: true,
     });
   } catch (e) {
     throw new Error(`cannot connect to NATS at ${servers.join(', ')}: ${e instanceof Error ? e.message : String(e)}`, {
