@@ -1,38 +1,30 @@
 // Connecting to a real cluster: Origin checks, every kind of bad token (close 4001, nothing sent), both
 // token carriers, expiry (4010) and refresh. Tokens are HS256 with the cluster's secret, iss and aud.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ClientPool, type ConnectOptions } from '../harness/client.js';
-import { startCluster, uid, type Cluster } from '../harness/cluster.js';
+import { describe, expect, it } from 'vitest';
+import type { ConnectOptions } from '../harness/client.js';
+import { uid, type Cluster } from '../harness/cluster.js';
+import { useCluster } from '../harness/suite.js';
 
 const ORIGIN = 'https://app.example.test';
 
-let cluster: Cluster;
-const pool = new ClientPool();
+const suite = useCluster({
+  gateways: 2,
+  routers: 1,
+  env: {
+    RTGW_ALLOWED_ORIGINS: `${ORIGIN},https://other.example.test`,
+    // Expiry is checked at `exp` exactly; the contract says nothing of a tolerance, and tests keep time short.
+    RTGW_JWT_CLOCK_TOLERANCE_SEC: '0',
+    // Verbose logs, so "tokens are never written to logs" is checked where it is most likely to fail.
+    RTGW_LOG_LEVEL: 'debug',
+  },
+  closeClientsAfterEach: true,
+});
+const { pool } = suite;
 const tokensUsed: string[] = [];
 
-beforeAll(async () => {
-  cluster = await startCluster({
-    gateways: 2,
-    routers: 1,
-    env: {
-      RTGW_ALLOWED_ORIGINS: `${ORIGIN},https://other.example.test`,
-      // Expiry is checked at `exp` exactly; the contract says nothing of a tolerance, and tests keep time short.
-      RTGW_JWT_CLOCK_TOLERANCE_SEC: '0',
-      // Verbose logs, so "tokens are never written to logs" is checked where it is most likely to fail.
-      RTGW_LOG_LEVEL: 'debug',
-    },
-  });
-}, 60_000);
-afterAll(async () => {
-  await pool.closeAll();
-  await cluster?.stop();
-});
-beforeEach(({ onTestFailed }) => onTestFailed(() => console.error(cluster.logs())));
-afterEach(() => pool.closeAll());
-
-const gw = (i: 0 | 1) => cluster.gateways[i]!.url;
+const gw = (i: 0 | 1) => suite.cluster.gateways[i]!.url;
 async function token(...args: Parameters<Cluster['token']>): Promise<string> {
-  const t = await cluster.token(...args);
+  const t = await suite.cluster.token(...args);
   tokensUsed.push(t);
   return t;
 }
@@ -76,7 +68,7 @@ describe('bad tokens: close 4001, nothing sent', () => {
     ['bad signature', async () => ({ token: await token(uid('u'), {}, { secret: 'another-secret-of-at-least-32-bytes!!' }) })],
     ['tampered payload', async () => {
       const [h, , s] = (await token(uid('u'))).split('.');
-      const forged = Buffer.from(JSON.stringify({ sub: 'admin', exp: Math.floor(Date.now() / 1000) + 3600, iss: cluster.issuer, aud: cluster.audience })).toString('base64url');
+      const forged = Buffer.from(JSON.stringify({ sub: 'admin', exp: Math.floor(Date.now() / 1000) + 3600, iss: suite.cluster.issuer, aud: suite.cluster.audience })).toString('base64url');
       return { token: `${h}.${forged}.${s}` };
     }],
     ['expired', async () => ({ token: await token(uid('u'), {}, { expIn: -3600 }) })],
@@ -191,7 +183,7 @@ describe('logs', () => {
     await pool.refused(gw(1), { token: await token(user, {}, { aud: 'nope' }) });
     await c.close();
     const leaks: string[] = [];
-    for (const n of cluster.nodes) {
+    for (const n of suite.cluster.nodes) {
       for (const line of n.logs()) {
         // Signatures are what make a token usable; look for them and for whole tokens.
         for (const t of tokensUsed) {

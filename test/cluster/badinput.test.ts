@@ -1,33 +1,20 @@
 // Bad input against a real cluster: malformed frames, binary garbage, oversized frames, floods. Each gets
 // its error or close code, and none of it disturbs another connection in the same room.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { ClientPool, type TestClient } from '../harness/client.js';
-import { startCluster, uid, type Cluster } from '../harness/cluster.js';
+import { describe, expect, it } from 'vitest';
+import type { TestClient } from '../harness/client.js';
+import { uid } from '../harness/cluster.js';
+import { useCluster } from '../harness/suite.js';
 
 const MAX_MESSAGE_BYTES = 4096;
 const RATE_LIMIT = 20; // frames per second, bursts of 40
 
-let cluster: Cluster;
-const pool = new ClientPool();
-
-beforeAll(async () => {
-  cluster = await startCluster({
-    gateways: 2,
-    routers: 1,
-    env: { RTGW_MAX_MESSAGE_BYTES: String(MAX_MESSAGE_BYTES), RTGW_RATE_LIMIT: String(RATE_LIMIT) },
-  });
-}, 60_000);
-afterAll(async () => {
-  await pool.closeAll();
-  await cluster?.stop();
+const { client } = useCluster({
+  gateways: 2,
+  routers: 1,
+  env: { RTGW_MAX_MESSAGE_BYTES: String(MAX_MESSAGE_BYTES), RTGW_RATE_LIMIT: String(RATE_LIMIT) },
+  closeClientsAfterEach: true,
 });
-beforeEach(({ onTestFailed }) => onTestFailed(() => console.error(cluster.logs())));
-afterEach(() => pool.closeAll());
-
-async function client(gw: 0 | 1, user = uid('u')): Promise<TestClient> {
-  return pool.connect(cluster.gateways[gw]!.url, { token: await cluster.token(user) });
-}
 
 /** Sends `raw` and resolves the next `err` frame after it. */
 async function errFor(c: TestClient, raw: string | Buffer) {

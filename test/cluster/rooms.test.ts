@@ -1,30 +1,12 @@
 // Rooms across a real cluster (2 gateways, 2 routers, NATS, Redis): delivery, ordering, echo, recovery
 // on another gateway, permissions, hostile names, presence and leave — black-box, per the wire contract.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ClientPool, type Frame, type TestClient } from '../harness/client.js';
-import { startCluster, uid, type Cluster } from '../harness/cluster.js';
+import { describe, expect, it } from 'vitest';
+import { range, seqs, type Frame } from '../harness/client.js';
+import { uid } from '../harness/cluster.js';
+import { useCluster } from '../harness/suite.js';
 import { waitFor } from '../harness/wait.js';
 
-let cluster: Cluster;
-const pool = new ClientPool();
-
-beforeAll(async () => {
-  cluster = await startCluster({ gateways: 2, routers: 2 });
-}, 60_000);
-afterAll(async () => {
-  await pool.closeAll();
-  await cluster?.stop();
-});
-beforeEach(({ onTestFailed }) => onTestFailed(() => console.error(cluster.logs())));
-afterEach(() => pool.closeAll());
-
-/** A client on gateway `gw` for `user` (fresh id by default), with optional extra token claims. */
-async function client(gw: 0 | 1, user = uid('u'), claims?: Record<string, unknown>): Promise<TestClient> {
-  return pool.connect(cluster.gateways[gw]!.url, { token: await cluster.token(user, claims) });
-}
-
-const seqs = (fs: Frame[]) => fs.map((f) => f.seq as number);
-const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+const { client } = useCluster({ gateways: 2, routers: 2, closeClientsAfterEach: true });
 
 describe('join and pub', () => {
   it('delivers each pub once, in seq order 1,2,3…, to every other member on both gateways; not to the sender without echo', async () => {

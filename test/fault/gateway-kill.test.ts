@@ -4,15 +4,13 @@
 // round, B's presence watcher gets `left` once for each of A's connections and none for B's, B's
 // members keep receiving every ok'd message in order, and a client of A that reconnects to B with
 // since/epoch recovers everything it missed.
-import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
-import { toJson } from '../../shared/bus/bus.js';
-import { connectNats, NatsBus } from '../../shared/bus/nats.js';
-import { subjects } from '../../shared/cluster/subjects.js';
-import { ClientPool, type Frame, type TestClient } from '../harness/client.js';
-import { startCluster, uid, type Cluster } from '../harness/cluster.js';
+import { expect, it } from 'vitest';
+import type { Frame } from '../harness/client.js';
+import { uid } from '../harness/cluster.js';
 import { History } from '../harness/history.js';
+import { useCluster } from '../harness/suite.js';
 import { waitFor } from '../harness/wait.js';
-import { closeAndCheck, connectClient, lastSeq, roomsByOwner, type Traffic, waitBalanced } from './kit.js';
+import { closeAndCheck, lastSeq, roomsByOwner, type Traffic, waitBalanced } from './kit.js';
 
 const PRESENCE_TTL_MS = 3000;
 /** Routers reap every TTL/4 (router/index.ts); the margin covers Redis round trips and 2 busy cores. */
@@ -21,22 +19,15 @@ const REAP_BOUND_MS = PRESENCE_TTL_MS + REAPER_EVERY_MS + 2000;
 const RUN_MS = 10_000;
 const KILL_AFTER_MS = 2000;
 
-let cluster: Cluster;
-let bus: NatsBus;
-const pool = new ClientPool();
-
-beforeAll(async () => {
-  cluster = await startCluster({ gateways: 2, routers: 2, env: { RTGW_PRESENCE_TTL_MS: String(PRESENCE_TTL_MS) } });
-  bus = new NatsBus(await connectNats([cluster.nats.url], 'rtgw-fault-gateway-kill'));
-}, 60_000);
-afterAll(async () => {
-  await pool.closeAll();
-  await bus?.close().catch(() => undefined);
-  await cluster?.stop();
+const suite = useCluster({
+  gateways: 2,
+  routers: 2,
+  env: { RTGW_PRESENCE_TTL_MS: String(PRESENCE_TTL_MS) },
+  bus: 'rtgw-fault-gateway-kill',
+  pingOnConnect: true,
+  logLines: 80,
 });
-beforeEach(({ onTestFailed }) => onTestFailed(() => console.error(cluster.logs(80))));
-
-const client = (gw: number, user = uid('u')): Promise<TestClient> => connectClient(cluster, pool, gw, user);
+const { client, api } = suite;
 
 interface Presence {
   users: string[];
@@ -44,11 +35,11 @@ interface Presence {
 }
 
 it('a gateway killed with SIGKILL leaves no presence ghosts past the TTL bound, each of its members is `left` once, and its clients recover on the other gateway', async () => {
+  const { cluster } = suite;
   await waitBalanced(cluster);
   const [A, B] = [cluster.gateways[0]!, cluster.gateways[1]!];
   const rooms = [...roomsByOwner(cluster, 1, 'gk').values()].flat(); // one room per router
-  const api = async (room: string): Promise<Presence> =>
-    toJson<Presence>(await bus.request(`${subjects(cluster.prefix).api('presence')}`, JSON.stringify({ room }), 2000));
+  const apiPresence = (room: string): Promise<Presence> => api<Presence>('presence', { room }, 2000);
 
   // B: a presence watcher and two plain members. A: two connections of one user, one of another.
   const watcher = await client(1);
@@ -70,7 +61,7 @@ it('a gateway killed with SIGKILL leaves no presence ghosts past the TTL bound, 
   for (const room of rooms) {
     await waitFor(async () => (await watcher.ok({ t: 'presence', room })).count === 6, 3000, `presence of ${room} to count 6`);
     expect(await watcher.ok({ t: 'presence', room })).toMatchObject({ users: everyone, count: 6 });
-    expect(await api(room)).toEqual({ users: everyone, count: 6 });
+    expect(await apiPresence(room)).toEqual({ users: everyone, count: 6 });
     for (const conn of aConns) await watcher.next((f) => f.t === 'joined' && f.room === room && f.conn === conn, 3000, 0, `joined of ${conn} in ${room}`);
   }
 
@@ -103,7 +94,7 @@ it('a gateway killed with SIGKILL leaves no presence ghosts past the TTL bound, 
     `client presence on B to drop A's connections within ${REAP_BOUND_MS} ms`,
   );
   const reapedAfterMs = Date.now() - killedAt;
-  for (const room of rooms) expect(await api(room), `api.presence of ${room}`).toEqual({ users: bUsers, count: 3 });
+  for (const room of rooms) expect(await apiPresence(room), `api.presence of ${room}`).toEqual({ users: bUsers, count: 3 });
   expect(reapedAfterMs).toBeLessThan(REAP_BOUND_MS);
   // `left` reaches the watcher within the same bound.
   for (const room of rooms) {

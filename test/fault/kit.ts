@@ -1,11 +1,13 @@
 // Shared pieces of the fault tests: reading a node's metrics, picking rooms by the router that should
-// own them, waiting for slot ownership to settle, connecting clients that are proven usable, setting up
-// members and publishers, and the closing check of a run against the room's history as a client reads it.
+// own them, waiting for slot ownership to settle, setting up members and publishers (on connections
+// proven usable, harness/suite.ts `connectClient`), and the closing check of a run against the room's
+// history as a client reads it.
 import { preferredOwner } from '../../router/slots.js';
 import { DEFAULT_SLOTS, roomSlot } from '../../shared/cluster/slots.js';
 import { connect, type ClientPool, type Frame, type TestClient } from '../harness/client.js';
 import { httpGet, uid, type Cluster, type Node } from '../harness/cluster.js';
 import { History } from '../harness/history.js';
+import { connectClient } from '../harness/suite.js';
 import { waitFor } from '../harness/wait.js';
 
 /** Sum of every sample of metric `name` (all label sets) on a node's /metrics. */
@@ -17,6 +19,11 @@ export async function metric(node: Node, name: string): Promise<number> {
     if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return sum;
+}
+
+/** Sum of metric `name` over `nodes` (each summed over its label sets, as `metric` does). */
+export async function metricSum(nodes: readonly Node[], name: string): Promise<number> {
+  return (await Promise.all(nodes.map((n) => metric(n, name)))).reduce((a, b) => a + b, 0);
 }
 
 const routerIds = (cluster: Cluster) => cluster.routers.map((r) => r.nodeId!);
@@ -61,27 +68,6 @@ export async function waitBalanced(cluster: Cluster, timeoutMs = 15_000): Promis
     timeoutMs,
     `slot ownership to settle at ${want.join('/')} slots`,
   );
-}
-
-/**
- * Connects a client to gateway `gw` and proves the connection usable with a ping round trip. A gateway
- * that drops the socket right after `welcome` fails here with a pointed message instead of failing a
- * later join far from the cause.
- */
-export async function connectClient(cluster: Cluster, pool: ClientPool, gw: number, user = uid('u')): Promise<TestClient> {
-  const gateway = cluster.gateways[gw]!;
-  const c = await pool.connect(gateway.url, { token: await cluster.token(user) });
-  try {
-    await c.ping(3000);
-  } catch (e) {
-    throw new Error(
-      `gateway ${gateway.nodeId} dropped connection ${c.conn} right after its welcome (${c.describeClose()}). ` +
-        'A 1006 with no close frame here is the signature of uWebSockets.js closing a socket upgraded inside ' +
-        'res.cork() after an async upgrade when the open handler sends (uNetworking/uWebSockets#1928).',
-      { cause: e },
-    );
-  }
-  return c;
 }
 
 /** Every node of the cluster that is still running answers /readyz 200. */

@@ -6,11 +6,10 @@
 // The publishers are members too (without `echo`), so the second step checks the echo rule on the
 // gap-fill path: a sender never gets its own message back, whichever way it reached its gateway.
 // One cluster run; the steps run in order and the second reads what the first recorded.
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ClientPool } from '../harness/client.js';
-import { startCluster, type Cluster } from '../harness/cluster.js';
+import { describe, expect, it } from 'vitest';
+import { useCluster } from '../harness/suite.js';
 import { waitFor } from '../harness/wait.js';
-import { allReady, closeAndCheck, metric, setupTraffic, unansweredButStored, waitBalanced, type Traffic } from './kit.js';
+import { allReady, closeAndCheck, metricSum, setupTraffic, unansweredButStored, waitBalanced, type Traffic } from './kit.js';
 
 const REQUEST_TIMEOUT_MS = 5000;
 /** Client reconnect wait (250 ms + up to 250 ms jitter, a few attempts) plus a request timeout of slack. */
@@ -18,24 +17,20 @@ const BACK_BOUND_MS = 5000;
 const RUN_MS = 9000;
 const RESTART_AFTER_MS = 2500;
 
-let cluster: Cluster;
-const pool = new ClientPool();
+const suite = useCluster({
+  gateways: 2,
+  routers: 2,
+  env: { RTGW_LEASE_MS: '2000', RTGW_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) },
+  logLines: 80,
+});
 /** What the restart step recorded, for the echo step. */
 let traffic: Traffic | undefined;
 
-beforeAll(async () => {
-  cluster = await startCluster({ gateways: 2, routers: 2, env: { RTGW_LEASE_MS: '2000', RTGW_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) } });
-}, 60_000);
-afterAll(async () => {
-  await pool.closeAll();
-  await cluster?.stop();
-});
-beforeEach(({ onTestFailed }) => onTestFailed(() => console.error(cluster.logs(80))));
-
-const sumOver = async (name: string) => (await Promise.all(cluster.gateways.map((g) => metric(g, name)))).reduce((a, b) => a + b, 0);
+const sumOver = (name: string) => metricSum(suite.cluster.gateways, name);
 
 describe.sequential('nats-server restart under load', () => {
   it('pubs get ok again within the bound and every ok’d message reaches every member once, in order, without any rejoin', async () => {
+    const { cluster, pool } = suite;
     await waitBalanced(cluster);
     const t = await setupTraffic(cluster, pool, { roomsPerRouter: 2, membersPerGateway: 2, publishersPerGateway: 1 });
     const { history, rooms } = t;

@@ -3,12 +3,12 @@
 // epoch; a join with the old epoch and a `since` answers `recovered: false` and replays nothing from
 // the old history; and live members, who stayed joined throughout, see the new epoch's seqs start at
 // 1 again, gapless, in order and without duplicates — every ok'd message exactly once.
-import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
-import { ClientPool, type Frame, type TestClient } from '../harness/client.js';
-import { startCluster, uid, type Cluster } from '../harness/cluster.js';
+import { expect, it } from 'vitest';
+import { range, seqs } from '../harness/client.js';
 import { History } from '../harness/history.js';
+import { useCluster } from '../harness/suite.js';
 import { waitFor } from '../harness/wait.js';
-import { allReady, connectClient, roomsByOwner, waitBalanced } from './kit.js';
+import { allReady, roomsByOwner, waitBalanced } from './kit.js';
 
 const LEASE_MS = 2000;
 const REQUEST_TIMEOUT_MS = 3000;
@@ -17,28 +17,17 @@ const RECOVERY_BOUND_MS = 2000 + LEASE_MS + REQUEST_TIMEOUT_MS + 3000;
 const BEFORE = 5;
 const AFTER = 5;
 
-let cluster: Cluster;
-const pool = new ClientPool();
-
-beforeAll(async () => {
-  cluster = await startCluster({
-    gateways: 2,
-    routers: 2,
-    env: { RTGW_LEASE_MS: String(LEASE_MS), RTGW_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) },
-  });
-}, 60_000);
-afterAll(async () => {
-  await pool.closeAll();
-  await cluster?.stop();
+const suite = useCluster({
+  gateways: 2,
+  routers: 2,
+  env: { RTGW_LEASE_MS: String(LEASE_MS), RTGW_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) },
+  pingOnConnect: true,
+  logLines: 80,
 });
-beforeEach(({ onTestFailed }) => onTestFailed(() => console.error(cluster.logs(80))));
-
-const client = (gw: number, user = uid('u')): Promise<TestClient> => connectClient(cluster, pool, gw, user);
-
-const seqs = (fs: readonly Frame[]) => fs.map((f) => f.seq as number);
-const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+const { client } = suite;
 
 it('after Redis restarts empty the cluster serves again, rooms get a new epoch, old-epoch joins are not recovered, and live members see seqs restart at 1 exactly once', async () => {
+  const { cluster } = suite;
   await waitBalanced(cluster);
   const rooms = [...roomsByOwner(cluster, 1, 'rw').values()].flat(); // one room per router
   const members = [await client(0), await client(1)];

@@ -5,11 +5,11 @@
 // router's rooms are served again within a bound derived from the lease while the survivor's rooms
 // never stop, and a member that left during the outage recovers exactly what it missed on the other
 // gateway.
-import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
-import { ClientPool, type TestClient } from '../harness/client.js';
-import { startCluster, uid, type Cluster } from '../harness/cluster.js';
+import { expect, it } from 'vitest';
+import { uid } from '../harness/cluster.js';
+import { useCluster } from '../harness/suite.js';
 import { waitFor } from '../harness/wait.js';
-import { allReady, closeAndCheck, connectClient, lastSeq, metric, setupTraffic, unansweredButStored, waitBalanced } from './kit.js';
+import { allReady, closeAndCheck, lastSeq, metric, setupTraffic, unansweredButStored, waitBalanced } from './kit.js';
 
 const LEASE_MS = 2000;
 const REQUEST_TIMEOUT_MS = 5000;
@@ -20,25 +20,17 @@ const SURVIVOR_BOUND_MS = 1500;
 const RUN_MS = 9000;
 const KILL_AFTER_MS = 2500;
 
-let cluster: Cluster;
-const pool = new ClientPool();
-
-beforeAll(async () => {
-  cluster = await startCluster({
-    gateways: 2,
-    routers: 2,
-    env: { RTGW_LEASE_MS: String(LEASE_MS), RTGW_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) },
-  });
-}, 60_000);
-afterAll(async () => {
-  await pool.closeAll();
-  await cluster?.stop();
+const suite = useCluster({
+  gateways: 2,
+  routers: 2,
+  env: { RTGW_LEASE_MS: String(LEASE_MS), RTGW_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) },
+  pingOnConnect: true,
+  logLines: 80,
 });
-beforeEach(({ onTestFailed }) => onTestFailed(() => console.error(cluster.logs(80))));
-
-const client = (gw: number, user = uid('u')): Promise<TestClient> => connectClient(cluster, pool, gw, user);
+const { pool, client } = suite;
 
 it('a router killed with SIGKILL loses no ok’d message, keeps every room gapless and in order, and its rooms are served again within the lease bound', async () => {
+  const { cluster } = suite;
   await waitBalanced(cluster);
   const victim = cluster.routers[0]!;
   const survivor = cluster.routers[1]!;

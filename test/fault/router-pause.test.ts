@@ -5,9 +5,8 @@
 // and history agree), every ok'd pub is delivered once and in order, errors are only `unavailable`,
 // and the resumed router notices it lost its slots. The pubs carry no `mid`, so dedup cannot hide a
 // request that both the new owner and the stale one acted on: it would show as one pub at two seqs.
-import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
-import { ClientPool } from '../harness/client.js';
-import { startCluster, type Cluster } from '../harness/cluster.js';
+import { expect, it } from 'vitest';
+import { useCluster } from '../harness/suite.js';
 import { waitFor } from '../harness/wait.js';
 import { allReady, closeAndCheck, metric, setupTraffic, unansweredButStored, waitBalanced, warnings } from './kit.js';
 
@@ -18,23 +17,15 @@ const OUTAGE_BOUND_MS = LEASE_MS * 2 + 2000;
 const PAUSE_AFTER_MS = 2000;
 const AFTER_RESUME_MS = 4000;
 
-let cluster: Cluster;
-const pool = new ClientPool();
-
-beforeAll(async () => {
-  cluster = await startCluster({
-    gateways: 2,
-    routers: 2,
-    env: { RTGW_LEASE_MS: String(LEASE_MS), RTGW_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) },
-  });
-}, 60_000);
-afterAll(async () => {
-  await pool.closeAll();
-  await cluster?.stop();
+const suite = useCluster({
+  gateways: 2,
+  routers: 2,
+  env: { RTGW_LEASE_MS: String(LEASE_MS), RTGW_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) },
+  logLines: 120,
 });
-beforeEach(({ onTestFailed }) => onTestFailed(() => console.error(cluster.logs(120))));
 
 it('a router paused past its lease and resumed never writes with its stale lease: no duplicate seq, no gap, no reordering, no lost ok', async () => {
+  const { cluster, pool } = suite;
   await waitBalanced(cluster);
   const [stalled, other] = [cluster.routers[0]!, cluster.routers[1]!];
   const t = await setupTraffic(cluster, pool, { roomsPerRouter: 3, membersPerGateway: 2, publishersPerGateway: 2 });

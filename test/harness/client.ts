@@ -346,3 +346,9 @@ export class ClientPool {
     await Promise.all(all.map((c) => c.close().catch(() => undefined)));
   }
 }
+
+/** The `seq` of each frame, in order. */
+export const seqs = (fs: readonly Frame[]): number[] => fs.map((f) => f.seq as number);
+
+/** The integers `from`..`to`, both included: an expected run of seqs. */
+export const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);

@@ -6,6 +6,7 @@
 // every violation with its seq and mid. The per-receiver room checks (`receiverProblems`,
 // `agreementProblems`) predate the event history and stay for the room fault tests.
 import type { Frame, TestClient } from './client.js';
+import { waitFor } from './wait.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Records
@@ -821,6 +822,21 @@ export class History {
         return out;
       },
     };
+  }
+
+  /**
+   * Waits until `check({ settled: true })` finds nothing lost or unsettled, or `timeoutMs` has passed
+   * (not a failure here), then returns that check: the caller's assertion on it names what is missing.
+   */
+  async settle(timeoutMs: number, what = 'every ok’d message delivered and acknowledged'): Promise<CheckResult> {
+    const open = () => this.check({ settled: true }).problems.filter((p) => p.kind === 'lost' || p.kind === 'unsettled').length;
+    await waitFor(() => open() === 0, timeoutMs, what).catch(() => undefined);
+    return this.check({ settled: true });
+  }
+
+  /** Logs the first `n` problems of `result`, each with `explain(p, t0, max)`. For failure reports. */
+  logProblems(result: CheckResult, n: number, t0?: number, max?: number): void {
+    for (const p of result.problems.slice(0, n)) console.error(`${p.kind}: ${p.detail}\n  ${this.explain(p, t0, max).join('\n  ')}`);
   }
 
   /**

@@ -3,56 +3,37 @@
 // then dead-lettered with reason 'attempts': listed by `<prefix>.api.deadletters`, counted in
 // rtgw_dead_letters_total, never silently dropped. `<prefix>.api.redrive` then sends each again under
 // a new seq; the recipient (acking now) gets each once, and nothing is retried after the acks.
-import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
-import { toJson } from '../../shared/bus/bus.js';
-import { connectNats, NatsBus } from '../../shared/bus/nats.js';
-import { subjects } from '../../shared/cluster/subjects.js';
+import { expect, it } from 'vitest';
 import type { DeadLetter } from '../../shared/store/ports.js';
-import { ClientPool, type Frame } from '../harness/client.js';
-import { httpGet, startCluster, uid, type Cluster } from '../harness/cluster.js';
+import type { Frame } from '../harness/client.js';
+import { httpGet, uid } from '../harness/cluster.js';
 import { History } from '../harness/history.js';
+import { useCluster } from '../harness/suite.js';
 import { waitFor } from '../harness/wait.js';
-import { connectClient, metric, waitBalanced } from '../fault/kit.js';
+import { metricSum, waitBalanced } from '../fault/kit.js';
+import { ACK_TIMEOUT_MS, ENV, MAX_ATTEMPTS, MAX_BACKOFF_MS } from './env.js';
 
-const ACK_TIMEOUT_MS = 300;
-const MAX_BACKOFF_MS = 1000;
-const MAX_ATTEMPTS = 4;
-const ENV = {
-  RTGW_LEASE_MS: '1500',
-  RTGW_PRESENCE_TTL_MS: '3000',
-  RTGW_DM_ACK_TIMEOUT_MS: String(ACK_TIMEOUT_MS),
-  RTGW_DM_MAX_BACKOFF_MS: String(MAX_BACKOFF_MS),
-  RTGW_DM_MAX_ATTEMPTS: String(MAX_ATTEMPTS),
-  RTGW_REQUEST_TIMEOUT_MS: '3000',
-};
 /** The sweeper runs every ackTimeout/4 (router/index.ts); deliveries also cross NATS and a gateway on 2 busy cores. */
 const LATE_MS = ACK_TIMEOUT_MS / 4 + 200;
 const N = 3;
+/** Deadline of each backend API request. */
+const API_TIMEOUT_MS = 5000;
 
-let cluster: Cluster;
-let bus: NatsBus;
-const pool = new ClientPool();
-
-beforeAll(async () => {
-  cluster = await startCluster({ gateways: 2, routers: 2, env: ENV });
-  bus = new NatsBus(await connectNats([cluster.nats.url], 'rtgw-reliability-dropped-acks'));
-  await waitBalanced(cluster);
-}, 60_000);
-afterAll(async () => {
-  await pool.closeAll();
-  await bus?.close().catch(() => undefined);
-  await cluster?.stop();
+const suite = useCluster({
+  gateways: 2,
+  routers: 2,
+  env: ENV,
+  bus: 'rtgw-reliability-dropped-acks',
+  pingOnConnect: true,
+  ready: (c) => waitBalanced(c),
 });
-beforeEach(({ onTestFailed }) => onTestFailed(() => console.error(cluster.logs(60))));
+const { client, api } = suite;
 
-async function api<T>(op: 'deadletters' | 'redrive', body: unknown): Promise<T> {
-  return toJson<T>(await bus.request(subjects(cluster.prefix).api(op), JSON.stringify(body), 5000));
-}
-const sumMetric = async (name: string) => (await Promise.all(cluster.nodes.filter((n) => !n.hasExited).map((n) => metric(n, name)))).reduce((a, b) => a + b, 0);
+const sumMetric = (name: string) => metricSum(suite.cluster.nodes.filter((n) => !n.hasExited), name);
 /** Samples of metric `name` carrying `label` (e.g. `reason="attempts"`; nodes add a `role` label), summed over the live nodes. */
 async function sample(name: string, label: string): Promise<number> {
   let sum = 0;
-  for (const n of cluster.nodes.filter((x) => !x.hasExited)) {
+  for (const n of suite.cluster.nodes.filter((x) => !x.hasExited)) {
     const { body } = await httpGet(`${n.adminUrl}/metrics`);
     for (const line of body.split('\n')) {
       if (!line.startsWith(`${name}{`)) continue;
@@ -68,10 +49,10 @@ const DEAD_BY_ATTEMPTS = ['rtgw_dead_letters_total', 'reason="attempts"'] as con
 it('unacknowledged dms are retried with backoff, dead-lettered after the last attempt, counted, and re-driven under new seqs', async () => {
   const history = new History();
   const deaf = uid('deaf');
-  const recipient = await connectClient(cluster, pool, 0, deaf);
+  const recipient = await client(0, deaf);
   let acking = false;
   history.watch(recipient, deaf, { ack: () => acking });
-  const sender = await connectClient(cluster, pool, 1);
+  const sender = await client(1);
   const deadBefore = await sumMetric('rtgw_dead_letters_total');
   const [retriesBefore, byAttemptsBefore] = [await sample(...RETRIES), await sample(...DEAD_BY_ATTEMPTS)];
 
@@ -82,7 +63,7 @@ it('unacknowledged dms are retried with backoff, dead-lettered after the last at
   // Dead-lettered after the last attempt: ackTimeout + the backoffs (at most 300 + 300 + 600 + 1000 ms).
   let letters: DeadLetter[] = [];
   await waitFor(
-    async () => (letters = (await api<{ deadLetters: DeadLetter[] }>('deadletters', { user: deaf })).deadLetters).length >= N,
+    async () => (letters = (await api<{ deadLetters: DeadLetter[] }>('deadletters', { user: deaf }, API_TIMEOUT_MS)).deadLetters).length >= N,
     10_000,
     `${N} dead letters for ${deaf}`,
   );
@@ -125,7 +106,7 @@ it('unacknowledged dms are retried with backoff, dead-lettered after the last at
   acking = true;
   const from = recipient.frames.length;
   const ids = letters.map((d) => d.id);
-  const { redriven, missing } = await api<{ redriven: { id: string; seq: number }[]; missing: string[] }>('redrive', { ids });
+  const { redriven, missing } = await api<{ redriven: { id: string; seq: number }[]; missing: string[] }>('redrive', { ids }, API_TIMEOUT_MS);
   expect(missing).toEqual([]);
   // Re-driven in their original order, whatever order they were dead-lettered (jitter) or listed in.
   expect(redriven.map((r) => letters.find((x) => x.id === r.id)!.seq)).toEqual([1, 2, 3]);
@@ -137,8 +118,8 @@ it('unacknowledged dms are retried with backoff, dead-lettered after the last at
   expect(redriven.map((r) => r.seq).sort((a, b) => a - b)).toEqual([4, 5, 6]);
   await waitFor(() => redriven.every((r) => recipient.frames.slice(from).some((f: Frame) => f.t === 'dm' && f.seq === r.seq)), 5000, 'the re-driven dms');
   // A second re-drive of the same ids finds nothing: they left the dead-letter list.
-  expect(await api('redrive', { ids })).toEqual({ redriven: [], missing: ids });
-  expect((await api<{ deadLetters: DeadLetter[] }>('deadletters', { user: deaf })).deadLetters).toEqual([]);
+  expect(await api('redrive', { ids }, API_TIMEOUT_MS)).toEqual({ redriven: [], missing: ids });
+  expect((await api<{ deadLetters: DeadLetter[] }>('deadletters', { user: deaf }, API_TIMEOUT_MS)).deadLetters).toEqual([]);
 
   // Nothing is retried after the acks: the retry queue drains and no further frame arrives.
   await waitFor(async () => (await sumMetric('rtgw_retry_queue_size')) === 0, 6000, 'rtgw_retry_queue_size to reach 0').catch(() => undefined);

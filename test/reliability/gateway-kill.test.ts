@@ -6,60 +6,41 @@
 //    resend what was unanswered with the same mid; every message ends up stored exactly once and
 //    delivered in order.
 // One cluster run: the second kill takes a gateway added after the first.
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { toJson } from '../../shared/bus/bus.js';
-import { connectNats, NatsBus } from '../../shared/bus/nats.js';
-import { subjects } from '../../shared/cluster/subjects.js';
+import { describe, expect, it } from 'vitest';
 import type { DeadLetter } from '../../shared/store/ports.js';
-import { ClientPool, type TestClient } from '../harness/client.js';
-import { startCluster, uid, type Cluster, type Node } from '../harness/cluster.js';
+import type { TestClient } from '../harness/client.js';
+import { uid, type Node } from '../harness/cluster.js';
 import { History, type CheckResult, type Sender } from '../harness/history.js';
+import { useCluster } from '../harness/suite.js';
 import { waitFor } from '../harness/wait.js';
-import { connectClient, lastSeq, roomsByOwner, waitBalanced } from '../fault/kit.js';
+import { lastSeq, roomsByOwner, waitBalanced } from '../fault/kit.js';
+import { ENV, PRESENCE_TTL_MS } from './env.js';
 
-const ENV = {
-  RTGW_LEASE_MS: '1500',
-  RTGW_PRESENCE_TTL_MS: '3000',
-  RTGW_DM_ACK_TIMEOUT_MS: '300',
-  RTGW_DM_MAX_BACKOFF_MS: '1000',
-  RTGW_DM_MAX_ATTEMPTS: '4',
-  RTGW_REQUEST_TIMEOUT_MS: '3000',
-};
-const PRESENCE_TTL_MS = 3000;
 const RUN_MS = 5000;
 const KILL_AFTER_MS = 1500;
 const ANSWER_TIMEOUT_MS = 6000;
 const SETTLE_MS = 12_000;
 
-let cluster: Cluster;
-let bus: NatsBus;
-const pool = new ClientPool();
-
-beforeAll(async () => {
-  cluster = await startCluster({ gateways: 2, routers: 2, env: ENV });
-  bus = new NatsBus(await connectNats([cluster.nats.url], 'rtgw-reliability-gateway-kill'));
-  await waitBalanced(cluster);
-}, 60_000);
-afterAll(async () => {
-  await pool.closeAll();
-  await bus?.close().catch(() => undefined);
-  await cluster?.stop();
+const suite = useCluster({
+  gateways: 2,
+  routers: 2,
+  env: ENV,
+  bus: 'rtgw-reliability-gateway-kill',
+  pingOnConnect: true,
+  ready: (c) => waitBalanced(c),
 });
-beforeEach(({ onTestFailed }) => onTestFailed(() => console.error(cluster.logs(60))));
+const { client, api } = suite;
 
-const onGateway = (gw: Node, user = uid('u')): Promise<TestClient> => connectClient(cluster, pool, cluster.gateways.indexOf(gw), user);
+const onGateway = (gw: Node, user = uid('u')): Promise<TestClient> => client(suite.cluster.gateways.indexOf(gw), user);
 
 async function deadLetters(user: string): Promise<DeadLetter[]> {
-  const reply = await bus.request(subjects(cluster.prefix).api('deadletters'), JSON.stringify({ user }), 3000);
-  return toJson<{ deadLetters: DeadLetter[] }>(reply).deadLetters;
+  return (await api<{ deadLetters: DeadLetter[] }>('deadletters', { user }, 3000)).deadLetters;
 }
 
 /** Waits until nothing ok'd is undelivered or unacknowledged (or the deadline), then checks. */
 async function settle(history: History): Promise<CheckResult> {
-  const open = () => history.check({ settled: true }).problems.filter((p) => p.kind === 'lost' || p.kind === 'unsettled').length;
-  await waitFor(() => open() === 0, SETTLE_MS, 'every ok’d message delivered and acknowledged').catch(() => undefined);
-  const result = history.check({ settled: true });
-  for (const p of result.problems.slice(0, 4)) console.error(`${p.kind}: ${p.detail}\n  ${history.explain(p).join('\n  ')}`);
+  const result = await history.settle(SETTLE_MS);
+  history.logProblems(result, 4);
   return result;
 }
 
@@ -68,6 +49,7 @@ let late: { history: History; user: string; killedAt: number } | undefined;
 
 describe.sequential('a gateway killed with SIGKILL', () => {
   it('the recipients’ gateway: they reconnect elsewhere at once and miss nothing, in order; a member resumes with since', async () => {
+    const { cluster } = suite;
     const [A, B] = [cluster.gateways[0]!, cluster.gateways[1]!];
     const rooms = [...roomsByOwner(cluster, 1, 'gk').values()].flat();
     const history = new History();
@@ -144,7 +126,7 @@ describe.sequential('a gateway killed with SIGKILL', () => {
     const { history, user, killedAt } = late;
     // Away past the TTL and the reaper: the cluster has had every chance to notice it is gone.
     await waitFor(() => Date.now() - killedAt >= PRESENCE_TTL_MS + 1000, PRESENCE_TTL_MS + 2000, 'the presence TTL to pass');
-    history.watch(await onGateway(cluster.gateways[1]!, user), user);
+    history.watch(await onGateway(suite.cluster.gateways[1]!, user), user);
     const result = await settle(history);
     const letters = await deadLetters(user);
     console.info('gateway-kill (late recipient):', { dms: history.summary('dm'), stats: result.recipients[user]?.stats, deadLetters: letters.length });
@@ -156,6 +138,7 @@ describe.sequential('a gateway killed with SIGKILL', () => {
   }, 30_000);
 
   it('the senders’ gateway, with requests in flight: resent with their mid, every message is stored once and delivered in order', async () => {
+    const { cluster } = suite;
     const C = await cluster.add('gateway');
     const B = cluster.gateways[1]!;
     const rooms = [...roomsByOwner(cluster, 1, 'gs').values()].flat();

@@ -3,21 +3,15 @@
 // errors with the same mid) stay connected to both gateways. Whatever the restart swallowed (requests,
 // replies, fan-outs, first deliveries, acks in flight) must be repaired: every ok'd pub reaches every
 // member and every ok'd dm its recipient, nothing stored twice, nothing out of order, every dm acked.
-import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
-import { ClientPool, type TestClient } from '../harness/client.js';
-import { startCluster, uid, type Cluster } from '../harness/cluster.js';
+import { expect, it } from 'vitest';
+import type { TestClient } from '../harness/client.js';
+import { uid } from '../harness/cluster.js';
 import { History, type Sender } from '../harness/history.js';
+import { useCluster } from '../harness/suite.js';
 import { waitFor } from '../harness/wait.js';
-import { allReady, connectClient, roomsByOwner, waitBalanced } from '../fault/kit.js';
+import { allReady, roomsByOwner, waitBalanced } from '../fault/kit.js';
+import { ENV } from './env.js';
 
-const ENV = {
-  RTGW_LEASE_MS: '1500',
-  RTGW_PRESENCE_TTL_MS: '3000',
-  RTGW_DM_ACK_TIMEOUT_MS: '300',
-  RTGW_DM_MAX_BACKOFF_MS: '1000',
-  RTGW_DM_MAX_ATTEMPTS: '4',
-  RTGW_REQUEST_TIMEOUT_MS: '3000',
-};
 const RUN_MS = 6000;
 const RESTART_AFTER_MS = 1500;
 const ANSWER_TIMEOUT_MS = 6000;
@@ -25,22 +19,11 @@ const SETTLE_MS = 12_000;
 /** Client reconnect wait (250 ms + up to 250 ms jitter, a few attempts) plus a request timeout. */
 const BACK_BOUND_MS = 5000;
 
-let cluster: Cluster;
-const pool = new ClientPool();
-
-beforeAll(async () => {
-  cluster = await startCluster({ gateways: 2, routers: 2, env: ENV });
-  await waitBalanced(cluster);
-}, 60_000);
-afterAll(async () => {
-  await pool.closeAll();
-  await cluster?.stop();
-});
-beforeEach(({ onTestFailed }) => onTestFailed(() => console.error(cluster.logs(60))));
-
-const client = (gw: number, user = uid('u')): Promise<TestClient> => connectClient(cluster, pool, gw, user);
+const suite = useCluster({ gateways: 2, routers: 2, env: ENV, pingOnConnect: true, ready: (c) => waitBalanced(c) });
+const { client } = suite;
 
 it('after nats-server restarts, every ok’d pub and dm is delivered once per seq, in order, and every dm acknowledged', async () => {
+  const { cluster } = suite;
   const rooms = [...roomsByOwner(cluster, 2, 'nr').values()].flat();
   const history = new History();
   for (const gw of [0, 1]) {
@@ -80,12 +63,10 @@ it('after nats-server restarts, every ok’d pub and dm is delivered once per se
   expect(history.sends.filter((x) => !okd.has(x.mid)).map((x) => `${x.mid}: ${JSON.stringify(x.outcome)}`)).toEqual([]);
 
   for (const room of rooms) await history.pubUntilOk(pubSenders[0]!.client, 'closer', room, 10_000, { tag: 'final' });
-  const open = () => history.check({ settled: true }).problems.filter((p) => p.kind === 'lost' || p.kind === 'unsettled').length;
-  await waitFor(() => open() === 0, SETTLE_MS, 'every ok’d message delivered and acknowledged').catch(() => undefined);
-  const result = history.check({ settled: true });
+  const result = await history.settle(SETTLE_MS);
   if (result.problems.length > 0) {
     console.error(`NATS restart began +${restartBegan - history.events[0]!.atMs}ms, done +${restartedAt - history.events[0]!.atMs}ms`);
-    for (const p of result.problems.slice(0, 4)) console.error(`${p.kind}: ${p.detail}\n  ${history.explain(p).join('\n  ')}`);
+    history.logProblems(result, 4);
   }
   console.info('nats-restart:', {
     restartTookMs: restartedAt - restartBegan,

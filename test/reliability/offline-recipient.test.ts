@@ -5,52 +5,30 @@
 //    on its next connection.
 // 2. One connects while its senders are still sending: the pending replay and the live dms must still
 //    reach it in seq order (first arrivals increasing), each ok'd one at least once, all acknowledged.
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ClientPool, type TestClient } from '../harness/client.js';
-import { startCluster, uid, type Cluster } from '../harness/cluster.js';
+import { describe, expect, it } from 'vitest';
+import { uid } from '../harness/cluster.js';
 import { History, type CheckResult, type Sender } from '../harness/history.js';
+import { useCluster } from '../harness/suite.js';
 import { waitFor } from '../harness/wait.js';
-import { connectClient, metric, waitBalanced } from '../fault/kit.js';
+import { metricSum, waitBalanced } from '../fault/kit.js';
+import { ACK_TIMEOUT_MS, ENV, MAX_BACKOFF_MS } from './env.js';
 
-const ACK_TIMEOUT_MS = 300;
-const MAX_BACKOFF_MS = 1000;
-const ENV = {
-  RTGW_LEASE_MS: '1500',
-  RTGW_PRESENCE_TTL_MS: '3000',
-  RTGW_DM_ACK_TIMEOUT_MS: String(ACK_TIMEOUT_MS),
-  RTGW_DM_MAX_BACKOFF_MS: String(MAX_BACKOFF_MS),
-  RTGW_DM_MAX_ATTEMPTS: '4',
-  RTGW_REQUEST_TIMEOUT_MS: '3000',
-};
 const RUN_MS = 3000;
 /** The busy recipient connects this long before its senders stop. */
 const BUSY_CONNECTS_BEFORE_END_MS = 1000;
 const SETTLE_MS = 10_000;
 const LOOP = { durationMs: RUN_MS, everyMs: 15, maxInFlight: 50, answerTimeoutMs: 6000, resendForMs: 8000 };
 
-let cluster: Cluster;
-const pool = new ClientPool();
+const suite = useCluster({ gateways: 2, routers: 2, env: ENV, pingOnConnect: true, ready: (c) => waitBalanced(c) });
+const { client } = suite;
 
-beforeAll(async () => {
-  cluster = await startCluster({ gateways: 2, routers: 2, env: ENV });
-  await waitBalanced(cluster);
-}, 60_000);
-afterAll(async () => {
-  await pool.closeAll();
-  await cluster?.stop();
-});
-beforeEach(({ onTestFailed }) => onTestFailed(() => console.error(cluster.logs(60))));
-
-const client = (gw: number, user = uid('u')): Promise<TestClient> => connectClient(cluster, pool, gw, user);
-const sumMetric = async (name: string) => (await Promise.all(cluster.routers.map((n) => metric(n, name)))).reduce((a, b) => a + b, 0);
+const sumMetric = (name: string) => metricSum(suite.cluster.routers, name);
 const anyGateway = () => Math.round(Math.random());
 
 /** Waits until every ok'd dm is delivered and acknowledged (or the deadline), then checks, explaining the first problems. */
 async function settle(history: History): Promise<CheckResult> {
-  const open = () => history.check({ settled: true }).problems.filter((p) => p.kind === 'lost' || p.kind === 'unsettled').length;
-  await waitFor(() => open() === 0, SETTLE_MS, 'every ok’d dm delivered and acknowledged').catch(() => undefined);
-  const result = history.check({ settled: true });
-  for (const p of result.problems.slice(0, 2)) console.error(`${p.kind}: ${p.detail}\n  ${history.explain(p, undefined, 12).join('\n  ')}`);
+  const result = await history.settle(SETTLE_MS, 'every ok’d dm delivered and acknowledged');
+  history.logProblems(result, 2, undefined, 12);
   return result;
 }
 

@@ -3,22 +3,14 @@
 // stall may be answered `ok` before it resumes: the answers are `unavailable` (the gateway's request
 // timeout). After SIGCONT the service comes back by itself, and the history checker finds every ok'd
 // pub with every member and every ok'd dm with its recipient, once per seq, in order, acknowledged.
-import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
-import { ClientPool, type TestClient } from '../harness/client.js';
-import { startCluster, uid, type Cluster } from '../harness/cluster.js';
+import { expect, it } from 'vitest';
+import { uid } from '../harness/cluster.js';
 import { History, type Sender } from '../harness/history.js';
+import { useCluster } from '../harness/suite.js';
 import { waitFor } from '../harness/wait.js';
-import { connectClient, roomsByOwner, waitBalanced } from '../fault/kit.js';
+import { roomsByOwner, waitBalanced } from '../fault/kit.js';
+import { ENV, REQUEST_TIMEOUT_MS } from './env.js';
 
-const ENV = {
-  RTGW_LEASE_MS: '1500',
-  RTGW_PRESENCE_TTL_MS: '3000',
-  RTGW_DM_ACK_TIMEOUT_MS: '300',
-  RTGW_DM_MAX_BACKOFF_MS: '1000',
-  RTGW_DM_MAX_ATTEMPTS: '4',
-  RTGW_REQUEST_TIMEOUT_MS: '3000',
-};
-const REQUEST_TIMEOUT_MS = 3000;
 const PAUSE_AFTER_MS = 1500;
 /** Past the request timeout (so stalled requests are answered while Redis is still stopped) and the lease. */
 const PAUSE_MS = 4000;
@@ -26,23 +18,19 @@ const RUN_MS = PAUSE_AFTER_MS + PAUSE_MS + 2000;
 const ANSWER_TIMEOUT_MS = REQUEST_TIMEOUT_MS + 3000;
 const SETTLE_MS = 12_000;
 
-let cluster: Cluster;
-const pool = new ClientPool();
-
-beforeAll(async () => {
-  cluster = await startCluster({ gateways: 2, routers: 2, env: ENV });
-  await waitBalanced(cluster);
-}, 60_000);
-afterAll(async () => {
-  cluster?.redis.resume();
-  await pool.closeAll();
-  await cluster?.stop();
+const suite = useCluster({
+  gateways: 2,
+  routers: 2,
+  env: ENV,
+  pingOnConnect: true,
+  ready: (c) => waitBalanced(c),
+  // A test that fails during the pause leaves Redis stopped: resume it so the cluster can stop.
+  beforeStop: (c) => c.redis.resume(),
 });
-beforeEach(({ onTestFailed }) => onTestFailed(() => console.error(cluster.logs(60))));
-
-const client = (gw: number, user = uid('u')): Promise<TestClient> => connectClient(cluster, pool, gw, user);
+const { client } = suite;
 
 it('while Redis is stopped nothing is answered ok; after SIGCONT every ok’d pub and dm is delivered in order and acknowledged', async () => {
+  const { cluster } = suite;
   const rooms = [...roomsByOwner(cluster, 1, 'rp').values()].flat();
   const history = new History();
   for (const gw of [0, 1]) {
@@ -80,13 +68,11 @@ it('while Redis is stopped nothing is answered ok; after SIGCONT every ok’d pu
   expect(history.sends.filter((x) => !okd.has(x.mid)).map((x) => `${x.mid}: ${JSON.stringify(x.outcome)}`)).toEqual([]);
 
   for (const room of rooms) await history.pubUntilOk(pubSenders[0]!.client, 'closer', room, 10_000, { tag: 'final' });
-  const open = () => history.check({ settled: true }).problems.filter((p) => p.kind === 'lost' || p.kind === 'unsettled').length;
-  await waitFor(() => open() === 0, SETTLE_MS, 'every ok’d message delivered and acknowledged').catch(() => undefined);
-  const result = history.check({ settled: true });
+  const result = await history.settle(SETTLE_MS);
   const t0 = history.events[0]!.atMs;
   if (result.problems.length > 0) {
     console.error(`Redis paused +${pausedAt - t0}ms, resumed +${resumedAt - t0}ms`);
-    for (const p of result.problems.slice(0, 4)) console.error(`${p.kind}: ${p.detail}\n  ${history.explain(p, t0).join('\n  ')}`);
+    history.logProblems(result, 4, t0);
   }
   console.info('redis-pause:', {
     pausedMs: resumedAt - pausedAt,

@@ -8,46 +8,37 @@
 // that is offline until the end and then receives its whole inbox in seq order. A fourth run kills the
 // router right after storing the first dm of a recipient that connected with an empty inbox, and a
 // fifth checks that an armed router ignores its failpoints outside NODE_ENV=test.
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { preferredOwner } from '../../router/slots.js';
 import { DEFAULT_SLOTS, userSlot } from '../../shared/cluster/slots.js';
-import { ClientPool, type TestClient } from '../harness/client.js';
-import { startCluster, uid, type Cluster, type Node } from '../harness/cluster.js';
+import { uid, type Cluster, type Node } from '../harness/cluster.js';
 import { History, type Sender } from '../harness/history.js';
+import { useCluster } from '../harness/suite.js';
 import { waitFor } from '../harness/wait.js';
-import { connectClient, roomsByOwner, waitBalanced } from '../fault/kit.js';
+import { roomsByOwner, waitBalanced } from '../fault/kit.js';
+import { ENV, REQUEST_TIMEOUT_MS } from './env.js';
 
-const ENV = {
-  RTGW_LEASE_MS: '1500',
-  RTGW_PRESENCE_TTL_MS: '3000',
-  RTGW_DM_ACK_TIMEOUT_MS: '300',
-  RTGW_DM_MAX_BACKOFF_MS: '1000',
-  RTGW_DM_MAX_ATTEMPTS: '4',
-  RTGW_REQUEST_TIMEOUT_MS: '3000',
-};
 const RUN_MS = 5000;
 /** A reliable sender keeps resending an unanswered message this long after the run. */
 const RESEND_FOR_MS = 8000;
-const ANSWER_TIMEOUT_MS = 3000 + 3000;
+const ANSWER_TIMEOUT_MS = REQUEST_TIMEOUT_MS + 3000;
 /** Lease lapse, takeover, resends and the sweeper's backoff (at most 1 s) with room to spare. */
 const SETTLE_MS = 12_000;
 
-let cluster: Cluster;
 let healthy: Node;
-const pool = new ClientPool();
-
-beforeAll(async () => {
-  cluster = await startCluster({ gateways: 2, routers: 1, env: ENV });
-  healthy = cluster.routers[0]!;
-}, 60_000);
-afterAll(async () => {
-  await pool.closeAll();
-  await cluster?.stop();
+const suite = useCluster({
+  gateways: 2,
+  routers: 1,
+  env: ENV,
+  pingOnConnect: true,
+  ready: (c) => {
+    healthy = c.routers[0]!;
+  },
 });
-beforeEach(({ onTestFailed }) => onTestFailed(() => console.error(cluster.logs(60))));
+const { client } = suite;
 
 /** The cluster as seen by kit's helpers, with only the live routers. */
-const withRouters = (routers: Node[]): Cluster => ({ ...cluster, routers });
+const withRouters = (routers: Node[]): Cluster => ({ ...suite.cluster, routers });
 
 /** `n` fresh user ids whose slot `owner` is preferred for among `routers`, one per slot. */
 function usersOwnedBy(routers: readonly string[], owner: string, n: number, base: string): string[] {
@@ -74,7 +65,7 @@ interface Scenario {
 }
 
 async function run(s: Scenario): Promise<void> {
-  const victim = await cluster.add('router', { NODE_ENV: 'test', RTGW_FAILPOINTS: `${s.failpoint}:${s.hit}` });
+  const victim = await suite.cluster.add('router', { NODE_ENV: 'test', RTGW_FAILPOINTS: `${s.failpoint}:${s.hit}` });
   try {
     const routers = [healthy, victim];
     const ids = routers.map((r) => r.nodeId!);
@@ -88,7 +79,6 @@ async function run(s: Scenario): Promise<void> {
     const recipients = [...victimUsers, ...healthyUsers, ...slow];
 
     const history = new History();
-    const client = (gw: number, user = uid('u')): Promise<TestClient> => connectClient(cluster, pool, gw, user);
     // Members on both gateways joined to every room before anything is published.
     for (const gw of [0, 1]) {
       const m = await client(gw);
@@ -132,13 +122,10 @@ async function run(s: Scenario): Promise<void> {
       const late = await client(1, offline);
       history.watch(late, offline);
     }
-    const pending = () => history.check({ settled: true }).problems.filter((p) => p.kind === 'lost' || p.kind === 'unsettled').length;
-    await waitFor(() => pending() === 0, SETTLE_MS, 'every ok’d message to be delivered and acknowledged').catch(() => undefined);
-
-    const result = history.check({ settled: true });
+    const result = await history.settle(SETTLE_MS, 'every ok’d message to be delivered and acknowledged');
     if (result.problems.length > 0) {
       console.error(`${s.failpoint}: the victim died ${diedAfterMs} ms into the run (+${victimDiedAt - history.events[0]!.atMs}ms below)`);
-      for (const p of result.problems.slice(0, 4)) console.error(`${p.kind}: ${p.detail}\n  ${history.explain(p).join('\n  ')}`);
+      history.logProblems(result, 4);
     }
     expect(result.lines()).toEqual([]);
     const victimRooms = byOwner.get(victim.nodeId!)!;
@@ -166,14 +153,14 @@ describe.sequential('a router killed by a failpoint', () => {
     // The gateway knows no last seq for this recipient yet: seq 1 is stored and its first delivery dies
     // with the router; dms sent meanwhile get seqs 2, 3, ... from the new owner. The recipient must
     // still get 1 before them.
-    const victim = await cluster.add('router', { NODE_ENV: 'test', RTGW_FAILPOINTS: 'router.after-append:1' });
+    const victim = await suite.cluster.add('router', { NODE_ENV: 'test', RTGW_FAILPOINTS: 'router.after-append:1' });
     try {
       const routers = [healthy, victim];
       await waitBalanced(withRouters(routers));
       const to = usersOwnedBy(routers.map((r) => r.nodeId!), victim.nodeId!, 1, 'fresh')[0]!;
       const history = new History();
-      history.watch(await connectClient(cluster, pool, 0, to), to);
-      const [first, others] = [await connectClient(cluster, pool, 1), await connectClient(cluster, pool, 1)];
+      history.watch(await client(0, to), to);
+      const [first, others] = [await client(1), await client(1)];
       const lost = history.dm(first, 'first', to, { answerTimeoutMs: ANSWER_TIMEOUT_MS });
       await victim.exited;
       // Sent while nobody owns the slot: the gateway retries each until the new owner takes the slot.
@@ -186,10 +173,8 @@ describe.sequential('a router killed by a failpoint', () => {
       await history.resendUntilOk(first, await lost, 10_000, { answerTimeoutMs: ANSWER_TIMEOUT_MS });
       await Promise.all(meanwhile);
       expect(history.dmOks(to).map((d) => d.outcome.seq)).toEqual(Array.from({ length: MEANWHILE + 1 }, (_, i) => i + 1));
-      const open = () => history.check({ settled: true }).problems.filter((p) => p.kind === 'lost' || p.kind === 'unsettled').length;
-      await waitFor(() => open() === 0, SETTLE_MS, 'every ok’d dm delivered and acknowledged').catch(() => undefined);
-      const result = history.check({ settled: true });
-      for (const p of result.problems.slice(0, 1)) console.error(`${p.kind}: ${p.detail}\n  ${history.explain(p, undefined, 30).join('\n  ')}`);
+      const result = await history.settle(SETTLE_MS, 'every ok’d dm delivered and acknowledged');
+      history.logProblems(result, 1, undefined, 30);
       console.info('router failpoint router.after-append:1 (first dm):', { dms: history.summary('dm'), firstArrivals: [...new Set(history.receives({ user: to }).map((e) => e.frame.seq as number))].join(' ') });
       expect(result.lines()).toEqual([]);
     } finally {
@@ -199,15 +184,15 @@ describe.sequential('a router killed by a failpoint', () => {
   }, 40_000);
 
   it('is ignored outside NODE_ENV=test: an armed router in production keeps serving', async () => {
-    const armed = await cluster.add('router', { NODE_ENV: 'production', RTGW_FAILPOINTS: 'router.before-append:1,router.after-append:1,router.mid-sweep:1' });
+    const armed = await suite.cluster.add('router', { NODE_ENV: 'production', RTGW_FAILPOINTS: 'router.before-append:1,router.after-append:1,router.mid-sweep:1' });
     try {
       const routers = [healthy, armed];
       await waitBalanced(withRouters(routers));
       const room = roomsByOwner(withRouters(routers), 1, 'prod').get(armed.nodeId!)![0]!;
       const to = usersOwnedBy(routers.map((r) => r.nodeId!), armed.nodeId!, 1, 'prod')[0]!;
       const history = new History();
-      const sender = await connectClient(cluster, pool, 0);
-      const recipient = await connectClient(cluster, pool, 1, to);
+      const sender = await client(0);
+      const recipient = await client(1, to);
       history.watch(recipient, to, { ack: false }); // unacknowledged: its retry goes through a sweep
       for (let i = 0; i < 3; i++) {
         expect((await history.pub(sender, 'prod', room)).outcome?.kind).toBe('ok');
