@@ -5,7 +5,7 @@
 // recipient's inbox and user subject.
 import type { Bus, BusMsg, Subscription } from '../shared/bus/bus.js';
 import { errorReply, NotOwnerError, toRtgwError } from '../shared/errors.js';
-import type { DmRequest, PubRequest, SlotRequest } from '../shared/cluster/messages.js';
+import { MOVED_REPLY, type DmRequest, type PubRequest, type SlotRequest } from '../shared/cluster/messages.js';
 import { roomSlot, userSlot } from '../shared/cluster/slots.js';
 import { encodeMessage } from '../shared/cluster/stream.js';
 import type { Subjects } from '../shared/cluster/subjects.js';
@@ -21,6 +21,8 @@ interface Owned {
   sub: Subscription;
   lease: Lease;
   inflight: Set<Promise<void>>;
+  /** Being handed over: what still arrives is answered "moved" (retry), not acted on. */
+  moving: boolean;
 }
 
 /** The frame ends with `"ts":<ms>}` (built by the store); reading it back avoids parsing the frame. */
@@ -43,20 +45,35 @@ export class Sequencer implements SlotEvents {
 
   gained(slot: number, lease: Lease): void {
     const sub = this.bus.subscribe(this.subj.slot(slot), (msg) => this.handle(slot, msg));
-    this.owned.set(slot, { sub, lease, inflight: new Set() });
+    this.owned.set(slot, { sub, lease, inflight: new Set(), moving: false });
   }
 
-  async lost(slot: number): Promise<void> {
+  async lost(slot: number, graceful: boolean): Promise<void> {
     const o = this.owned.get(slot);
     if (!o) return;
-    this.owned.delete(slot);
-    o.sub.unsubscribe();
+    if (!graceful) {
+      // The lease is gone: another router may be answering the same requests, so stay silent.
+      this.owned.delete(slot);
+      o.sub.unsubscribe();
+      await Promise.allSettled(o.inflight);
+      return;
+    }
+    // Hand-over, still under our lease (so nobody else can have acted on a request): in-flight appends
+    // finish, later requests are answered "moved", and draining the subscription answers even the
+    // ones already in transit to us. Only then is the lease released (by the caller).
+    o.moving = true;
     await Promise.allSettled(o.inflight);
+    await o.sub.drain().catch(() => o.sub.unsubscribe());
+    if (this.owned.get(slot) === o) this.owned.delete(slot);
   }
 
   private handle(slot: number, msg: BusMsg): void {
     const o = this.owned.get(slot);
     if (!o) return; // Not ours any more; the owner answers.
+    if (o.moving) {
+      msg.respond(MOVED_REPLY);
+      return;
+    }
     let req: SlotRequest;
     try {
       req = JSON.parse(Buffer.from(msg.data).toString('utf8')) as SlotRequest;

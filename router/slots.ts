@@ -10,8 +10,12 @@ import type { Lease, SlotLeases } from '../shared/store/ports.js';
 
 export interface SlotEvents {
   gained(slot: number, lease: Lease): void;
-  /** Stop taking requests for the slot; resolves when the ones already taken have finished. */
-  lost(slot: number): Promise<void>;
+  /**
+   * Stop taking requests for the slot; resolves when the ones already taken have finished. `graceful`:
+   * a hand-over while the lease is still held (requests may be answered "moved"); otherwise the lease
+   * is already lost.
+   */
+  lost(slot: number, graceful: boolean): Promise<void>;
 }
 
 /** murmur3's finalizer: FNV-1a alone leaves similar inputs with similar high bits, which skews ownership. */
@@ -86,13 +90,13 @@ export class SlotManager {
   /** Drops a slot whose lease turned out to be lost (renewal failed or a fenced write was refused). */
   drop(slot: number): void {
     if (this.held.has(slot)) this.log.warn({ slot }, 'slot lease lost');
-    void this.forget(slot);
+    void this.forget(slot, false);
   }
 
-  private async forget(slot: number): Promise<void> {
+  private async forget(slot: number, graceful: boolean): Promise<void> {
     if (!this.held.delete(slot)) return;
     this.metrics.slotsOwned.set(this.held.size);
-    await this.events.lost(slot);
+    await this.events.lost(slot, graceful);
   }
 
   /** Releases every slot at once so other routers take them without waiting for the TTL. */
@@ -100,8 +104,9 @@ export class SlotManager {
     this.stopped = true;
     clearTimeout(this.timer);
     await this.running;
-    await Promise.allSettled([...this.held.values()].map((l) => this.handOver(l)));
+    // Leave the live set first: a router that sees the slots free must not wait for us to take them back.
     await this.leases.leave(this.me);
+    await Promise.allSettled([...this.held.values()].map((l) => this.handOver(l)));
   }
 
   private async tick(): Promise<void> {
@@ -146,7 +151,7 @@ export class SlotManager {
 
   /** In-flight requests finish under the lease before it is released, so none is left unanswered. */
   private async handOver(lease: Lease): Promise<void> {
-    await this.forget(lease.slot);
+    await this.forget(lease.slot, true);
     await this.leases.release(lease);
     this.log.debug({ slot: lease.slot }, 'slot released');
   }

@@ -15,6 +15,11 @@ export interface BusMsg {
 
 export interface Subscription {
   unsubscribe(): void;
+  /**
+   * Unsubscribes, but first lets every message the server already routed here reach the handler;
+   * resolves once none can arrive any more. (A plain unsubscribe drops what is still in transit.)
+   */
+  drain(): Promise<void>;
 }
 
 export type BusErrorCode = 'no_responders' | 'timeout' | 'closed';

@@ -35,7 +35,14 @@ export interface NodeRequest {
   reason?: string;
 }
 
-export type ErrorReply = { error: { code: ErrorCode; msg: string } };
+/** `retry`: the request was not acted on and may be sent again as is (see MOVED_REPLY). */
+export type ErrorReply = { error: { code: ErrorCode; msg: string; retry?: boolean } };
+
+/**
+ * The answer of a router that is handing a slot over: it has not acted on the request, and it still
+ * holds the lease, so no other router can have acted on it either. Sending it again is safe.
+ */
+export const MOVED_REPLY = JSON.stringify({ error: { code: 'unavailable', msg: 'slot is moving to another router', retry: true } });
 export type SeqReply = { seq: number };
 
 export const isErrorReply = (v: unknown): v is ErrorReply =>

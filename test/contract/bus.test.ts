@@ -258,6 +258,23 @@ function busContract(name: string, backend: () => Promise<BusBackend>) {
       expect(inFlight.got).toEqual([]);
     });
 
+    it('drain delivers what was already routed to the subscription, then nothing more', async () => {
+      const [a, b] = await openTwo();
+      const witness = collect(b, `${p}.d`);
+      await b.flush();
+      const draining = collect(a, `${p}.d`);
+      await a.flush();
+      // Routed to both before the drain starts: where unsubscribe drops it, drain delivers it.
+      for (let i = 0; i < 50; i++) a.publish(`${p}.d`, String(i));
+      await draining.sub.drain();
+      const all = Array.from({ length: 50 }, (_, i) => String(i));
+      expect(draining.got).toEqual(all);
+      a.publish(`${p}.d`, 'after');
+      await settle(a, b);
+      expect(witness.got).toEqual([...all, 'after']);
+      expect(draining.got).toEqual(all);
+    });
+
     it('makes a subscription visible to another connection once flush resolves', async () => {
       const [a, b] = await openTwo();
       const { got } = collect(b, `${p}.v`);
