@@ -41,6 +41,8 @@ interface Room {
   joiners: Set<Joiner>;
   /** Seqs published by local connections without echo and not yet delivered: their sender, for fills. */
   own: Map<number, string>;
+  /** `user|mid` of publishes by local connections without echo still awaiting their ok: their sender. */
+  inFlight: Map<string, string>;
 }
 
 export interface JoinResult {
@@ -122,6 +124,29 @@ export class RoomHub {
     if (room && seq > room.lastSeq) room.own.set(seq, conn.id);
   }
 
+  /**
+   * A local member's publish with a mid is on its way: until its ok arrives (which may be after a fill,
+   * when NATS lost the stream copy), a filled frame with that sender and mid leaves the member out.
+   * Returns the function that forgets it.
+   */
+  noteInFlight(name: string, mid: string, conn: Conn): () => void {
+    const room = this.rooms.get(name);
+    if (!room) return () => {};
+    const key = `${conn.user}|${mid}`;
+    room.inFlight.set(key, conn.id);
+    return () => {
+      if (room.inFlight.get(key) === conn.id) room.inFlight.delete(key);
+    };
+  }
+
+  /** The local sender of a frame filled from history, when this gateway knows it. */
+  private senderOf(room: Room, seq: number, frame: string): string | undefined {
+    const bySeq = room.own.get(seq);
+    if (bySeq !== undefined || room.inFlight.size === 0) return bySeq;
+    const { from, mid } = JSON.parse(frame) as { from: string; mid?: string };
+    return mid === undefined ? undefined : room.inFlight.get(`${from}|${mid}`);
+  }
+
   leave(conn: Conn, name: string): void {
     const room = this.rooms.get(name);
     if (!room || !room.members.delete(conn)) return;
@@ -154,6 +179,7 @@ export class RoomHub {
       members: new Set(),
       joiners: new Set(),
       own: new Map(),
+      inFlight: new Map(),
     };
     room.sub = this.bus.subscribe(this.subj.room(name), (msg) => this.onStream(room, msg.data));
     room.ready = (async () => {
@@ -214,7 +240,7 @@ export class RoomHub {
         const waiting = new Map(room.pending.map((e) => [e.seq, e]));
         for (const f of read.frames) {
           if (f.seq !== room.lastSeq + 1) continue;
-          const ev = waiting.get(f.seq) ?? { kind: 'm' as const, seq: f.seq, ts: Date.now(), epoch: read.epoch, exclude: room.own.get(f.seq), frame: Buffer.from(f.frame) };
+          const ev = waiting.get(f.seq) ?? { kind: 'm' as const, seq: f.seq, ts: Date.now(), epoch: read.epoch, exclude: this.senderOf(room, f.seq, f.frame), frame: Buffer.from(f.frame) };
           this.deliver(room, ev);
         }
         if (room.lastSeq < upTo) {
