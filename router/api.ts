@@ -99,9 +99,16 @@ export function serveApi(bus: Bus, subj: Subjects, cfg: Config, stores: Stores, 
       const redriven: { id: string; seq: number }[] = [];
       const missing: string[] = [];
       const letters: { slot: number; letter: DeadLetter }[] = [];
+      // One read of each slot's list, however many of the ids are in it.
+      const bySlot = new Map<number, Promise<DeadLetter[]>>();
+      const listOf = (slot: number) => {
+        let list = bySlot.get(slot);
+        if (!list) bySlot.set(slot, (list = inbox.deadLetters(slot, MAX_DEAD_LETTERS)));
+        return list;
+      };
       for (const id of new Set(b.ids as string[])) {
         const slot = Number(id.split(':')[0]);
-        const letter = Number.isInteger(slot) && slot >= 0 && slot < cfg.slots ? (await inbox.deadLetters(slot, MAX_DEAD_LETTERS)).find((d) => d.id === id) : undefined;
+        const letter = Number.isInteger(slot) && slot >= 0 && slot < cfg.slots ? (await listOf(slot)).find((d) => d.id === id) : undefined;
         if (letter) letters.push({ slot, letter });
         else missing.push(id);
       }
