@@ -69,10 +69,6 @@ export class RoomHub {
     private readonly logger: Logger,
   ) {}
 
-  get size(): number {
-    return this.rooms.size;
-  }
-
   /**
    * Adds `conn` to `room`. The caller sends the returned `ok` first and then calls `start`, which
    * writes the replay and makes the connection live; nothing is delivered to it before that.
@@ -247,6 +243,7 @@ export class RoomHub {
           // History no longer holds the gap (trimmed or lost): skip it rather than stall the room.
           this.logger.warn({ room: room.name, from: room.lastSeq + 1, to: upTo }, 'gap not in history; skipped');
           room.lastSeq = upTo;
+          for (const seq of room.own.keys()) if (seq <= upTo) room.own.delete(seq);
         }
       })
       .catch((e: unknown) => this.logger.error({ err: e, room: room.name }, 'gap fill failed; delivering what arrived'))

@@ -15,7 +15,6 @@ import { RoomHub } from './rooms.js';
 
 export interface Gateway {
   readonly port: number;
-  readonly connections: number;
   /** Stops accepting, tells clients to go elsewhere and closes them spread over the drain window. */
   drain(): Promise<void>;
   close(): Promise<void>;
@@ -261,9 +260,6 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
 
   return {
     port,
-    get connections() {
-      return conns.size;
-    },
     async drain() {
       if (draining) return;
       draining = true;

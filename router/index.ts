@@ -10,7 +10,6 @@ import { SlotManager } from './slots.js';
 export interface Router {
   /** True once it has taken part in a full ownership round. */
   readonly settled: boolean;
-  readonly slotsOwned: number;
   /** Releases slots (others take them at once), stops serving. */
   close(): Promise<void>;
 }
@@ -29,9 +28,6 @@ export async function startRouter(d: RoleDeps): Promise<Router> {
   return {
     get settled() {
       return slots.settled;
-    },
-    get slotsOwned() {
-      return slots.owned;
     },
     async close() {
       stopApi();
