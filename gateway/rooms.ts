@@ -271,6 +271,9 @@ export class RoomHub {
     room.epoch = epoch;
     room.lastSeq = lastSeq;
     room.own.clear();
+    // Members drop seqs they have seen, and `msg` frames carry no epoch: tell them seqs start again.
+    this.app.publish(room.topic, JSON.stringify({ t: 'epoch', room: room.name, epoch, seq: lastSeq }));
+    this.metrics.framesSent.inc({ type: 'epoch' }, this.app.numSubscribers(room.topic));
   }
 
   private deliver(room: Room, ev: MsgEvent): void {

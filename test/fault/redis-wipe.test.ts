@@ -2,7 +2,8 @@
 // running cluster. Within a bound every node is ready again and pubs get ok; the rooms have a new
 // epoch; a join with the old epoch and a `since` answers `recovered: false` and replays nothing from
 // the old history; and live members, who stayed joined throughout, see the new epoch's seqs start at
-// 1 again, gapless, in order and without duplicates — every ok'd message exactly once.
+// 1 again, gapless, in order and without duplicates — every ok'd message exactly once — after one
+// `epoch` frame that says where the new seqs start.
 import { expect, it } from 'vitest';
 import { range, seqs } from '../harness/client.js';
 import { History } from '../harness/history.js';
@@ -59,8 +60,10 @@ it('after Redis restarts empty the cluster serves again, rooms get a new epoch, 
   const fresh = await client(1);
   const stale = await client(0);
   const staleJoinSeq = new Map<string, number>();
+  const newEpochOf = new Map<string, string>();
   for (const room of rooms) {
     const j = await fresh.ok({ t: 'join', room });
+    newEpochOf.set(room, j.epoch as string);
     expect(typeof j.epoch).toBe('string');
     expect(j.epoch, `${room} epoch after the wipe`).not.toBe(oldEpoch.get(room));
     const s = await stale.ok({ t: 'join', room, since: BEFORE, epoch: oldEpoch.get(room) });
@@ -85,6 +88,13 @@ it('after Redis restarts empty the cluster serves again, rooms get a new epoch, 
       const newEpoch = m.frames.slice(framesBefore[i]!);
       expect(seqs(m.msgs(room).slice(0, BEFORE))).toEqual(range(1, BEFORE));
       expect(history.receiverProblems(`member ${i} (new epoch)`, newEpoch, { room, through: head, expected: history.oks(room, 'after') })).toEqual([]);
+      // Told once, before the new epoch's first message, where its seqs start (`msg` frames carry no epoch).
+      const told = newEpoch.filter((f) => f.t === 'epoch' && f.room === room);
+      expect(told, `epoch frames at member ${i} in ${room}`).toHaveLength(1);
+      expect(told[0]).toMatchObject({ epoch: newEpochOf.get(room) });
+      const firstNew = newEpoch.findIndex((f) => f.t === 'msg' && f.room === room);
+      expect(newEpoch.indexOf(told[0]!)).toBeLessThan(firstNew);
+      expect(newEpoch[firstNew]!.seq).toBe(told[0]!.seq + 1);
     }
     // The stale joiner got no replay of the old history, only new-epoch messages after its join.
     for (const f of stale.msgs(room)) expect(history.recordOf(f)?.tag, `stale joiner got ${JSON.stringify(f)}`).toBe('after');
