@@ -19,7 +19,7 @@ type MsgEvent = Extract<StreamEvent, { kind: 'm' }>;
 interface Joiner {
   conn: Conn;
   buffer: MsgEvent[];
-  /** Seq the replay ended at; the joiner goes live once the room has delivered up to it. */
+  /** Seq the replay ended at, set once the replay is sent; the joiner goes live once the room has delivered up to it. */
   until?: number;
   done: () => void;
 }
@@ -90,11 +90,12 @@ export class RoomHub {
       const recovered = since !== undefined && (epoch === undefined || epoch === read.epoch) && read.complete;
       const replay = recovered ? read.frames : [];
       const j = joiner;
-      j.until = read.seq;
       return {
         result: since === undefined ? { seq: read.seq, epoch: read.epoch } : { seq: read.seq, epoch: read.epoch, recovered },
         start: () => {
           if (!conn.open) return room.joiners.delete(j);
+          // Set only now: until then a live message must not make the joiner go live (before its ok).
+          j.until = read.seq;
           conn.ws.cork(() => {
             for (const m of replay) conn.ws.send(m.frame);
           });
@@ -233,8 +234,10 @@ export class RoomHub {
       .then((read) => {
         if (read.epoch !== room.epoch) return this.resetEpoch(room, read.epoch, read.seq);
         // History knows no sender conn: a copy from the stream, or this gateway's own record, supplies it.
+        // Only the gap comes from history: what follows it comes from the stream, which names its sender.
         const waiting = new Map(room.pending.map((e) => [e.seq, e]));
         for (const f of read.frames) {
+          if (f.seq > upTo) break;
           if (f.seq !== room.lastSeq + 1) continue;
           const ev = waiting.get(f.seq) ?? { kind: 'm' as const, seq: f.seq, ts: Date.now(), epoch: read.epoch, exclude: this.senderOf(room, f.seq, f.frame), frame: Buffer.from(f.frame) };
           this.deliver(room, ev);
@@ -303,7 +306,7 @@ export class RoomHub {
       room.joiners.delete(j);
       const { conn } = j;
       if (!conn.open || !room.members.has(conn)) continue;
-      const tail = j.buffer.filter((e) => e.seq > j.until!);
+      const tail = j.buffer.filter((e) => e.seq > j.until! && e.exclude !== conn.id);
       conn.ws.cork(() => {
         for (const e of tail) conn.ws.send(e.frame);
         conn.ws.subscribe(room.topic);
