@@ -164,14 +164,8 @@ export class Ingress {
   private async pub(conn: Conn, f: Extract<ClientFrame, { t: 'pub' }>): Promise<Answer> {
     this.allowed(conn.claims.pub, f.room, 'publish');
     const req: PubRequest = { op: 'pub', room: f.room, from: conn.user, d: jsonText(f.data), mid: f.mid, by: conn.user, exclude: f.echo ? undefined : conn.id };
-    const forget = !f.echo && f.mid !== undefined ? this.d.hub.noteInFlight(f.room, f.mid, conn) : undefined;
-    try {
-      const { seq } = await requestSlot<SeqReply>(this.d.bus, this.d.subj, roomSlot(f.room, this.d.cfg.slots), req, this.d.cfg.requestTimeoutMs);
-      if (!f.echo) this.d.hub.noteOwn(f.room, seq, conn);
-      return { seq };
-    } finally {
-      forget?.();
-    }
+    const { seq } = await requestSlot<SeqReply>(this.d.bus, this.d.subj, roomSlot(f.room, this.d.cfg.slots), req, this.d.cfg.requestTimeoutMs);
+    return { seq };
   }
 
   private async dm(conn: Conn, f: Extract<ClientFrame, { t: 'dm' }>): Promise<Answer> {

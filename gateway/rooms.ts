@@ -39,10 +39,6 @@ interface Room {
   filling: boolean;
   members: Set<Conn>;
   joiners: Set<Joiner>;
-  /** Seqs published by local connections without echo and not yet delivered: their sender, for fills. */
-  own: Map<number, string>;
-  /** `user|mid` of publishes by local connections without echo still awaiting their ok: their sender. */
-  inFlight: Map<string, string>;
 }
 
 export interface JoinResult {
@@ -88,7 +84,8 @@ export class RoomHub {
       const read = await this.log.read(room.slot, name, since ?? HEAD);
       if (read.epoch !== room.epoch) this.resetEpoch(room, read.epoch, read.seq);
       const recovered = since !== undefined && (epoch === undefined || epoch === read.epoch) && read.complete;
-      const replay = recovered ? read.frames : [];
+      // History names each message's sender: a connection re-joining does not get its own back.
+      const replay = recovered ? read.frames.filter((f) => f.exclude !== conn.id) : [];
       const j = joiner;
       return {
         result: since === undefined ? { seq: read.seq, epoch: read.epoch } : { seq: read.seq, epoch: read.epoch, recovered },
@@ -110,38 +107,6 @@ export class RoomHub {
       this.leave(conn, name);
       throw e;
     }
-  }
-
-  /**
-   * A local connection's publish was sequenced (its `ok` arrived). History does not know senders, so if
-   * the stream copy is lost and the message is filled from history, this keeps the sender left out.
-   */
-  noteOwn(name: string, seq: number, conn: Conn): void {
-    const room = this.rooms.get(name);
-    if (room && seq > room.lastSeq) room.own.set(seq, conn.id);
-  }
-
-  /**
-   * A local member's publish with a mid is on its way: until its ok arrives (which may be after a fill,
-   * when NATS lost the stream copy), a filled frame with that sender and mid leaves the member out.
-   * Returns the function that forgets it.
-   */
-  noteInFlight(name: string, mid: string, conn: Conn): () => void {
-    const room = this.rooms.get(name);
-    if (!room) return () => {};
-    const key = `${conn.user}|${mid}`;
-    room.inFlight.set(key, conn.id);
-    return () => {
-      if (room.inFlight.get(key) === conn.id) room.inFlight.delete(key);
-    };
-  }
-
-  /** The local sender of a frame filled from history, when this gateway knows it. */
-  private senderOf(room: Room, seq: number, frame: string): string | undefined {
-    const bySeq = room.own.get(seq);
-    if (bySeq !== undefined || room.inFlight.size === 0) return bySeq;
-    const { from, mid } = JSON.parse(frame) as { from: string; mid?: string };
-    return mid === undefined ? undefined : room.inFlight.get(`${from}|${mid}`);
   }
 
   leave(conn: Conn, name: string): void {
@@ -175,8 +140,6 @@ export class RoomHub {
       filling: false,
       members: new Set(),
       joiners: new Set(),
-      own: new Map(),
-      inFlight: new Map(),
     };
     room.sub = this.bus.subscribe(this.subj.room(name), (msg) => this.onStream(room, msg.data));
     room.ready = (async () => {
@@ -233,20 +196,19 @@ export class RoomHub {
       .read(room.slot, room.name, room.lastSeq)
       .then((read) => {
         if (read.epoch !== room.epoch) return this.resetEpoch(room, read.epoch, read.seq);
-        // History knows no sender conn: a copy from the stream, or this gateway's own record, supplies it.
-        // Only the gap comes from history: what follows it comes from the stream, which names its sender.
+        // Only the gap comes from history (a copy that arrived on the stream meanwhile is used as is):
+        // what follows it comes from the stream.
         const waiting = new Map(room.pending.map((e) => [e.seq, e]));
         for (const f of read.frames) {
           if (f.seq > upTo) break;
           if (f.seq !== room.lastSeq + 1) continue;
-          const ev = waiting.get(f.seq) ?? { kind: 'm' as const, seq: f.seq, ts: Date.now(), epoch: read.epoch, exclude: this.senderOf(room, f.seq, f.frame), frame: Buffer.from(f.frame) };
+          const ev = waiting.get(f.seq) ?? { kind: 'm' as const, seq: f.seq, ts: Date.now(), epoch: read.epoch, exclude: f.exclude, frame: Buffer.from(f.frame) };
           this.deliver(room, ev);
         }
         if (room.lastSeq < upTo) {
           // History no longer holds the gap (trimmed or lost): skip it rather than stall the room.
           this.logger.warn({ room: room.name, from: room.lastSeq + 1, to: upTo }, 'gap not in history; skipped');
           room.lastSeq = upTo;
-          for (const seq of room.own.keys()) if (seq <= upTo) room.own.delete(seq);
         }
       })
       .catch((e: unknown) => this.logger.error({ err: e, room: room.name }, 'gap fill failed; delivering what arrived'))
@@ -273,7 +235,6 @@ export class RoomHub {
     this.logger.warn({ room: room.name, from: room.epoch, to: epoch }, 'room history was lost; new epoch');
     room.epoch = epoch;
     room.lastSeq = lastSeq;
-    room.own.clear();
     // Members drop seqs they have seen, and `msg` frames carry no epoch: tell them seqs start again.
     this.app.publish(room.topic, JSON.stringify({ t: 'epoch', room: room.name, epoch, seq: lastSeq }));
     this.metrics.framesSent.inc({ type: 'epoch' }, this.app.numSubscribers(room.topic));
@@ -281,7 +242,6 @@ export class RoomHub {
 
   private deliver(room: Room, ev: MsgEvent): void {
     room.lastSeq = ev.seq;
-    if (room.own.size > 0) room.own.delete(ev.seq);
     this.publish(room.topic, ev.exclude, ev.frame);
     for (const j of room.joiners) j.buffer.push(ev);
     this.metrics.deliveryLatency.observe(Math.max(0, Date.now() - ev.ts) / 1000);

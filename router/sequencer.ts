@@ -113,7 +113,7 @@ export class Sequencer implements SlotEvents {
 
   private async pub(slot: number, lease: Lease, req: PubRequest): Promise<string> {
     failpoint('router.before-append');
-    const r = await this.log.append({ slot, room: req.room, from: req.from, dataJson: req.d, mid: req.mid, dedupBy: req.mid === undefined ? undefined : req.by }, lease);
+    const r = await this.log.append({ slot, room: req.room, from: req.from, dataJson: req.d, mid: req.mid, dedupBy: req.mid === undefined ? undefined : req.by, exclude: req.exclude }, lease);
     failpoint('router.after-append');
     this.fanOut(req.room, req.exclude, r);
     return `{"seq":${r.seq}}`;

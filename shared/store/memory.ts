@@ -85,7 +85,7 @@ interface Room {
   epoch: string;
   seq: number;
   /** Ascending, gapless seqs; trimmed at the head. */
-  history: { seq: number; frame: string; ts: number }[];
+  history: { seq: number; frame: string; exclude?: string; ts: number }[];
   expiresAt: number;
 }
 
@@ -149,7 +149,7 @@ export class MemoryRoomLog implements RoomLog {
       `{"t":"msg","room":${JSON.stringify(req.room)},"seq":${seq},"from":${JSON.stringify(req.from)},` +
       `"data":${req.dataJson}${req.mid === undefined ? '' : `,"mid":${JSON.stringify(req.mid)}`},"ts":${now}}`;
     const h = room.history;
-    h.push({ seq, frame, ts: now });
+    h.push({ seq, frame, exclude: req.exclude, ts: now });
     const cutoff = now - this.limits.maxAgeMs;
     let drop = Math.max(0, h.length - this.limits.maxMessages);
     while (drop < h.length && h[drop]!.ts < cutoff) drop++;
@@ -171,7 +171,7 @@ export class MemoryRoomLog implements RoomLog {
     if (from < 0 || h.length - from !== head - after) return none(false);
     const first = h[from]!;
     if (first.seq !== after + 1 || first.ts < now - this.limits.maxAgeMs) return none(false);
-    const frames = h.slice(from).map(({ seq, frame }) => ({ seq, frame }));
+    const frames = h.slice(from).map(({ seq, frame, exclude }) => ({ seq, frame, exclude }));
     return { seq: head, epoch: room.epoch, frames, complete: true };
   }
 }

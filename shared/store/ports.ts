@@ -40,6 +40,8 @@ export interface AppendRequest {
   mid?: string;
   /** Whose mids these are (the publishing user, or the backend's `from`); dedup is per (room, dedupBy, mid). */
   dedupBy?: string;
+  /** The connection to leave out when the message is delivered (its sender, without echo); kept in history. */
+  exclude?: string;
 }
 
 export interface AppendResult {
@@ -51,12 +53,19 @@ export interface AppendResult {
   duplicate: boolean;
 }
 
+export interface HistoryFrame {
+  seq: number;
+  frame: string;
+  /** `AppendRequest.exclude` of the message. */
+  exclude?: string;
+}
+
 export interface HistoryRead {
   /** The room's latest seq (0 when nothing was ever published in this epoch). */
   seq: number;
   epoch: string;
-  /** Frames with seq > after, in seq order, when `complete`. */
-  frames: { seq: number; frame: string }[];
+  /** Frames with seq > after, in seq order, when `complete`, each with the connection its sender left out. */
+  frames: HistoryFrame[];
   /** True when history still holds every message after `after` (so nothing is missing in `frames`). */
   complete: boolean;
 }

@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import { keys, type Keys } from '../cluster/keys.js';
 import { NotOwnerError } from '../errors.js';
 import { scripts, type Scripts } from '../redis/scripts.js';
-import type { AppendRequest, AppendResult, HistoryRead, Lease, RoomLog, RoomLogLimits } from './ports.js';
+import type { AppendRequest, AppendResult, HistoryFrame, HistoryRead, Lease, RoomLog, RoomLogLimits } from './ports.js';
 
 export const leaseValue = (lease: Lease): string => `${lease.owner}|${lease.fence}`;
 
@@ -46,6 +46,7 @@ export class RedisRoomLog implements RoomLog {
           limits.maxAgeMs,
           limits.dedupWindowMs,
           roomTtlMs(limits),
+          req.exclude ?? '',
         ],
       );
     } catch (e) {
@@ -63,9 +64,12 @@ export class RedisRoomLog implements RoomLog {
       [after, limits.maxMessages, limits.maxAgeMs, roomTtlMs(limits)],
     )) as [number, string, number, string[]];
     const [seq, epoch, complete, entries] = reply;
-    const frames: { seq: number; frame: string }[] = [];
+    const frames: HistoryFrame[] = [];
     for (let i = 0; i + 1 < entries.length; i += 2) {
-      frames.push({ seq: Number(entries[i + 1]), frame: String(entries[i]) });
+      // `<exclude>\n<frame>` (append.lua); neither conn ids nor JSON frames hold a raw newline.
+      const member = String(entries[i]);
+      const nl = member.indexOf('\n');
+      frames.push({ seq: Number(entries[i + 1]), frame: member.slice(nl + 1), exclude: nl > 0 ? member.slice(0, nl) : undefined });
     }
     return { seq: Number(seq), epoch: String(epoch), frames, complete: Number(complete) === 1 };
   }

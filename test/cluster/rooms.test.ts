@@ -136,6 +136,49 @@ describe('recovery', () => {
     expect(seqs(a2.msgs(room))).toEqual([2]);
   });
 
+  it('joins with since under live traffic: each answers ok first, then the replay and the live messages without a gap or an echo', async () => {
+    const room = uid('busy');
+    const p = await client(0);
+    const steady = await client(1); // keeps the room's stream open at gateway 1 throughout
+    const first = await steady.ok({ t: 'join', room });
+    // Several joiners at once: their history reads and catch-up fills overlap, as after a gateway died.
+    const joiners = [await client(1), await client(1), await client(1), await client(1)];
+    const own = joiners.map(() => new Set<number>());
+    let stop = false;
+    const publishing = (async () => {
+      for (let i = 0; !stop; i++) await p.ok({ t: 'pub', room, data: i });
+    })();
+    const round = async (j: (typeof joiners)[number], n: number, k: number) => {
+      const head = steady.msgs(room).at(-1)!.seq as number;
+      const since = Math.max(0, head - 40 + ((n + k) % 7));
+      const from = j.frames.length;
+      const id = j.fire({ t: 'join', room, since, epoch: first.epoch });
+      // Published while the join is read (before or after its head): it must not come back (no echo), not
+      // in this join's replay or tail, nor in a later join's replay.
+      const ownId = j.fire({ t: 'pub', room, data: `own ${n}` });
+      const ok = await j.next((f) => f.t === 'ok' && f.id === id, 5000, from, `join ${id}`);
+      const ownOk = await j.next((f) => f.t === 'ok' && f.id === ownId, 5000, from, `pub ${ownId}`);
+      expect(ok).toMatchObject({ recovered: true });
+      own[k]!.add(ownOk.seq as number);
+      const until = Math.max(ok.seq as number, ownOk.seq as number) + 3;
+      await j.next((f) => f.t === 'msg' && f.room === room && f.seq >= until, 5000, from, `seq ${until} after join ${id}`);
+      const window = j.frames.slice(from);
+      const msgs = window.filter((f) => f.t === 'msg' && f.room === room);
+      const what = `round ${n}, joiner ${k}: since ${since}, ok seq ${ok.seq}, own seq ${ownOk.seq}`;
+      expect(window.findIndex((f) => f.t === 'msg'), `${what}: a msg before the join's ok`).toBeGreaterThan(window.indexOf(ok));
+      const expected = range(since + 1, msgs.at(-1)!.seq as number).filter((s) => !own[k]!.has(s));
+      expect(seqs(msgs), what).toEqual(expected);
+      await j.ok({ t: 'leave', room });
+    };
+    try {
+      await steady.waitForMsgs(room, 60, 10_000);
+      for (let n = 0; n < 15; n++) await Promise.all(joiners.map((j, k) => round(j, n, k)));
+    } finally {
+      stop = true;
+      await publishing;
+    }
+  }, 60_000);
+
   it('join with a wrong epoch answers recovered: false and the real epoch', async () => {
     const room = uid('epoch');
     const p = await client(0);

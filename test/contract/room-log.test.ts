@@ -76,6 +76,23 @@ forEachBackend('RoomLog', (backend) => {
     expect((await stores.log.read(SLOT, 'r.1', 0)).frames.map((f) => f.frame)).toEqual([a.frame, b.frame]);
   });
 
+  it('keeps with each message the connection its sender left out, and answers a repeat with the bare frame', async () => {
+    const { stores } = backend().make();
+    const l = await lease(stores);
+    const a = await stores.log.append(req('ex', { exclude: 'gw-1~a', mid: 'm', dedupBy: 'alice' }), l);
+    const b = await stores.log.append(req('ex'), l);
+    const c = await stores.log.append(req('ex', { exclude: 'gw-2~b' }), l);
+    expect((await stores.log.read(SLOT, 'ex', 0)).frames).toEqual([
+      { seq: 1, frame: a.frame, exclude: 'gw-1~a' },
+      { seq: 2, frame: b.frame },
+      { seq: 3, frame: c.frame, exclude: 'gw-2~b' },
+    ]);
+    // A resend from another connection: the first message, its frame as clients get it.
+    const again = await stores.log.append(req('ex', { exclude: 'gw-2~c', mid: 'm', dedupBy: 'alice' }), l);
+    expect(again).toEqual({ seq: 1, epoch: a.epoch, frame: a.frame, duplicate: true });
+    expect(JSON.parse(again.frame)).toMatchObject({ t: 'msg', seq: 1, mid: 'm' });
+  });
+
   it('answers a repeated mid with the first seq, per sender and room', async () => {
     const { stores } = backend().make();
     const l = await lease(stores);

@@ -4,7 +4,7 @@
 --
 -- KEYS[1] slot lease (string `<owner>|<fence>`)
 -- KEYS[2] room meta (hash: seq, epoch)
--- KEYS[3] room history (zset: frame scored by seq)
+-- KEYS[3] room history (zset scored by seq; member `<exclude conn>\n<frame>`, exclude '' for none)
 -- KEYS[4] dedup key (string: first seq); only used when ARGV[6] == '1' (else any key of the tag)
 -- ARGV[1] expected lease value `<owner>|<fence>`
 -- ARGV[2] room as JSON   ARGV[3] from as JSON   ARGV[4] data as JSON
@@ -12,6 +12,7 @@
 -- ARGV[6] '1' to deduplicate by KEYS[4], '0' not to
 -- ARGV[7] maxMessages   ARGV[8] maxAgeMs   ARGV[9] dedupWindowMs
 -- ARGV[10] room ttlMs: idle meta and history expire after it (then a later use makes a new epoch)
+-- ARGV[11] the connection to leave out on delivery (the sender without echo), or ''
 --
 -- Returns {seq, epoch, frame, duplicate (0|1)}. For a duplicate: the first seq, and its frame from
 -- history or '' when it was trimmed. Error reply `NOT_OWNER ...` when the lease is not ARGV[1].
@@ -38,8 +39,13 @@ local dedupOn = ARGV[6] == '1'
 if dedupOn then
   local first = redis.call('GET', dedup)
   if first then
-    local found = redis.call('ZRANGEBYSCORE', hist, first, first)
-    return {tonumber(first), epoch, found[1] or '', 1}
+    local found = redis.call('ZRANGEBYSCORE', hist, first, first)[1]
+    local frame = ''
+    if found then
+      local nl = string.find(found, '\n', 1, true)
+      frame = nl and string.sub(found, nl + 1) or found
+    end
+    return {tonumber(first), epoch, frame, 1}
   end
 end
 
@@ -48,7 +54,7 @@ local midPart = ''
 if ARGV[5] ~= '' then midPart = ',"mid":' .. ARGV[5] end
 local frame = '{"t":"msg","room":' .. ARGV[2] .. ',"seq":' .. seq .. ',"from":' .. ARGV[3]
   .. ',"data":' .. ARGV[4] .. midPart .. ',"ts":' .. string.format('%.0f', nowMs) .. '}'
-redis.call('ZADD', hist, seq, frame)
+redis.call('ZADD', hist, seq, ARGV[11] .. '\n' .. frame)
 
 redis.call('ZREMRANGEBYRANK', hist, 0, -(maxMessages + 1))
 -- Age trim, bounded: frames end with `"ts":<ms>}`, and each append removes up to 64 old heads.

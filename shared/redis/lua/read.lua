@@ -2,11 +2,11 @@
 -- Bounded: at most maxMessages frames come back.
 --
 -- KEYS[1] room meta (hash: seq, epoch)
--- KEYS[2] room history (zset: frame scored by seq)
+-- KEYS[2] room history (zset scored by seq; member `<exclude conn>\n<frame>`, see append.lua)
 -- ARGV[1] after (seq)   ARGV[2] maxMessages   ARGV[3] maxAgeMs   ARGV[4] room ttlMs (for a new meta)
 --
 -- Returns {headSeq, epoch, complete (0|1), entries} where entries is the ZRANGEBYSCORE WITHSCORES
--- list {frame1, seq1, frame2, seq2, ...} of every seq in (after, head], or {} when not complete.
+-- list {member1, seq1, member2, seq2, ...} of every seq in (after, head], or {} when not complete.
 -- complete = 1 when after == head, or every seq after `after` is in history and none is older than maxAgeMs.
 
 local meta, hist = KEYS[1], KEYS[2]
