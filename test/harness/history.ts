@@ -149,6 +149,11 @@ export interface CheckOptions {
   deadLetters?: readonly { user: string; seq: number }[];
   /** Also require every ok'd dm to be acknowledged by its recipient or dead-lettered (nothing left to retry). */
   settled?: boolean;
+  /**
+   * Receivers that publish are the senders of their pubs, which they sent without echo (the client SDK's
+   * own messages): a member is not owed its own pubs, and receiving one is unexpected.
+   */
+  withoutEcho?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -714,6 +719,9 @@ export class History {
       } else if (scopeOf(rec.op) !== scope || rec.target !== target) {
         add({ kind: 'unexpected', scope, target, mid: id, seqs: [seq], ...where, detail: `${e.who} received ${id} as ${f.t} seq ${seq} in ${target}, but it was a ${rec.op} to ${rec.target}` });
       } else {
+        if (opts.withoutEcho && rec.op === 'pub' && rec.by === e.who) {
+          add({ kind: 'unexpected', scope, target, mid: id, seqs: [seq], ...where, detail: `${e.who} received its own pub ${id} (seq ${seq}), sent without echo` });
+        }
         claim(scope, target, seq, rec.mid, `received by ${e.who}`);
         // Only the message sent to this target counts as received at this seq (not a stranger in its place).
         let holders = got.get(gk);
@@ -764,6 +772,7 @@ export class History {
       const has = got.get(key('room', m.room));
       for (const [seq, mid] of [...(okPubs.get(m.room) ?? [])].sort((a, b) => a[0] - b[0])) {
         if (seq <= m.after || has?.get(`${seq}\u0000${mid}`)?.has(m.who)) continue;
+        if (opts.withoutEcho && this.byMid.get(mid)?.by === m.who) continue;
         add({ kind: 'lost', scope: 'room', target: m.room, mid, seqs: [seq], who: m.who, detail: `${m.who} never received ${m.room} seq ${seq} (${mid}), answered ok` });
       }
     }
@@ -828,10 +837,11 @@ export class History {
    * Waits until `check({ settled: true })` finds nothing lost or unsettled, or `timeoutMs` has passed
    * (not a failure here), then returns that check: the caller's assertion on it names what is missing.
    */
-  async settle(timeoutMs: number, what = 'every ok’d message delivered and acknowledged'): Promise<CheckResult> {
-    const open = () => this.check({ settled: true }).problems.filter((p) => p.kind === 'lost' || p.kind === 'unsettled').length;
+  async settle(timeoutMs: number, what = 'every ok’d message delivered and acknowledged', opts: Omit<CheckOptions, 'settled'> = {}): Promise<CheckResult> {
+    const check = () => this.check({ ...opts, settled: true });
+    const open = () => check().problems.filter((p) => p.kind === 'lost' || p.kind === 'unsettled').length;
     await waitFor(() => open() === 0, timeoutMs, what).catch(() => undefined);
-    return this.check({ settled: true });
+    return check();
   }
 
   /** Logs the first `n` problems of `result`, each with `explain(p, t0, max)`. For failure reports. */

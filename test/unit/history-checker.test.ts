@@ -310,3 +310,35 @@ describe('recording from a client', () => {
     expect(h.summary('dm')).toEqual({ unanswered: 1, 'err:internal': 1, 'err:unavailable': 1 });
   });
 });
+
+describe('withoutEcho: members that publish without echo (the client SDK)', () => {
+  /** m1 and m2 are members and publishers; each pub is ok'd; each member received the other's (m1 also its own). */
+  function twoPublishers(m1GetsOwn = false) {
+    const h = new History();
+    h.recordJoin('m1', 'r', 0);
+    h.recordJoin('m2', 'r', 0);
+    const a = h.recordSend('pub', 'm1', 'r');
+    ok(h, a, 1);
+    const b = h.recordSend('pub', 'm2', 'r');
+    ok(h, b, 2);
+    h.recordReceive('m2', 'm2', 'c2', msg(a, 1));
+    if (m1GetsOwn) h.recordReceive('m1', 'm1', 'c1', msg(a, 1));
+    h.recordReceive('m1', 'm1', 'c1', msg(b, 2));
+    return { h, a, b };
+  }
+
+  it('a member is not owed its own pubs', () => {
+    const { h } = twoPublishers();
+    expect(h.check({ withoutEcho: true }).problems).toEqual([]);
+    // Without the option the same history lacks each member's own pub.
+    expect(brief(h.check().problems).map((p) => [p.kind, p.who, p.seqs])).toEqual([
+      ['lost', 'm1', [1]],
+      ['lost', 'm2', [2]],
+    ]);
+  });
+
+  it('a member that receives its own pub reports it as unexpected', () => {
+    const { h, a } = twoPublishers(true);
+    expect(brief(h.check({ withoutEcho: true }).problems)).toEqual([{ kind: 'unexpected', target: 'r', mid: a.mid, seqs: [1], who: 'm1' }]);
+  });
+});
