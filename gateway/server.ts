@@ -8,6 +8,7 @@ import { CloseCode, ErrorCode, PROTOCOL_VERSION } from '../shared/protocol/codes
 import { isUserId } from '../shared/protocol/names.js';
 import { AuthError, createVerifier, signDevToken, type Claims } from './auth.js';
 import { newConnId, type Conn, type ConnData } from './connection.js';
+import { serveDemo } from './demo.js';
 import { DirectHub } from './direct.js';
 import { Ingress } from './ingress.js';
 import { Strikes, TokenBucket } from './ratelimit.js';
@@ -192,6 +193,7 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
     res.writeStatus('426 Upgrade Required').end('WebSocket endpoint: connect with an upgrade request');
   });
   if (cfg.devMode) {
+    serveDemo(app, log);
     app.get('/dev/token', (res, req) => {
       const user = req.getQuery('user');
       let aborted = false;
