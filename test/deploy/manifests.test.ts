@@ -843,6 +843,14 @@ describe('deploy/Dockerfile', () => {
     expect(final.some((l) => /^COPY --from=\w+ \S*dist/.test(l))).toBe(true);
   });
 
+  it('copies everything `npm run build` reads: the tsconfig includes and the scripts it runs', () => {
+    const copied = new Set(lines.filter((x) => /^COPY\s/i.test(x) && !x.includes('--from')).flatMap((l) => l.split(/\s+/).slice(1, -1)));
+    const tsconfig = JSON.parse(readFileSync(join(root, 'tsconfig.json'), 'utf8')) as { include: string[] };
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: { build: string } };
+    const scripts = [...pkg.scripts.build.matchAll(/\bnode\s+(\S+)/g)].map((m) => m[1]!.split('/')[0]!);
+    for (const src of ['tsconfig.json', ...tsconfig.include, ...scripts]) expect(copied.has(src), src).toBe(true);
+  });
+
   it('copies sources that exist', () => {
     for (const l of lines.filter((x) => /^COPY\s/i.test(x) && !x.includes('--from'))) {
       for (const src of l.split(/\s+/).slice(1, -1)) expect(existsSync(join(root, src)), src).toBe(true);
