@@ -113,7 +113,9 @@ async function main(role: string): Promise<void> {
     const host = cfg.host === '0.0.0.0' ? 'localhost' : cfg.host;
     process.stdout.write(
       `\nrtgw standalone is listening on ws://${host}:${gateway.port}/ws (admin: http://${host}:${admin.port}/metrics)\n` +
-        (cfg.devMode ? `get a development token: curl 'http://${host}:${gateway.port}/dev/token?user=alice'\n\n` : '\n'),
+        (cfg.devMode
+          ? `demo page: http://${host}:${gateway.port}/\nget a development token: curl 'http://${host}:${gateway.port}/dev/token?user=alice'\n\n`
+          : '\n'),
     );
   }
 

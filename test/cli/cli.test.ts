@@ -62,9 +62,32 @@ describe('rtgw standalone on a bare machine', () => {
     expect(bad.body).not.toContain('token"');
   });
 
-  it('does not serve /dev/token when a key is configured', async () => {
+  it('serves the demo page at / and the SDK bundle it loads, and says where', async () => {
+    const n = await standalone();
+    expect(n.logs().join('\n')).toContain(`demo page: http://127.0.0.1:${n.port}/`);
+    const page = await fetch(`http://127.0.0.1:${n.port}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    const html = await page.text();
+    expect(html).toContain('<title>rtgw demo</title>');
+    const script = html.match(/<script type="module" src="([^"]+)">/)?.[1];
+    expect(script).toBe('/demo.js');
+    const app = await (await fetch(`http://127.0.0.1:${n.port}${script}`)).text();
+    const sdkPath = app.match(/from '([^']+)'/)?.[1];
+    expect(sdkPath).toBe('/sdk/rtgw.js');
+    const sdk = await fetch(`http://127.0.0.1:${n.port}${sdkPath}`);
+    expect(sdk.headers.get('content-type')).toMatch(/^text\/javascript/);
+    const bundle = await sdk.text();
+    // One self-contained ES module: it exports the client and imports nothing.
+    expect(bundle).toMatch(/export\s*\{[^}]*\bRtgwClient\b/);
+    expect(bundle).not.toMatch(/^\s*import\s/m);
+  });
+
+  it('does not serve /dev/token or the demo page when a key is configured', async () => {
     const n = await standalone({ RTGW_JWT_SECRET: 'a-real-secret-of-at-least-32-bytes!!' });
     expect((await httpGet(`http://127.0.0.1:${n.port}/dev/token?user=alice`)).status).toBe(404);
+    expect((await httpGet(`http://127.0.0.1:${n.port}/`)).status).toBe(404);
+    expect((await httpGet(`http://127.0.0.1:${n.port}/sdk/rtgw.js`)).status).toBe(404);
     expect(n.logs().join('\n')).not.toMatch(/DEVELOPMENT MODE/);
   });
 
