@@ -9,6 +9,7 @@ import {
   TimeoutError,
   type Msg,
   type NatsConnection,
+  type Subscription as NatsSubscription,
 } from '@nats-io/transport-node';
 import { BusError, type Bus, type BusMsg, type Subscription } from './bus.js';
 
@@ -88,11 +89,24 @@ function watchStatus(nc: NatsConnection, report: (s: NatsStatus) => void): void 
   watch().catch((e: unknown) => report({ connected, detail: `status watch failed: ${String(e)}` }));
 }
 
+/**
+ * The Bus over one NATS connection. Everything it sends (publishes, replies, subscriptions, requests,
+ * flushes) waits for the end of the current turn of the event loop and then goes to the client in call
+ * order, in one go: the client writes it with one socket write. Without that, every uWS or socket
+ * callback (one per client frame, one per reply) costs its own write: a connection storm or a busy
+ * router spent a fifth of its CPU in them.
+ */
 export class NatsBus implements Bus {
   readonly #nc: NatsConnection;
   readonly #onError: (err: unknown, subject: string) => void;
   #connected: boolean;
   #closing: Promise<void> | undefined;
+  /** This turn's operations, in call order; the flat pairs avoid an object per publish. */
+  #ops: Op[] = [];
+  #args: unknown[] = [];
+  #scheduled = false;
+  /** This turn's flush: every flush asked for in one turn shares one PING, sent after the turn's writes. */
+  #flush: TurnFlush | undefined;
 
   /** Takes a connection that is ready: the bus owns it from here on, and close() drains it. */
   constructor(nc: NatsConnection, opts: NatsBusOptions = {}) {
@@ -108,56 +122,34 @@ export class NatsBus implements Bus {
     return this.#connected && this.#closing === undefined;
   }
 
-  // No flush here: the client coalesces writes on its own.
   publish(subject: string, data: Uint8Array | string): void {
     this.#check();
-    try {
-      this.#nc.publish(subject, data);
-    } catch (e) {
-      throw toBusError(e, this.#closed());
-    }
+    this.#defer(Op.Publish, subject, data);
   }
 
   subscribe(subject: string, handler: (msg: BusMsg) => void, opts?: { queue?: string }): Subscription {
     this.#check();
-    const onError = this.#onError;
-    try {
-      return this.#nc.subscribe(subject, {
-        queue: opts?.queue,
-        // A callback, not an async iterator: no per-message promise, and a throw cannot end the loop.
-        callback: (err, msg) => {
-          if (err) {
-            onError(err, subject);
-            return;
-          }
-          try {
-            handler(new NatsMsg(msg));
-          } catch (e) {
-            onError(e, subject);
-          }
-        },
-      });
-    } catch (e) {
-      throw toBusError(e, this.#closed());
-    }
+    const sub = new LaterSubscription(subject, handler, opts?.queue);
+    this.#defer(Op.Subscribe, sub, undefined);
+    return sub;
   }
 
-  async request(subject: string, data: Uint8Array | string, timeoutMs: number): Promise<Uint8Array> {
-    this.#check();
-    try {
-      return (await this.#nc.request(subject, data, { timeout: timeoutMs })).data;
-    } catch (e) {
-      throw toBusError(e, this.#closed(), subject);
-    }
+  request(subject: string, data: Uint8Array | string, timeoutMs: number): Promise<Uint8Array> {
+    return new Promise<Uint8Array>((resolve, reject) => {
+      this.#check();
+      this.#defer(Op.Request, subject, { data, timeoutMs, resolve, reject });
+    });
   }
 
-  async flush(): Promise<void> {
-    this.#check();
-    try {
-      await this.#nc.flush();
-    } catch (e) {
-      throw toBusError(e, this.#closed());
+  flush(): Promise<void> {
+    if (this.#closing) return Promise.reject(new BusError('closed', 'bus is closed'));
+    if (!this.#flush) {
+      let settle!: (e?: unknown) => void;
+      const promise = new Promise<void>((resolve, reject) => (settle = (e) => (e === undefined ? resolve() : reject(e))));
+      this.#flush = { promise, settle };
+      this.#defer(Op.Flush, this.#flush, undefined);
     }
+    return this.#flush.promise;
   }
 
   close(): Promise<void> {
@@ -165,7 +157,72 @@ export class NatsBus implements Bus {
     return this.#closing;
   }
 
+  /** Replies go through the turn's batch too, after the publishes made before them. */
+  respond(msg: Msg, data: Uint8Array | string): boolean {
+    if (!msg.reply) return false;
+    this.#defer(Op.Respond, msg, data);
+    return true;
+  }
+
+  #defer(op: Op, a: unknown, b: unknown): void {
+    this.#ops.push(op);
+    this.#args.push(a, b);
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => this.#run());
+  }
+
+  /** Hands this turn's operations to the client, in order. Never throws: failures go to their callers or to onError. */
+  #run(): void {
+    this.#scheduled = false;
+    const ops = this.#ops;
+    const args = this.#args;
+    this.#ops = [];
+    this.#args = [];
+    const nc = this.#nc;
+    for (let i = 0; i < ops.length; i++) {
+      const a = args[2 * i];
+      const b = args[2 * i + 1];
+      try {
+        switch (ops[i]) {
+          case Op.Publish:
+            nc.publish(a as string, b as Uint8Array | string);
+            break;
+          case Op.Respond:
+            (a as Msg).respond(b as Uint8Array | string);
+            break;
+          case Op.Subscribe:
+            (a as LaterSubscription).start(nc, this, this.#onError);
+            break;
+          case Op.Request: {
+            const r = b as PendingRequest;
+            nc.request(a as string, r.data, { timeout: r.timeoutMs }).then(
+              (m) => r.resolve(m.data),
+              (e: unknown) => r.reject(toBusError(e, this.#closed(), a as string)),
+            );
+            break;
+          }
+          case Op.Flush: {
+            const f = a as TurnFlush;
+            if (this.#flush === f) this.#flush = undefined;
+            nc.flush().then(
+              () => f.settle(),
+              (e: unknown) => f.settle(toBusError(e, this.#closed())),
+            );
+            break;
+          }
+        }
+      } catch (e) {
+        const err = toBusError(e, this.#closed());
+        if (ops[i] === Op.Request) (b as PendingRequest).reject(err);
+        else if (ops[i] === Op.Flush) (a as TurnFlush).settle(err);
+        else this.#onError(err, ops[i] === Op.Subscribe ? (a as LaterSubscription).subject : String(ops[i] === Op.Respond ? (a as Msg).reply : a));
+      }
+    }
+  }
+
   async #drain(): Promise<void> {
+    this.#run(); // what was asked for before close goes out first
     const nc = this.#nc;
     if (nc.isClosed()) return;
     // Someone else started the drain: wait for it rather than fail.
@@ -180,6 +237,77 @@ export class NatsBus implements Bus {
   /** Set once the caller can no longer expect a reply: the bus or its connection is closing. */
   #closed(): boolean {
     return this.#closing !== undefined || this.#nc.isClosed() || this.#nc.isDraining();
+  }
+
+  /** For LaterSubscription.drain: what the caller sent before draining goes out first. */
+  runNow(): void {
+    this.#run();
+  }
+}
+
+const enum Op {
+  Publish,
+  Respond,
+  Subscribe,
+  Request,
+  Flush,
+}
+
+interface TurnFlush {
+  promise: Promise<void>;
+  settle: (e?: unknown) => void;
+}
+
+interface PendingRequest {
+  data: Uint8Array | string;
+  timeoutMs: number;
+  resolve: (d: Uint8Array) => void;
+  reject: (e: unknown) => void;
+}
+
+/** A subscription made at the end of the turn: until then, unsubscribing just cancels it. */
+class LaterSubscription implements Subscription {
+  #sub: NatsSubscription | undefined;
+  #bus: NatsBus | undefined;
+  #cancelled = false;
+
+  constructor(
+    readonly subject: string,
+    private readonly handler: (msg: BusMsg) => void,
+    private readonly queue: string | undefined,
+  ) {}
+
+  start(nc: NatsConnection, bus: NatsBus, onError: (err: unknown, subject: string) => void): void {
+    if (this.#cancelled) return;
+    this.#bus = bus;
+    const { subject, handler } = this;
+    this.#sub = nc.subscribe(subject, {
+      queue: this.queue,
+      // A callback, not an async iterator: no per-message promise, and a throw cannot end the loop.
+      callback: (err, msg) => {
+        if (err) {
+          onError(err, subject);
+          return;
+        }
+        try {
+          handler(new NatsMsg(msg, bus));
+        } catch (e) {
+          onError(e, subject);
+        }
+      },
+    });
+  }
+
+  unsubscribe(): void {
+    this.#cancelled = true;
+    this.#sub?.unsubscribe();
+  }
+
+  async drain(): Promise<void> {
+    this.#cancelled = true;
+    if (!this.#sub) return;
+    this.#bus!.runNow();
+    await this.#sub.drain();
   }
 }
 
@@ -206,7 +334,10 @@ function toBusError(e: unknown, closed: boolean, subject?: string): unknown {
  * into the socket's read chunk: keeping it keeps the whole chunk alive, so copy what is stored for long.
  */
 class NatsMsg implements BusMsg {
-  constructor(private readonly msg: Msg) {}
+  constructor(
+    private readonly msg: Msg,
+    private readonly bus: NatsBus,
+  ) {}
 
   get subject(): string {
     return this.msg.subject;
@@ -216,13 +347,9 @@ class NatsMsg implements BusMsg {
     return this.msg.data;
   }
 
-  // Straight to the client, not through NatsBus.publish: replies to requests already received still go
-  // out while the bus drains.
+  // Not through NatsBus.publish (no closing check): replies to requests already received still go out
+  // while the bus drains. They keep their place after the publishes made before them.
   respond(data: Uint8Array | string): boolean {
-    try {
-      return this.msg.respond(data);
-    } catch (e) {
-      throw toBusError(e, false);
-    }
+    return this.bus.respond(this.msg, data);
   }
 }
