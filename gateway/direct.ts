@@ -11,6 +11,7 @@ import type { Subjects } from '../shared/cluster/subjects.js';
 import type { Logger } from '../shared/log.js';
 import type { Metrics } from '../shared/metrics.js';
 import type { Inbox } from '../shared/store/ports.js';
+import type { Backpressure } from './backpressure.js';
 import type { Conn } from './connection.js';
 
 interface DmEvent {
@@ -29,7 +30,8 @@ interface UserStream {
   readonly slot: number;
   readonly topic: string;
   sub: Subscription;
-  conns: number;
+  /** The user's connections on this gateway that receive the stream (attached or attaching). */
+  conns: Set<Conn>;
   /** Resolves once the recipient's head seq is known; live messages wait in `waiting` until then. */
   ready: Promise<void>;
   /** Highest seq handed to the topic in order (starting from the head when the stream opened). */
@@ -59,6 +61,7 @@ export class DirectHub {
     private readonly subj: Subjects,
     private readonly inbox: Inbox,
     private readonly slots: number,
+    private readonly backpressure: Backpressure,
     private readonly metrics: Metrics,
     private readonly log: Logger,
   ) {}
@@ -69,7 +72,7 @@ export class DirectHub {
    */
   async attach(conn: Conn, registered: Promise<unknown>): Promise<void> {
     const u = this.open(conn.user);
-    u.conns++;
+    u.conns.add(conn);
     const a: Attacher = { conn, buffer: [] };
     u.attaching.add(a);
     try {
@@ -88,6 +91,7 @@ export class DirectHub {
         }
         conn.ws.subscribe(u.topic);
       });
+      this.backpressure.wrote(conn);
       this.metrics.dmSent.inc({ kind: 'pending' }, pending.length);
       this.metrics.framesSent.inc({ type: 'dm' }, pending.length + tail.length);
     } finally {
@@ -97,7 +101,7 @@ export class DirectHub {
 
   detach(conn: Conn): void {
     const u = this.users.get(conn.user);
-    if (!u || --u.conns > 0) return;
+    if (!u || !u.conns.delete(conn) || u.conns.size > 0) return;
     u.sub.unsubscribe();
     this.users.delete(conn.user);
   }
@@ -118,7 +122,7 @@ export class DirectHub {
       slot: userSlot(user, this.slots),
       topic: userTopic(user),
       sub: undefined as unknown as Subscription,
-      conns: 0,
+      conns: new Set(),
       ready: Promise.resolve(),
       lastSeq: 0,
       // Until the head is known, everything waits (as during a fill).
@@ -198,6 +202,7 @@ export class DirectHub {
   private deliver(u: UserStream, ev: DmEvent): void {
     if (ev.seq > u.lastSeq) u.lastSeq = ev.seq;
     this.app.publish(u.topic, ev.frame);
+    this.backpressure.wroteAll(u.conns);
     for (const a of u.attaching) a.buffer.push(ev);
     this.metrics.framesSent.inc({ type: 'dm' }, this.app.numSubscribers(u.topic));
   }

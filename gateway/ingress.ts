@@ -16,6 +16,7 @@ import type { ClientFrame, Request } from '../shared/protocol/frames.js';
 import { matchesAny } from '../shared/protocol/names.js';
 import type { PresenceStore } from '../shared/store/ports.js';
 import { AuthError, type Verifier } from './auth.js';
+import type { Backpressure } from './backpressure.js';
 import type { Conn } from './connection.js';
 import type { DirectHub } from './direct.js';
 import { presenceTopic, RoomHub } from './rooms.js';
@@ -30,6 +31,7 @@ export interface IngressDeps {
   hub: RoomHub;
   direct: DirectHub;
   verify: Verifier;
+  backpressure: Backpressure;
   metrics: Metrics;
   log: Logger;
   /** Re-arms the connection's expiry timer after a successful refresh. */
@@ -74,6 +76,7 @@ export class Ingress {
   send(conn: Conn, frame: string, type: string): void {
     if (!conn.open) return;
     conn.ws.send(frame);
+    this.d.backpressure.wrote(conn);
     this.d.metrics.framesSent.inc({ type });
   }
 

@@ -11,6 +11,7 @@ import { roomSlot } from '../shared/cluster/slots.js';
 import type { Logger } from '../shared/log.js';
 import type { Metrics } from '../shared/metrics.js';
 import type { RoomLog } from '../shared/store/ports.js';
+import type { Backpressure } from './backpressure.js';
 import type { Conn } from './connection.js';
 
 type MsgEvent = Extract<StreamEvent, { kind: 'm' }>;
@@ -61,6 +62,7 @@ export class RoomHub {
     private readonly log: RoomLog,
     private readonly slots: number,
     private readonly conns: Map<string, Conn>,
+    private readonly backpressure: Backpressure,
     private readonly metrics: Metrics,
     private readonly logger: Logger,
   ) {}
@@ -96,6 +98,7 @@ export class RoomHub {
           conn.ws.cork(() => {
             for (const m of replay) conn.ws.send(m.frame);
           });
+          this.backpressure.wrote(conn);
           this.metrics.framesSent.inc({ type: 'msg' }, replay.length);
           // History may be ahead of what this gateway has delivered: catch the room up, then go live.
           if (room.lastSeq < read.seq) this.fill(room, read.seq);
@@ -166,7 +169,7 @@ export class RoomHub {
   private onStream(room: Room, data: Uint8Array): void {
     const ev = decodeStream(data);
     if (!ev) return this.logger.warn({ room: room.name }, 'dropped malformed stream message');
-    if (ev.kind === 'p') return this.publish(room.presenceTopic, ev.exclude, ev.frame);
+    if (ev.kind === 'p') return this.publish(room, room.presenceTopic, ev.exclude, ev.frame);
     if (!room.isReady || room.filling) {
       room.pending.push(ev);
       return;
@@ -236,13 +239,13 @@ export class RoomHub {
     room.epoch = epoch;
     room.lastSeq = lastSeq;
     // Members drop seqs they have seen, and `msg` frames carry no epoch: tell them seqs start again.
-    this.app.publish(room.topic, JSON.stringify({ t: 'epoch', room: room.name, epoch, seq: lastSeq }));
+    this.publish(room, room.topic, undefined, JSON.stringify({ t: 'epoch', room: room.name, epoch, seq: lastSeq }));
     this.metrics.framesSent.inc({ type: 'epoch' }, this.app.numSubscribers(room.topic));
   }
 
   private deliver(room: Room, ev: MsgEvent): void {
     room.lastSeq = ev.seq;
-    this.publish(room.topic, ev.exclude, ev.frame);
+    this.publish(room, room.topic, ev.exclude, ev.frame);
     for (const j of room.joiners) j.buffer.push(ev);
     this.metrics.deliveryLatency.observe(Math.max(0, Date.now() - ev.ts) / 1000);
     this.metrics.framesSent.inc({ type: 'msg' }, this.app.numSubscribers(room.topic));
@@ -253,10 +256,11 @@ export class RoomHub {
    * from a socket that subscribes to nothing, and an unsubscribed sender gets nothing from the topic
    * anyway: so the sender's socket is used only when it is subscribed.
    */
-  private publish(topic: string, exclude: string | undefined, frame: Uint8Array): void {
+  private publish(room: Room, topic: string, exclude: string | undefined, frame: Uint8Array | string): void {
     const sender = exclude === undefined ? undefined : this.conns.get(exclude);
     if (sender?.open && sender.ws.isSubscribed(topic)) sender.ws.publish(topic, frame);
     else this.app.publish(topic, frame);
+    this.backpressure.wroteAll(room.members);
   }
 
   /** Joiners whose replay the room has caught up with get their buffered tail and go live. */
@@ -271,6 +275,7 @@ export class RoomHub {
         for (const e of tail) conn.ws.send(e.frame);
         conn.ws.subscribe(room.topic);
       });
+      this.backpressure.wrote(conn);
       this.metrics.framesSent.inc({ type: 'msg' }, tail.length);
     }
   }
