@@ -2,7 +2,7 @@
 // Every request gets exactly one answer (`ok` or `err`), even when the connection's work fails.
 import { BusError, toBytes, toJson, type Bus } from '../shared/bus/bus.js';
 import { isErrorReply, type DmRequest, type PubRequest, type SeqReply } from '../shared/cluster/messages.js';
-import { requestSlot } from '../shared/cluster/slot-client.js';
+import type { SlotClient } from '../shared/cluster/slot-rpc.js';
 import { roomSlot, userSlot } from '../shared/cluster/slots.js';
 import type { Subjects } from '../shared/cluster/subjects.js';
 import { encodePresence } from '../shared/cluster/stream.js';
@@ -31,6 +31,7 @@ export interface IngressDeps {
   hub: RoomHub;
   direct: DirectHub;
   verify: Verifier;
+  slots: SlotClient;
   backpressure: Backpressure;
   metrics: Metrics;
   log: Logger;
@@ -167,13 +168,13 @@ export class Ingress {
   private async pub(conn: Conn, f: Extract<ClientFrame, { t: 'pub' }>): Promise<Answer> {
     this.allowed(conn.claims.pub, f.room, 'publish');
     const req: PubRequest = { op: 'pub', room: f.room, from: conn.user, d: jsonText(f.data), mid: f.mid, by: conn.user, exclude: f.echo ? undefined : conn.id };
-    const { seq } = await requestSlot<SeqReply>(this.d.bus, this.d.subj, roomSlot(f.room, this.d.cfg.slots), req, this.d.cfg.requestTimeoutMs);
+    const { seq } = await this.d.slots.request<SeqReply>(roomSlot(f.room, this.d.cfg.slots), req);
     return { seq };
   }
 
   private async dm(conn: Conn, f: Extract<ClientFrame, { t: 'dm' }>): Promise<Answer> {
     const req: DmRequest = { op: 'dm', to: f.to, from: conn.user, d: jsonText(f.data), mid: f.mid, by: conn.user };
-    const { seq } = await requestSlot<SeqReply>(this.d.bus, this.d.subj, userSlot(f.to, this.d.cfg.slots), req, this.d.cfg.requestTimeoutMs);
+    const { seq } = await this.d.slots.request<SeqReply>(userSlot(f.to, this.d.cfg.slots), req);
     return { seq };
   }
 

@@ -3,6 +3,7 @@
 import uWS, { type HttpRequest, type HttpResponse, type TemplatedApp, type us_listen_socket } from 'uWebSockets.js';
 import type { Subscription } from '../shared/bus/bus.js';
 import type { NodeRequest } from '../shared/cluster/messages.js';
+import { SlotClient } from '../shared/cluster/slot-rpc.js';
 import type { RoleDeps } from '../shared/deps.js';
 import { CloseCode, ErrorCode, PROTOCOL_VERSION } from '../shared/protocol/codes.js';
 import { isUserId } from '../shared/protocol/names.js';
@@ -47,7 +48,8 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
     }, Math.min(Math.max(ms, 0), MAX_TIMER_MS));
   };
   const direct = new DirectHub(app, bus, subj, stores.inbox, cfg.slots, backpressure, metrics, log);
-  const ingress = new Ingress({ cfg, bus, subj, presence: stores.presence, hub, direct, verify, backpressure, metrics, log, armExpiry });
+  const slots = new SlotClient(bus, subj, `gateway-${cfg.nodeId}`, cfg.requestTimeoutMs);
+  const ingress = new Ingress({ cfg, bus, subj, presence: stores.presence, hub, direct, verify, slots, backpressure, metrics, log, armExpiry });
 
   const originAllowed = (origin: string) => cfg.allowedOrigins.includes('*') || cfg.allowedOrigins.includes(origin);
   const event = (kind: 'connect' | 'disconnect', conn: Conn) =>
@@ -252,6 +254,7 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
     closed = true;
     clearInterval(heartbeat);
     stopSweep();
+    slots.close();
     control.unsubscribe();
     for (const c of [...conns.values()]) c.ws.end(CloseCode.Drain, 'server shutting down');
     // Anything still registered (connections closed before their presence write landed) goes now.

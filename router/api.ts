@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import type { Bus, BusMsg } from '../shared/bus/bus.js';
 import type { SeqReply } from '../shared/cluster/messages.js';
-import { requestSlot } from '../shared/cluster/slot-client.js';
+import type { SlotClient } from '../shared/cluster/slot-rpc.js';
 import { roomSlot, userSlot } from '../shared/cluster/slots.js';
 import type { Subjects } from '../shared/cluster/subjects.js';
 import type { Config } from '../shared/config.js';
@@ -21,7 +21,7 @@ const MAX_DEAD_LETTERS = 1000;
 
 const bad = (msg: string) => new RtgwError(ErrorCode.BadRequest, msg);
 
-export function serveApi(bus: Bus, subj: Subjects, cfg: Config, stores: Stores, log: Logger): () => void {
+export function serveApi(bus: Bus, subj: Subjects, slots: SlotClient, cfg: Config, stores: Stores, log: Logger): () => void {
   const { presence, inbox } = stores;
   const validFrom = (from: unknown): string => {
     const f = from ?? 'backend';
@@ -33,7 +33,7 @@ export function serveApi(bus: Bus, subj: Subjects, cfg: Config, stores: Stores, 
     return mid as string | undefined;
   };
   const sendDm = (to: string, from: string, data: unknown, mid: string | undefined, by: string) =>
-    requestSlot<SeqReply>(bus, subj, userSlot(to, cfg.slots), { op: 'dm', to, from, d: JSON.stringify(data), mid, by }, cfg.requestTimeoutMs);
+    slots.request<SeqReply>(userSlot(to, cfg.slots), { op: 'dm', to, from, d: JSON.stringify(data), mid, by });
 
   const handlers: Record<string, (b: Body) => Promise<unknown>> = {
     async publish(b) {
@@ -42,7 +42,7 @@ export function serveApi(bus: Bus, subj: Subjects, cfg: Config, stores: Stores, 
       const from = validFrom(b.from);
       // A backend's mids are its own: they never collide with a user's of the same name.
       const req = { op: 'pub' as const, room: b.room, from, d: JSON.stringify(b.data), mid: validMid(b.mid), by: `backend/${from}` };
-      const { seq } = await requestSlot<SeqReply>(bus, subj, roomSlot(b.room, cfg.slots), req, cfg.requestTimeoutMs);
+      const { seq } = await slots.request<SeqReply>(roomSlot(b.room, cfg.slots), req);
       return { seq };
     },
     async dm(b) {

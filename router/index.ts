@@ -1,6 +1,7 @@
 // The router: owns slots (rooms and recipients), sequences and fans out, retries direct messages,
 // answers the backend API, reaps presence.
 import type { RoleDeps } from '../shared/deps.js';
+import { SlotClient } from '../shared/cluster/slot-rpc.js';
 import { serveApi } from './api.js';
 import { startDelivery } from './delivery.js';
 import { startReaper } from './reaper.js';
@@ -19,7 +20,8 @@ export async function startRouter(d: RoleDeps): Promise<Router> {
   const sequencer = new Sequencer(bus, subj, stores.log, stores.inbox, cfg.slots, metrics, log);
   const slots = new SlotManager(cfg.nodeId, cfg.slots, cfg.leaseMs, stores.leases, sequencer, metrics, log);
   sequencer.onLeaseLost = (slot) => slots.drop(slot);
-  const stopApi = serveApi(bus, subj, cfg, stores, log);
+  const slotClient = new SlotClient(bus, subj, `router-${cfg.nodeId}`, cfg.requestTimeoutMs);
+  const stopApi = serveApi(bus, subj, slotClient, cfg, stores, log);
   const stopReaper = startReaper(stores.presence, bus, subj, Math.max(100, Math.floor(cfg.presenceTtlMs / 4)), metrics, log);
   await slots.start();
   const sweepEveryMs = Math.max(20, Math.min(250, Math.floor(cfg.dmAckTimeoutMs / 4)));
@@ -31,6 +33,7 @@ export async function startRouter(d: RoleDeps): Promise<Router> {
     },
     async close() {
       stopApi();
+      slotClient.close();
       stopReaper();
       await stopDelivery();
       await slots.stop();

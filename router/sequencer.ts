@@ -6,6 +6,7 @@
 import type { Bus, BusMsg, Subscription } from '../shared/bus/bus.js';
 import { errorReply, NotOwnerError, toRtgwError } from '../shared/errors.js';
 import { MOVED_REPLY, type DmRequest, type PubRequest, type SlotRequest } from '../shared/cluster/messages.js';
+import { SlotReplies } from '../shared/cluster/slot-rpc.js';
 import { roomSlot, userSlot } from '../shared/cluster/slots.js';
 import { encodeMessage } from '../shared/cluster/stream.js';
 import type { Subjects } from '../shared/cluster/subjects.js';
@@ -33,6 +34,8 @@ export class Sequencer implements SlotEvents {
   /** Called when a fenced write is refused: the lease is gone, the slot must be dropped. */
   onLeaseLost: (slot: number) => void = () => {};
 
+  private readonly replies: SlotReplies;
+
   constructor(
     private readonly bus: Bus,
     private readonly subj: Subjects,
@@ -41,7 +44,9 @@ export class Sequencer implements SlotEvents {
     private readonly slots: number,
     private readonly metrics: Metrics,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.replies = new SlotReplies(bus, subj);
+  }
 
   gained(slot: number, lease: Lease): void {
     const sub = this.bus.subscribe(this.subj.slot(slot), (msg) => this.handle(slot, msg));
@@ -71,14 +76,14 @@ export class Sequencer implements SlotEvents {
     const o = this.owned.get(slot);
     if (!o) return; // Not ours any more; the owner answers.
     if (o.moving) {
-      msg.respond(MOVED_REPLY);
+      this.replies.send(msg, MOVED_REPLY);
       return;
     }
     let req: SlotRequest;
     try {
       req = JSON.parse(Buffer.from(msg.data).toString('utf8')) as SlotRequest;
     } catch {
-      msg.respond(JSON.stringify(errorReply(ErrorCode.BadRequest, 'request is not JSON')));
+      this.replies.send(msg, JSON.stringify(errorReply(ErrorCode.BadRequest, 'request is not JSON')));
       return;
     }
     const started = performance.now();
@@ -88,13 +93,13 @@ export class Sequencer implements SlotEvents {
     } else if (req.op === 'dm' && isUserId(req.to) && typeof req.d === 'string' && typeof req.from === 'string' && userSlot(req.to, this.slots) === slot) {
       work = this.dm(slot, o.lease, req);
     } else {
-      msg.respond(JSON.stringify(errorReply(ErrorCode.BadRequest, 'malformed slot request')));
+      this.replies.send(msg, JSON.stringify(errorReply(ErrorCode.BadRequest, 'malformed slot request')));
       return;
     }
     const op = req.op;
     const done = work
       .then((reply) => {
-        msg.respond(reply);
+        this.replies.send(msg, reply);
         this.metrics.requestDuration.observe({ op }, (performance.now() - started) / 1000);
       })
       .catch((e: unknown) => {
@@ -105,7 +110,7 @@ export class Sequencer implements SlotEvents {
         }
         const err = toRtgwError(e);
         this.logger.warn({ err: e, slot, op }, 'slot request failed');
-        msg.respond(JSON.stringify(errorReply(err.code === ErrorCode.Internal ? ErrorCode.Unavailable : err.code, 'could not store the message; try again')));
+        this.replies.send(msg, JSON.stringify(errorReply(err.code === ErrorCode.Internal ? ErrorCode.Unavailable : err.code, 'could not store the message; try again')));
       })
       .finally(() => o.inflight.delete(done));
     o.inflight.add(done);

@@ -40,7 +40,8 @@ class MemoryMsg implements BusMsg {
     private readonly hub: MemoryHub,
     readonly subject: string,
     readonly data: Uint8Array,
-    private readonly reply: string | undefined,
+    readonly reply: string | undefined,
+    readonly noResponders = false,
   ) {}
 
   respond(data: Uint8Array | string): boolean {
@@ -94,7 +95,7 @@ export class MemoryHub {
    * @internal Picks the receivers as the subscriptions stand now (one member per queue group) and queues
    * the message for them. Returns how many will get it: 0 means no responders.
    */
-  route(subject: string, data: Uint8Array, reply: string | undefined): number {
+  route(subject: string, data: Uint8Array, reply: string | undefined, noResponders = false): number {
     const exact = this.#exact.get(subject) ?? EMPTY;
     let matched = exact;
     if (this.#wildcards.length > 0) {
@@ -107,7 +108,7 @@ export class MemoryHub {
     }
     if (matched.length === 0) return 0;
     const targets = matched.some((s) => s.queue !== undefined) ? pickQueueMembers(matched) : matched;
-    this.#push({ targets, msg: new MemoryMsg(this, subject, data, reply) });
+    this.#push({ targets, msg: new MemoryMsg(this, subject, data, reply, noResponders) });
     return targets.length;
   }
 
@@ -159,10 +160,11 @@ export class MemoryBus implements Bus {
     return this.#open;
   }
 
-  publish(subject: string, data: Uint8Array | string): void {
+  publish(subject: string, data: Uint8Array | string, reply?: string): void {
     this.#check();
     checkPublishSubject(subject);
-    this.#hub.route(subject, own(data), undefined);
+    if (reply !== undefined) checkPublishSubject(reply);
+    if (this.#hub.route(subject, own(data), reply) === 0 && reply !== undefined) this.#hub.route(reply, new Uint8Array(0), undefined, true);
   }
 
   subscribe(subject: string, handler: Handler, opts?: { queue?: string }): Subscription {

@@ -122,9 +122,10 @@ export class NatsBus implements Bus {
     return this.#connected && this.#closing === undefined;
   }
 
-  publish(subject: string, data: Uint8Array | string): void {
+  publish(subject: string, data: Uint8Array | string, reply?: string): void {
     this.#check();
-    this.#defer(Op.Publish, subject, data);
+    if (reply === undefined) this.#defer(Op.Publish, subject, data);
+    else this.#defer(Op.PublishWithReply, subject, { data, reply });
   }
 
   subscribe(subject: string, handler: (msg: BusMsg) => void, opts?: { queue?: string }): Subscription {
@@ -188,6 +189,11 @@ export class NatsBus implements Bus {
           case Op.Publish:
             nc.publish(a as string, b as Uint8Array | string);
             break;
+          case Op.PublishWithReply: {
+            const r = b as { data: Uint8Array | string; reply: string };
+            nc.publish(a as string, r.data, { reply: r.reply });
+            break;
+          }
           case Op.Respond:
             (a as Msg).respond(b as Uint8Array | string);
             break;
@@ -247,6 +253,7 @@ export class NatsBus implements Bus {
 
 const enum Op {
   Publish,
+  PublishWithReply,
   Respond,
   Subscribe,
   Request,
@@ -345,6 +352,14 @@ class NatsMsg implements BusMsg {
 
   get data(): Uint8Array {
     return this.msg.data;
+  }
+
+  get reply(): string | undefined {
+    return this.msg.reply || undefined;
+  }
+
+  get noResponders(): boolean {
+    return this.msg.headers?.code === 503;
   }
 
   // Not through NatsBus.publish (no closing check): replies to requests already received still go out

@@ -9,6 +9,8 @@ export function subjects(prefix: string) {
   return {
     /** Requests to the router that owns a slot (pub, dm): `<p>.slot.<n>`. */
     slot: (slot: number) => `${p}.slot.${slot}`,
+    /** A slot client's answers (slot-rpc.ts): `.<id>` per request, `.0` for batches. */
+    replies: (client: string) => `${p}.reply.${encodeName(client)}`,
     /** A room's ordered stream of sequenced messages and presence events. */
     room: (room: string) => `${p}.room.${encodeName(room)}`,
     /** Control requests to one gateway node (disconnect a user, ...). */

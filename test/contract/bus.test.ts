@@ -217,6 +217,28 @@ function busContract(name: string, backend: () => Promise<BusBackend>) {
       await expect(client.request(`${p}.gone`, 'x', 10_000)).rejects.toEqual(busError('no_responders'));
     });
 
+    it('a publish with a reply subject: the responder sees it and answers there; nobody subscribed brings a noResponders notice', async () => {
+      const [client, server] = await openTwo();
+      const replies: BusMsg[] = [];
+      client.subscribe(`${p}.rep.*`, (m) => void replies.push(m));
+      server.subscribe(`${p}.work`, (m) => {
+        expect(m.reply).toBe(`${p}.rep.1`);
+        expect(m.noResponders).toBe(false);
+        m.respond(`done:${toText(m.data)}`);
+      });
+      await Promise.all([client.flush(), server.flush()]);
+      client.publish(`${p}.work`, 'a', `${p}.rep.1`);
+      client.publish(`${p}.idle`, 'b', `${p}.rep.2`);
+      client.publish(`${p}.work`, 'plain');
+      await waitFor(() => replies.length === 2, 5_000, 'the reply and the notice');
+      await settle(client, server);
+      const bySubject = Object.fromEntries(replies.map((m) => [m.subject, { data: toText(m.data), noResponders: m.noResponders, reply: m.reply }]));
+      expect(bySubject).toEqual({
+        [`${p}.rep.1`]: { data: 'done:a', noResponders: false, reply: undefined },
+        [`${p}.rep.2`]: { data: '', noResponders: true, reply: undefined },
+      });
+    });
+
     it('rejects a request with timeout when the responder stays silent', async () => {
       const [client, server] = await openTwo();
       let seen = 0;

@@ -29,8 +29,8 @@ class FaultyBus implements Bus {
   get connected() {
     return this.inner.connected;
   }
-  publish(subject: string, data: Uint8Array | string) {
-    this.inner.publish(subject, data);
+  publish(subject: string, data: Uint8Array | string, reply?: string) {
+    this.inner.publish(subject, data, reply);
   }
   request(subject: string, data: Uint8Array | string, timeoutMs: number) {
     return this.inner.request(subject, data, timeoutMs);
