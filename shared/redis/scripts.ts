@@ -5,9 +5,9 @@
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 
-/** Script name -> number of KEYS. Each file's header lists its KEYS, ARGV and return. */
+/** Script name -> number of KEYS (`any`: as many as the call gives). Each file's header lists its KEYS, ARGV and return. */
 const SCRIPTS = {
-  append: 4,
+  append: 'any',
   read: 2,
   'lease-acquire': 2,
   'lease-renew': 1,
@@ -54,11 +54,13 @@ export function scripts(redis: Redis): Scripts {
   const known = registered.get(redis);
   if (known) return known;
   const bound = {} as Record<ScriptName, Scripts[ScriptName]>;
-  for (const [name, numberOfKeys] of Object.entries(SCRIPTS) as [ScriptName, number][]) {
+  for (const [name, numberOfKeys] of Object.entries(SCRIPTS) as [ScriptName, number | 'any'][]) {
     const cmd = commandName(name);
-    redis.defineCommand(cmd, { lua: sources[name], numberOfKeys });
+    // Without numberOfKeys, ioredis takes the key count as the first argument of each call.
+    redis.defineCommand(cmd, numberOfKeys === 'any' ? { lua: sources[name] } : { lua: sources[name], numberOfKeys });
     const fn = (redis as unknown as Record<string, (...a: ScriptArg[]) => Promise<unknown>>)[cmd]!;
     bound[name] = (keys, args) => {
+      if (numberOfKeys === 'any') return fn.call(redis, keys.length, ...keys, ...args);
       if (keys.length !== numberOfKeys) throw new Error(`${name}.lua takes ${numberOfKeys} keys, got ${keys.length}`);
       return fn.call(redis, ...keys, ...args);
     };

@@ -1,5 +1,6 @@
 // RoomLog on Redis: one Lua script per operation (append.lua, read.lua), all keys of a room under
-// its slot's hash tag, so the lease check and the write are one atomic step on one node.
+// its slot's hash tag, so the lease check and the write are one atomic step on one node. Appends are
+// batched per slot (one script call for a burst of them).
 import type { Redis } from 'ioredis';
 import { keys, type Keys } from '../cluster/keys.js';
 import { NotOwnerError } from '../errors.js';
@@ -11,9 +12,20 @@ export const leaseValue = (lease: Lease): string => `${lease.owner}|${lease.fenc
 /** Idle rooms expire after this: past the age limit nothing is readable, past the dedup window no mid is remembered. */
 export const roomTtlMs = (limits: RoomLogLimits): number => limits.maxAgeMs + limits.dedupWindowMs;
 
+/** Messages per script call: a batch blocks Redis for its whole run (~10 µs a message). */
+const MAX_BATCH = 256;
+
+interface QueuedAppend {
+  req: AppendRequest;
+  resolve: (r: AppendResult) => void;
+  reject: (e: unknown) => void;
+}
+
 export class RedisRoomLog implements RoomLog {
   private readonly k: Keys;
   private readonly lua: Scripts;
+  private batches = new Map<string, { lease: Lease; items: QueuedAppend[] }>();
+  private scheduled = false;
 
   constructor(
     redis: Redis,
@@ -24,37 +36,56 @@ export class RedisRoomLog implements RoomLog {
     this.lua = scripts(redis);
   }
 
-  async append(req: AppendRequest, lease: Lease): Promise<AppendResult> {
+  /**
+   * Appends of one slot (and lease) asked for in the same burst (a router's handling of one chunk of
+   * requests) go to Redis as one script call, in order: one round trip and one script run for many.
+   */
+  append(req: AppendRequest, lease: Lease): Promise<AppendResult> {
     // A lease of another slot would be checked against the wrong key.
-    if (lease.slot !== req.slot) throw new NotOwnerError(req.slot);
-    const { k, limits } = this;
-    const meta = k.roomMeta(req.slot, req.room);
-    const dedup = req.mid !== undefined && req.dedupBy !== undefined;
-    const dedupKey = dedup ? k.roomDedup(req.slot, req.room, req.dedupBy!, req.mid!) : meta;
-    let reply: unknown;
-    try {
-      reply = await this.lua.append(
-        [k.lease(req.slot), meta, k.roomHistory(req.slot, req.room), dedupKey],
-        [
-          leaseValue(lease),
-          JSON.stringify(req.room),
-          JSON.stringify(req.from),
-          req.dataJson,
-          req.mid === undefined ? '' : JSON.stringify(req.mid),
-          dedup ? '1' : '0',
-          limits.maxMessages,
-          limits.maxAgeMs,
-          limits.dedupWindowMs,
-          roomTtlMs(limits),
-          req.exclude ?? '',
-        ],
-      );
-    } catch (e) {
-      if (e instanceof Error && /^(ERR )?NOT_OWNER\b/.test(e.message)) throw new NotOwnerError(req.slot);
-      throw e;
+    if (lease.slot !== req.slot) return Promise.reject(new NotOwnerError(req.slot));
+    return new Promise((resolve, reject) => {
+      const key = `${lease.slot}|${lease.fence}|${lease.owner}`;
+      let batch = this.batches.get(key);
+      if (!batch) this.batches.set(key, (batch = { lease, items: [] }));
+      batch.items.push({ req, resolve, reject });
+      if (this.scheduled) return;
+      this.scheduled = true;
+      queueMicrotask(() => this.flush());
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const batches = this.batches;
+    this.batches = new Map();
+    for (const { lease, items } of batches.values()) {
+      for (let i = 0; i < items.length; i += MAX_BATCH) void this.appendBatch(lease, items.slice(i, i + MAX_BATCH));
     }
-    const [seq, epoch, frame, duplicate] = reply as [number, string, string, number];
-    return { seq: Number(seq), epoch: String(epoch), frame: String(frame), duplicate: Number(duplicate) === 1 };
+  }
+
+  private async appendBatch(lease: Lease, items: QueuedAppend[]): Promise<void> {
+    const { k, limits } = this;
+    const slot = lease.slot;
+    const keyList = [k.lease(slot)];
+    const args: (string | number)[] = [leaseValue(lease), limits.maxMessages, limits.maxAgeMs, limits.dedupWindowMs, roomTtlMs(limits)];
+    for (const { req } of items) {
+      const meta = k.roomMeta(slot, req.room);
+      const dedup = req.mid !== undefined && req.dedupBy !== undefined;
+      keyList.push(meta, k.roomHistory(slot, req.room), dedup ? k.roomDedup(slot, req.room, req.dedupBy!, req.mid!) : meta);
+      args.push(JSON.stringify(req.room), JSON.stringify(req.from), req.dataJson, req.mid === undefined ? '' : JSON.stringify(req.mid), dedup ? '1' : '0', req.exclude ?? '');
+    }
+    let reply: unknown[];
+    try {
+      reply = (await this.lua.append(keyList, args)) as unknown[];
+    } catch (e) {
+      const err = e instanceof Error && /^(ERR )?NOT_OWNER\b/.test(e.message) ? new NotOwnerError(slot) : e;
+      for (const it of items) it.reject(err);
+      return;
+    }
+    items.forEach((it, i) => {
+      const [seq, epoch, frame, duplicate] = reply.slice(4 * i, 4 * i + 4) as [number, string, string, number];
+      it.resolve({ seq: Number(seq), epoch: String(epoch), frame: String(frame), duplicate: Number(duplicate) === 1 });
+    });
   }
 
   async read(slot: number, room: string, after: number): Promise<HistoryRead> {

@@ -1,11 +1,15 @@
 // RoomLog contract: gapless seqs, dedup, bounded complete/incomplete reads, epochs, fencing.
 import fc from 'fast-check';
-import { expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { roomSlot } from '../../shared/cluster/slots.js';
 import { NotOwnerError } from '../../shared/errors.js';
 import type { AppendRequest, Lease, Stores } from '../../shared/store/ports.js';
+import { openRedis } from '../../shared/redis/connection.js';
+import { redisStores } from '../../shared/store/redis.js';
+import { startRedis, type RedisServer } from '../harness/redis.js';
 import { waitFor } from '../harness/wait.js';
-import { forEachBackend } from './backends.js';
+import { DEFAULT_LIMITS, forEachBackend, uniquePrefix } from './backends.js';
 
 const SLOT = 5;
 const HOUR = 3_600_000;
@@ -297,5 +301,38 @@ forEachBackend('RoomLog', (backend) => {
     await stores.leases.release(next!);
     await expect(stores.log.append(req('room'), next!)).rejects.toBeInstanceOf(NotOwnerError);
     expect((await stores.log.read(SLOT, 'room', 0)).seq).toBe(2);
+  });
+});
+
+describe('RoomLog on Redis', () => {
+  let server: RedisServer;
+  let redis: Redis;
+  beforeAll(async () => {
+    server = await startRedis();
+    redis = await openRedis(server.url, 'room-log-batch');
+  });
+  afterAll(async () => {
+    redis?.disconnect();
+    await server?.stop();
+  });
+  const scriptCalls = async () => [...(await redis.info('commandstats')).matchAll(/^cmdstat_eval(?:sha)?:calls=(\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+
+  it('sends a burst of appends to one slot as one script call; each gets its own answer, in order per room', async () => {
+    const stores = redisStores(redis, uniquePrefix(), DEFAULT_LIMITS, { quitOnClose: false });
+    const l = await lease(stores);
+    await stores.log.append(req('warm'), l); // loads the script (the first EVALSHA may fall back to EVAL)
+    const before = await scriptCalls();
+    const rooms = ['b1', 'b2', 'b3'];
+    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => stores.log.append(req(rooms[i % 3]!, { dataJson: String(i) }), l)));
+    expect((await scriptCalls()) - before).toBe(1);
+    for (const room of rooms) {
+      const mine = results.filter((_, i) => rooms[i % 3] === room);
+      expect(mine.map((r) => r.seq)).toEqual(mine.map((_, k) => k + 1));
+    }
+    expect(results.map((r) => JSON.parse(r.frame).data)).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    // A refused lease fails the whole burst, each append with NotOwnerError.
+    const stale = { ...l, fence: l.fence + 1 };
+    const refused = await Promise.allSettled([stores.log.append(req('b1'), stale), stores.log.append(req('b2'), stale)]);
+    expect(refused.map((r) => r.status === 'rejected' && r.reason instanceof NotOwnerError)).toEqual([true, true]);
   });
 });
