@@ -85,7 +85,7 @@ async function main(): Promise<void> {
   const svg = chart(
     `rtgw bench ${date} (${o.preset}), commit ${meta.commit}: max deliveries/s, median of runs, whiskers min–max`,
     results.rates.map((r) => ({
-      title: r.scenario === 'chat' ? `Many rooms: ${r.layout.rooms} rooms of ${r.layout.roomSize}` : `${r.scenario === 'sio-client' ? 'socket.io-client, ' : ''}one room of ${r.layout.roomSize}`,
+      title: r.scenario === 'chat' ? `Many rooms: ${r.layout.rooms} rooms of ${r.layout.roomSize}` : `${r.scenario === 'record' ? `${r.client}, ` : ''}one room of ${r.layout.roomSize}`,
       sums: r.systems.map((k) => results.summaries[r.scenario]![k]!).filter(Boolean),
     })),
     Object.values(results.summaries.fanout ?? {}).flatMap((s) => (s.half.histogram ? [{ name: s.system, h: s.half.histogram }] : [])),

@@ -8,6 +8,8 @@ import { WIRES, type Stamp, type WireName } from './wire.js';
 
 export type ClientKind = 'lean' | 'socket.io-client';
 export const CLIENT_KINDS: readonly ClientKind[] = ['lean', 'socket.io-client'];
+/** The protocols each client speaks: the record run measures a client against the systems it can talk to. */
+export const CLIENT_WIRES: Record<ClientKind, readonly WireName[]> = { lean: ['rtgw', 'bare', 'socketio'], 'socket.io-client': ['socketio'] };
 
 export interface ConnOptions {
   host: string;

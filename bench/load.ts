@@ -225,13 +225,13 @@ async function runStep(ctx: RunCtx, kind: StepResult['kind'], rate: number, dura
 /**
  * A step on a machine other people use too: when they took more than `busyMax` of it during the step,
  * the step is set aside (kept in `run.disturbed`), the bench waits for a quieter second and repeats it,
- * once in --quick, up to twice otherwise; the last attempt counts, marked `disturbed` if it was disturbed too.
+ * up to `disturbedRepeats` times; the last attempt counts, marked `disturbed` if it was disturbed too.
  */
 async function runClean(ctx: RunCtx, run: RunResult, kind: StepResult['kind'], rate: number, durationMs: number, log: (s: string) => void): Promise<StepResult> {
   for (let attempt = 1; ; attempt++) {
     const r = await runStep(ctx, kind, rate, durationMs);
     if (r.otherShare <= ctx.o.busyMax) return r;
-    if (attempt > (ctx.o.preset === 'quick' ? 1 : 2)) return { ...r, disturbed: true };
+    if (attempt > ctx.o.disturbedRepeats) return { ...r, disturbed: true };
     run.disturbed.push(r);
     log(`    (${kind} step at ${fmt(r.rate)} msg/s disturbed: other processes used ${Math.round(r.otherShare * 100)}% of the machine; repeating it)`);
     await waitForIdle(ctx.o);
@@ -312,7 +312,7 @@ export async function runRates(spec: RunSpec): Promise<RunResult> {
     if (layout.kind === 'fanout') driver = forkDriver(spec.secret, o.pin);
     const connected = await Promise.all(
       plans(layout, room, members.length).map((p, i) =>
-        members[i]!.expect({ cmd: 'connect', target, rooms: p.rooms, firstUser: p.firstUser, concurrency: 32, samplers: 100 }, 'connected', 300_000),
+        members[i]!.expect({ cmd: 'connect', target, rooms: p.rooms, firstUser: p.firstUser, concurrency: 100, samplers: 100 }, 'connected', 300_000),
       ),
     );
     for (const c of connected) {
@@ -411,7 +411,7 @@ export async function interleave(
   for (let run = 0; run < runs; run++) {
     for (const sys of systems) {
       const prior = spread(seeds.get(sys.kind) ?? []);
-      const seedRate = prior.n ? prior.median / 2 : o.startDeliveries / layout.roomSize;
+      const seedRate = prior.n ? prior.median / 2 : (layout.kind === 'chat' ? o.chatStartDeliveries : o.startDeliveries) / layout.roomSize;
       const r = await runRates({ o, sys, layout, client, run, seedRate, refRate, secret, log });
       out.push(r);
       if (r.max) seeds.set(sys.kind, [...(seeds.get(sys.kind) ?? []), r.max.rate]);

@@ -1,9 +1,9 @@
 // Command-line options of `npm run bench`, with the quick and full presets. bench/README.md lists them.
 import { cpus } from 'node:os';
-import { CLIENT_KINDS, type ClientKind } from './conn.js';
+import { CLIENT_KINDS, CLIENT_WIRES, type ClientKind } from './conn.js';
 import { SYSTEM_KINDS, SYSTEMS, type SystemKind } from './systems.js';
 
-export const SCENARIOS = ['fanout', 'fanout-big', 'chat', 'storm', 'ingest', 'sio-client'] as const;
+export const SCENARIOS = ['fanout', 'fanout-big', 'chat', 'storm', 'ingest', 'record'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 /** Which systems each scenario measures unless --systems says otherwise. */
@@ -14,15 +14,15 @@ const DEFAULT_SYSTEMS: Record<'quick' | 'full', Record<Scenario, SystemKind[]>> 
     chat: ['rtgw', 'rtgw2', 'standalone', 'socketio', 'bare', 'bare-nats'],
     storm: ['rtgw', 'rtgw2', 'standalone', 'socketio', 'bare'],
     ingest: ['rtgw', 'rtgw2'],
-    'sio-client': ['socketio'],
+    record: ['rtgw', 'socketio'],
   },
   quick: {
-    fanout: ['rtgw', 'standalone', 'socketio', 'bare', 'bare-nats'],
+    fanout: ['rtgw', 'socketio', 'bare', 'bare-nats'],
     'fanout-big': ['rtgw', 'socketio', 'bare', 'bare-nats'],
     chat: ['rtgw', 'rtgw2', 'socketio', 'bare'],
     storm: ['rtgw', 'rtgw2', 'standalone', 'socketio', 'bare'],
     ingest: ['rtgw', 'rtgw2'],
-    'sio-client': ['socketio'],
+    record: ['rtgw', 'socketio'],
   },
 };
 
@@ -44,7 +44,7 @@ export interface Options {
   ingestWindow: number;
   ingestRooms: number;
   ingestMs: number;
-  /** The client of the record run (sio-client); `lean` everywhere else. */
+  /** The client of the record run (a one-room fan-out at `members` with an official client); `lean` everywhere else. */
   recordClient: ClientKind;
   stepMs: number;
   halfMs: number;
@@ -55,8 +55,11 @@ export interface Options {
   /** Factor between search steps until the first failure. */
   growth: number;
   p99MaxMs: number;
-  /** First rate of each system's first run, deliveries per second (fan-out, chat). */
+  /** First rate of each system's first run, deliveries per second: one-room fan-outs, and the chat (lower: an overload of many rooms takes long to drain). */
   startDeliveries: number;
+  chatStartDeliveries: number;
+  /** How often a step disturbed by other processes is repeated before it counts anyway (marked ⚠). */
+  disturbedRepeats: number;
   /** The equal-load step of the one-room fan-out at `members`: the same rate for every system, deliveries/s (0: none). */
   refDeliveries: number;
   memberProcs: number;
@@ -97,18 +100,20 @@ export function parseArgs(argv: string[]): Options {
     stepMs: quick ? 1000 : 5000,
     halfMs: quick ? 2000 : 10_000,
     graceMs: quick ? 1000 : 2000,
-    maxSteps: quick ? 7 : 12,
-    resolution: quick ? 1.3 : 1.1,
+    maxSteps: quick ? 6 : 12,
+    resolution: quick ? 1.35 : 1.1,
     growth: quick ? 3 : 2,
     p99MaxMs: 100,
     startDeliveries: 200_000,
+    chatStartDeliveries: 50_000,
+    disturbedRepeats: quick ? 0 : 2,
     refDeliveries: 200_000,
     memberProcs: 1,
     profile: false,
     pin: cpus().length >= 2,
     barePublish: 'deferred',
     busyMax: 0.25,
-    idleWaitSec: quick ? 5 : 60,
+    idleWaitSec: quick ? 3 : 60,
   };
   const num = (name: string, v: string | undefined, min: number, max: number) => {
     const n = Number(v);
@@ -136,6 +141,8 @@ export function parseArgs(argv: string[]): Options {
     '--growth': ['growth', 1.1, 10],
     '--p99-max-ms': ['p99MaxMs', 1, 10_000],
     '--start-deliveries': ['startDeliveries', 100, 100_000_000],
+    '--chat-start-deliveries': ['chatStartDeliveries', 100, 100_000_000],
+    '--disturbed-repeats': ['disturbedRepeats', 0, 5],
     '--ref-deliveries': ['refDeliveries', 0, 100_000_000],
     '--member-procs': ['memberProcs', 1, 8],
     '--busy-max': ['busyMax', 0, 1],
@@ -183,8 +190,8 @@ export function parseArgs(argv: string[]): Options {
 
 /** The systems a scenario measures under these options. */
 export function systemsFor(o: Options, s: Scenario): SystemKind[] {
-  const d = DEFAULT_SYSTEMS[o.preset][s];
-  if (!o.systems) return d;
-  // The record run only makes sense against Socket.IO; router ingest only against rtgw.
-  return s === 'sio-client' ? d.filter((k) => o.systems!.includes(k)) : o.systems.filter((k) => s !== 'ingest' || SYSTEMS[k].wire === 'rtgw');
+  const fits = (k: SystemKind) =>
+    // The record run only against what its client speaks; router ingest only against rtgw.
+    s === 'record' ? CLIENT_WIRES[o.recordClient].includes(SYSTEMS[k].wire) : s === 'ingest' ? SYSTEMS[k].wire === 'rtgw' : true;
+  return (o.systems ?? DEFAULT_SYSTEMS[o.preset][s]).filter(fits);
 }

@@ -190,8 +190,8 @@ function rateTable(L: string[], sc: RateScenario, sums: Record<string, SystemSum
   const title =
     sc.scenario === 'chat'
       ? `Many small rooms (chat): ${sc.layout.rooms} rooms of ${sc.layout.roomSize}, every member publishing (echo on)`
-      : sc.scenario === 'sio-client'
-        ? `For the record: one room of ${sc.layout.roomSize} with the official socket.io-client as members, publisher and probe`
+      : sc.scenario === 'record'
+        ? `For the record: one room of ${sc.layout.roomSize} with ${sc.client} as members, publisher and probe`
         : `One big room: ${sc.layout.roomSize} members`;
   L.push(`### ${title}`, '');
   L.push('| system | max deliveries/s | max msg/s | server µs/delivery at max | server cores at max (by process) | load-gen cores at max | half load: msg/s, p50 / p99 / p99.9 ms | half load: server µs/delivery | equal load: msg/s, p99 ms, server µs/delivery | RSS per member (edge) |');

@@ -71,8 +71,8 @@ export async function rates(env: Env, scenario: Scenario): Promise<RateScenario>
     scenario === 'chat'
       ? { kind: 'chat', rooms: o.chatMembers / o.roomSize, roomSize: o.roomSize }
       : { kind: 'fanout', rooms: 1, roomSize: scenario === 'fanout-big' ? o.bigMembers : o.members };
-  const client: ClientKind = scenario === 'sio-client' ? o.recordClient : 'lean';
-  const runs = scenario === 'fanout' ? o.runs : scenario === 'sio-client' ? 1 : o.runsBig;
+  const client: ClientKind = scenario === 'record' ? o.recordClient : 'lean';
+  const runs = scenario === 'fanout' ? o.runs : scenario === 'record' ? 1 : o.runsBig;
   const kinds = systemsFor(o, scenario);
   // The equal-load step is the one-room fan-out's at `members` only: the CPU-per-delivery comparison.
   const refRate = scenario === 'fanout' && o.refDeliveries > 0 ? o.refDeliveries / layout.roomSize : 0;
