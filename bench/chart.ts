@@ -1,8 +1,15 @@
-// The results chart, as hand-written SVG: max deliveries/s per system for each rate scenario (bars at the
-// median, whiskers from min to max), and the latency distribution at half of each system's own max in the
-// one-room fan-out (cumulative share of messages by latency, log scale).
-import type { SystemSummary } from './report.js';
-import type { Histogram } from './stats.js';
+// The results chart, as hand-written SVG: one bar panel per figure (max deliveries/s of each rate
+// scenario, connects/s, idle memory, router ingest; bars at the median, whiskers from min to max), and
+// the latency distribution at half of each system's own max in the one-room fan-out (percentile plot:
+// log latency against 0, 90, 99, 99.9%).
+import type { Histogram, Spread } from './stats.js';
+
+export interface BarGroup {
+  title: string;
+  bars: { name: string; value: Spread }[];
+  /** Axis and label text of a value. */
+  format: (v: number) => string;
+}
 
 const W = 960;
 const COLORS: Record<string, string> = {
@@ -26,30 +33,30 @@ function niceMax(v: number): number {
   return ([1, 2, 5, 10].find((m) => m * p >= v) ?? 10) * p;
 }
 
-function bars(groups: { title: string; sums: SystemSummary[] }[], y0: number): { svg: string[]; height: number } {
+function bars(groups: BarGroup[], y0: number): { svg: string[]; height: number } {
   const svg: string[] = [];
   const left = 170;
   const right = W - 40;
   const barH = 16;
   let y = y0;
   for (const g of groups) {
-    const sums = g.sums.filter((s) => s.maxDeliveriesPerSec.n > 0);
+    const sums = g.bars.filter((s) => s.value.n > 0);
     if (!sums.length) continue;
-    const top = niceMax(Math.max(...sums.map((s) => s.maxDeliveriesPerSec.max)));
+    const top = niceMax(Math.max(...sums.map((s) => s.value.max)));
     const x = (v: number) => left + ((right - left) * v) / top;
     svg.push(text(20, y + 14, g.title, 'font-weight="bold"'));
     y += 24;
     for (let i = 0; i <= 5; i++) {
       const v = (top * i) / 5;
       svg.push(line(x(v), y - 4, x(v), y + sums.length * (barH + 6), '#ddd'));
-      svg.push(text(x(v), y + sums.length * (barH + 6) + 12, v >= 1e6 ? `${v / 1e6}M` : `${Math.round(v / 1e3)}k`, 'font-size="10" text-anchor="middle" fill="#555"'));
+      svg.push(text(x(v), y + sums.length * (barH + 6) + 12, g.format(v), 'font-size="10" text-anchor="middle" fill="#555"'));
     }
     for (const s of sums) {
-      const m = s.maxDeliveriesPerSec;
-      svg.push(text(left - 8, y + barH - 3, s.system, 'font-size="12" text-anchor="end"'));
-      svg.push(`<rect x="${left}" y="${y}" width="${(x(m.median) - left).toFixed(1)}" height="${barH}" fill="${color(s.system)}"/>`);
+      const m = s.value;
+      svg.push(text(left - 8, y + barH - 3, s.name, 'font-size="12" text-anchor="end"'));
+      svg.push(`<rect x="${left}" y="${y}" width="${(x(m.median) - left).toFixed(1)}" height="${barH}" fill="${color(s.name)}"/>`);
       if (m.n > 1) svg.push(line(x(m.min), y + barH / 2, x(m.max), y + barH / 2, '#000', 'stroke-width="1.5"'));
-      svg.push(text(x(m.median) + 6, y + barH - 3, `${(m.median / 1e6).toFixed(2)} M/s`, 'font-size="11"'));
+      svg.push(text(Math.max(x(m.median), x(m.max)) + 6, y + barH - 3, g.format(m.median), 'font-size="11"'));
       y += barH + 6;
     }
     y += 30;
@@ -68,15 +75,17 @@ function cdf(series: { name: string; h: Histogram }[], y0: number): { svg: strin
   const lo = 0.1;
   const hi = 1000;
   const x = (ms: number) => left + ((right - left) * Math.log10(Math.min(hi, Math.max(lo, ms)) / lo)) / Math.log10(hi / lo);
-  const y = (q: number) => bottom - (bottom - top) * q;
-  svg.push(text(20, y0 + 14, 'Latency at half of own max, one-room fan-out: share of messages delivered within (probe, every message of every run)', 'font-weight="bold"'));
+  // Percentile scale: 0% at the bottom, then 90%, 99%, 99.9% equally spaced (the tail is what matters).
+  const nines = 3;
+  const y = (q: number) => bottom - ((bottom - top) * Math.min(nines, -Math.log10(Math.max(1e-9, 1 - q)))) / nines;
+  svg.push(text(20, y0 + 14, 'Latency at half of own max, one big room: share of messages delivered within (probe: every message of every run)', 'font-weight="bold"'));
   for (const ms of [0.1, 1, 10, 100, 1000]) {
     svg.push(line(x(ms), top, x(ms), bottom, '#ddd'));
     svg.push(text(x(ms), bottom + 14, `${ms} ms`, 'font-size="10" text-anchor="middle" fill="#555"'));
   }
-  for (const q of [0, 0.5, 0.9, 0.99, 1]) {
+  for (const q of [0, 0.5, 0.9, 0.99, 0.999]) {
     svg.push(line(left, y(q), right, y(q), '#eee'));
-    svg.push(text(left - 6, y(q) + 4, `${q * 100}%`, 'font-size="10" text-anchor="end" fill="#555"'));
+    svg.push(text(left - 6, y(q) + 4, `${Math.round(q * 1000) / 10}%`, 'font-size="10" text-anchor="end" fill="#555"'));
   }
   list.forEach((s, i) => {
     const total = s.h.counts.reduce((a, b) => a + b, 0);
@@ -93,7 +102,7 @@ function cdf(series: { name: string; h: Histogram }[], y0: number): { svg: strin
   return { svg, height: bottom - y0 + 30 };
 }
 
-export function chart(title: string, groups: { title: string; sums: SystemSummary[] }[], latency: { name: string; h: Histogram }[]): string {
+export function chart(title: string, groups: BarGroup[], latency: { name: string; h: Histogram }[]): string {
   const b = bars(groups, 40);
   const c = cdf(latency, 40 + b.height);
   const h = 40 + b.height + c.height + 10;

@@ -36,6 +36,9 @@ let step = -1;
 let samples: number[] = [];
 /** Whether the server answers each publish (then a step also waits for every answer). */
 let acksPub = false;
+/** Publishes of members sent and answered since they connected: a step starts only once they are equal (or quiet). */
+let pubsSent = 0;
+let pubsAnswered = 0;
 
 function pick(target: Target, n: number) {
   return target.endpoints[n % target.endpoints.length]!;
@@ -67,7 +70,15 @@ async function connectAll(target: Target, plans: RoomPlan[], firstUser: number, 
         : undefined;
       try {
         const made = await joinWithRetry(
-          (attempt) => openConn(target.client, { ...ep, wire: target.wire, room: t.room.plan.room, token: token(attempt === 1 ? `m${t.user}` : `m${t.user}.${attempt}`), onStamp }),
+          (attempt) =>
+            openConn(target.client, {
+              ...ep,
+              wire: target.wire,
+              room: t.room.plan.room,
+              token: token(attempt === 1 ? `m${t.user}` : `m${t.user}.${attempt}`),
+              onStamp,
+              onAnswer: () => pubsAnswered++,
+            }),
           t.room.plan.room,
           JOIN_ATTEMPTS,
           errors,
@@ -131,6 +142,7 @@ async function publish(plan: { step: number; rate: number; count: number }): Pro
         const m = publishers[turn++ % publishers.length]!;
         m.conn.publish(m.room.plan.room, [stampText(plan.step, m.room.sent++, performance.now())], true);
         sent++;
+        pubsSent++;
       }
       if (sent >= plan.count) resolve();
       else setTimeout(tick, 1);
@@ -178,16 +190,20 @@ function answers(): number {
   return n;
 }
 
-/** Until nothing arrived for `quietMs` (messages of a failed step still draining), at most `maxMs`. */
+/**
+ * Until nothing arrived for `quietMs` and every publish of ours was answered (messages and answers of a
+ * failed step still draining), at most `maxMs`.
+ */
 async function quiet(quietMs: number, maxMs: number): Promise<MembersReply> {
   const t0 = performance.now();
-  const start = counts(0).total;
+  const start = counts(0).total + pubsAnswered;
   let last = start;
   let since = t0;
   for (;;) {
     await sleep(POLL_MS * 4);
     const now = performance.now();
-    const total = counts(0).total;
+    const total = counts(0).total + pubsAnswered;
+    if (acksPub && pubsAnswered < pubsSent) since = now;
     if (total !== last) {
       last = total;
       since = now;
@@ -210,14 +226,15 @@ function reset(): void {
 
 /**
  * Router ingest: `publishers` connections that join nothing, each keeping `window` publishes in flight
- * (a new one for each answer) to rooms drawn in turn from `rooms`, for `durationMs`.
+ * (a new one for each answer) to rooms drawn in turn from `rooms`, until `ingest-stop`. Counting starts
+ * after the warm-up (JIT, the routers' first slot moves).
  */
-async function ingest(cmd: Extract<MembersCmd, { cmd: 'ingest' }>): Promise<IngestReport> {
-  const conns: BenchConn[] = [];
-  let sent = 0, acked = 0, errs = 0, closed = 0;
-  let running = false;
+let ingestRun: { conns: BenchConn[]; publishers: number; window: number; running: boolean; sent: number; acked: number; errs: number; closed: number; t0: number } | undefined;
+
+async function ingest(cmd: Extract<MembersCmd, { cmd: 'ingest' }>): Promise<void> {
+  const run = { conns: [] as BenchConn[], publishers: cmd.publishers, window: cmd.window, running: false, sent: 0, acked: 0, errs: 0, closed: 0, t0: 0 };
+  ingestRun = run;
   let turn = 0;
-  const errSample: string[] = [];
   const room = () => `ingest-${turn++ % cmd.rooms}`;
   for (let i = 0; i < cmd.publishers; i++) {
     const conn: BenchConn = openConn(cmd.target.client, {
@@ -226,27 +243,33 @@ async function ingest(cmd: Extract<MembersCmd, { cmd: 'ingest' }>): Promise<Inge
       room: 'ingest',
       token: token(`p${cmd.firstUser + i}`),
       onAnswer: (ok) => {
-        if (!running) return;
-        if (ok) acked++;
-        else errs++;
-        conn.publish(room(), [stampText(0, sent++, 0)], false);
+        if (!run.running) return;
+        if (ok) run.acked++;
+        else run.errs++;
+        conn.publish(room(), [stampText(0, run.sent++, 0)], false);
       },
-      onClose: () => closed++,
+      onClose: () => run.closed++,
     });
     await conn.connect();
-    conns.push(conn);
+    run.conns.push(conn);
   }
-  const t0 = performance.now();
-  running = true;
-  for (const c of conns) c.publish(room(), Array.from({ length: cmd.window }, () => stampText(0, sent++, 0)), false);
-  await sleep(cmd.durationMs);
-  running = false;
-  const ms = performance.now() - t0;
-  for (const c of conns) if (errSample.length < 5) errSample.push(...c.errSample.slice(0, 5 - errSample.length));
-  for (const c of conns) c.destroy();
+  run.running = true;
+  for (const c of run.conns) c.publish(room(), Array.from({ length: cmd.window }, () => stampText(0, run.sent++, 0)), false);
+  await sleep(cmd.warmupMs);
+  Object.assign(run, { sent: 0, acked: 0, errs: 0, t0: performance.now() });
+}
+
+function ingestStop(): IngestReport {
+  const run = ingestRun;
+  if (!run) throw new Error('no ingest running');
+  ingestRun = undefined;
+  run.running = false;
+  const ms = performance.now() - run.t0;
+  const errSample = run.conns.flatMap((c) => c.errSample).slice(0, 5);
+  for (const c of run.conns) c.destroy();
   // Little's law: with every window full, the mean time to an answer is what is in flight over the rate.
-  const meanAckMs = acked > 0 ? Math.round(((cmd.publishers * cmd.window * ms) / acked) * 1000) / 1000 : NaN;
-  return { sent, acked, errs, errSample, ms, meanAckMs, closed };
+  const meanAckMs = run.acked > 0 ? Math.round(((run.publishers * run.window * ms) / run.acked) * 1000) / 1000 : NaN;
+  return { sent: run.sent, acked: run.acked, errs: run.errs, errSample, ms, meanAckMs, closed: run.closed };
 }
 
 // Connection storm: idle connections (no room), which reconnect elsewhere when a server closes them.
@@ -350,7 +373,10 @@ process.on('message', (m: MembersCmd) => {
       case 'quiet':
         return reply(await quiet(m.quietMs, m.maxMs));
       case 'ingest':
-        return reply({ cmd: 'ingested', ...(await ingest(m)) });
+        await ingest(m);
+        return reply({ cmd: 'ingesting' });
+      case 'ingest-stop':
+        return reply({ cmd: 'ingested', ...ingestStop() });
       case 'storm':
         return reply({ cmd: 'stormed', ...(await storm(m)) });
       case 'reconnect':
@@ -361,7 +387,7 @@ process.on('message', (m: MembersCmd) => {
         return reply({ cmd: 'dropped' });
       case 'shutdown':
         dropping = true;
-        for (const x of [...members.map((y) => y.conn), ...idle.map((y) => y.conn)]) x.destroy();
+        for (const x of [...members.map((y) => y.conn), ...idle.map((y) => y.conn), ...(ingestRun?.conns ?? [])]) x.destroy();
         process.exit(0);
     }
   })().catch((e: unknown) => reply({ cmd: 'error', msg: errText(e) }));

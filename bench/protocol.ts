@@ -45,7 +45,9 @@ export type MembersCmd =
       timeoutMs: number;
     }
   | { cmd: 'quiet'; quietMs: number; maxMs: number }
-  | { cmd: 'ingest'; target: Target; publishers: number; rooms: number; window: number; durationMs: number; firstUser: number }
+  /** Router ingest: starts the publishers, answers `ingesting` after the warm-up; `ingest-stop` ends it and reports from the warm-up's end. */
+  | { cmd: 'ingest'; target: Target; publishers: number; rooms: number; window: number; warmupMs: number; firstUser: number }
+  | { cmd: 'ingest-stop' }
   | { cmd: 'storm'; target: Target; count: number; concurrency: number; firstUser: number }
   | { cmd: 'reconnect'; expected: number; timeoutMs: number }
   | { cmd: 'drop' }
@@ -117,6 +119,7 @@ export type MembersReply =
   | { cmd: 'reset' }
   | { cmd: 'waited'; done: boolean; ms: number; counts: MemberCounts; publish?: PublishReport }
   | { cmd: 'quiet'; quiet: boolean; ms: number; arrived: number }
+  | { cmd: 'ingesting' }
   | ({ cmd: 'ingested' } & IngestReport)
   | ({ cmd: 'stormed' } & StormReport)
   | ({ cmd: 'reconnected' } & ReconnectReport)

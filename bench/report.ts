@@ -183,7 +183,12 @@ const sp = (s: Spread | undefined, unit = '', digits = 0) => {
   const f = (v: number) => (digits === 0 && Math.abs(v) >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(digits));
   return s.n === 1 ? `${f(s.median)}${unit}` : `${f(s.median)}${unit} (${f(s.min)}–${f(s.max)})`;
 };
-const mega = (s: Spread | undefined) => (s && s.n ? sp({ median: s.median / 1e6, min: s.min / 1e6, max: s.max / 1e6, n: s.n }, ' M', 2) : 'n/a');
+/** Deliveries per second in M (or k below a million), with the spread. */
+const mega = (s: Spread | undefined) => {
+  if (!s || !s.n) return 'n/a';
+  const [d, unit, digits] = s.median >= 1e6 ? [1e6, ' M', 2] : [1e3, ' k', 0];
+  return sp({ median: s.median / d, min: s.min / d, max: s.max / d, n: s.n }, unit, digits);
+};
 const kb = (b: number | undefined) => (b === undefined || !Number.isFinite(b) ? 'n/a' : `${(b / 1024).toFixed(2)} KB`);
 
 function rateTable(L: string[], sc: RateScenario, sums: Record<string, SystemSummary>): void {
@@ -209,6 +214,22 @@ function rateTable(L: string[], sc: RateScenario, sums: Record<string, SystemSum
   L.push('');
   const failed = sc.runs.filter((r) => r.error).map((r) => `- ${r.system} run ${r.run + 1}: ${r.error}`);
   if (failed.length) L.push('Runs that failed:', '', ...failed, '');
+}
+
+/** Cumulative share of the half-load step's messages delivered within each bound: the latency histogram, in text. */
+function histogramTable(L: string[], sc: RateScenario, sums: Record<string, SystemSummary>): void {
+  const bounds = [1, 2, 5, 10, 20, 50, 100, 200, 500];
+  const rows = sc.systems.flatMap((k) => {
+    const h = sums[k]?.half.histogram;
+    if (!h) return [];
+    const total = h.counts.reduce((a, b) => a + b, 0);
+    if (total === 0) return [];
+    const within = (ms: number) => h.counts.reduce((a, c, i) => a + (h.edgesMs[i]! <= ms * 1.01 ? c : 0), 0) / total;
+    return [`| ${k} | ${fmt(total)} | ${bounds.map((b) => `${(within(b) * 100).toFixed(1)}%`).join(' | ')} |`];
+  });
+  if (!rows.length) return;
+  L.push(`Latency at half of own max, share of messages delivered within (probe or samplers, every message of every run):`, '');
+  L.push(`| system | messages | ${bounds.map((b) => `≤ ${b} ms`).join(' | ')} |`, `| --- | --- | ${bounds.map(() => '---').join(' | ')} |`, ...rows, '');
 }
 
 function ratioLines(L: string[], sc: RateScenario, sums: Record<string, SystemSummary>): void {
@@ -246,6 +267,7 @@ export function markdown(meta: Record<string, unknown>, optionsLine: string, r: 
     const sums = r.summaries[sc.scenario] ?? {};
     rateTable(L, sc, sums);
     ratioLines(L, sc, sums);
+    histogramTable(L, sc, sums);
   }
   if (r.storms.length) {
     L.push('### Connection storm and idle memory', '');
