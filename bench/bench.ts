@@ -30,7 +30,7 @@ function optionsLine(o: Options, meta: Record<string, unknown>): string {
     `Preset \`${o.preset}\`: scenarios ${o.scenarios.join(', ')}; one big room of ${o.members} (${o.runs} interleaved runs per system) and of ${o.bigMembers}; ` +
     `chat ${o.chatMembers} members in rooms of ${o.roomSize}; other rate scenarios ${o.runsBig} run(s) per system. Search steps ${o.stepMs} ms (×${o.growth} until a failure, ` +
     `then bisecting to ${o.resolution}×, at most ${o.maxSteps} steps), measuring steps ${o.halfMs} ms; a step passes when every member got every message, in order for the probe, ` +
-    `every publish was answered (rtgw, Socket.IO), within the step + ${o.graceMs} ms, with p99 ≤ ${o.p99MaxMs} ms. Medians with (min–max) over runs. ` +
+    `every publish was answered (rtgw, Socket.IO), within the step + ${o.graceMs} ms, with p99 ≤ ${o.p99MaxMs} ms (${o.p99MaxMsBig} ms in the room of ${o.bigMembers}). Medians with (min–max) over runs. ` +
     (o.pin ? `Servers pinned to CPU ${SERVER_CPUS}, load generator to CPU ${LOADGEN_CPUS}. ` : 'No CPU pinning. ') +
     `Machine: ${meta.cpus}, node ${meta.node}, commit ${meta.commit}${meta.dirty ? ' + uncommitted changes' : ''}; load average at start ${meta.loadavg}.`
   );
@@ -60,7 +60,9 @@ async function main(): Promise<void> {
   const t0 = Date.now();
 
   const results: Results = { rates: [], summaries: {}, storms: [], ingests: [] };
+  const elapsedS: Record<string, number> = {};
   for (const sc of o.scenarios) {
+    const s0 = Date.now();
     if (sc === 'storm') results.storms = await storms(env);
     else if (sc === 'ingest') results.ingests = await ingests(env);
     else {
@@ -70,6 +72,8 @@ async function main(): Promise<void> {
       for (const k of r.systems) sums[k] = summarizeSystem(k, r.edges[k] ?? [], r.runs.filter((x) => x.system === k));
       results.summaries[sc] = sums;
     }
+    elapsedS[sc] = Math.round((Date.now() - s0) / 1000);
+    log(`== ${sc} took ${elapsedS[sc]} s`);
   }
   await stopAll();
 
@@ -90,7 +94,7 @@ async function main(): Promise<void> {
   );
   let md = markdown(meta, optionsLine(o, meta), results, t, `${base}.svg`);
   if (profile?.length) md += profileMarkdown(profile);
-  writeFileSync(join(resultsDir, `${base}.json`), JSON.stringify({ meta, options: o, targets: t, summaries: results.summaries, results, profile }, null, 2) + '\n');
+  writeFileSync(join(resultsDir, `${base}.json`), JSON.stringify({ meta: { ...meta, elapsedS }, options: o, targets: t, summaries: results.summaries, results, profile }, null, 2) + '\n');
   writeFileSync(join(resultsDir, `${base}.md`), md);
   writeFileSync(join(resultsDir, `${base}.svg`), svg);
   log('');

@@ -271,12 +271,12 @@ export function markdown(meta: Record<string, unknown>, optionsLine: string, r: 
   }
   if (r.storms.length) {
     L.push('### Connection storm and idle memory', '');
-    L.push('| system | connects/s (HS256 JWT for rtgw) | connect p50 / p99 ms | failed | server µs CPU per connect | load-gen cores | idle RSS per connection: holders of connections | by process |');
-    L.push('| --- | --- | --- | --- | --- | --- | --- | --- |');
+    L.push('| system | connects/s (HS256 JWT for rtgw) | connect p50 / p99 ms | failed | server µs CPU per connect | load-gen cores | others\' share of the machine | idle RSS per connection: holders of connections | by process |');
+    L.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
     for (const s of r.storms) {
       const st = s.storm;
       L.push(
-        `| ${SYSTEMS[s.system].label} | ${st ? fmt(st.perSec) : 'n/a'} | ${st ? `${st.latencyMs.p50} / ${st.latencyMs.p99}` : 'n/a'} | ${st?.failed ?? 'n/a'} | ${st?.serverUsPerConnect ?? 'n/a'} | ${st?.cpu.cores.members0 ?? 'n/a'} | ` +
+        `| ${SYSTEMS[s.system].label} | ${st ? fmt(st.perSec) : 'n/a'} | ${st ? `${st.latencyMs.p50} / ${st.latencyMs.p99}` : 'n/a'} | ${st?.failed ?? 'n/a'} | ${st?.serverUsPerConnect ?? 'n/a'} | ${st?.cpu.cores.members0 ?? 'n/a'} | ${st?.cpu.otherShare ?? 'n/a'} | ` +
           `${kb(s.bytesPerConn.edge)} | ${Object.entries(s.bytesPerConn).filter(([k]) => k !== 'edge').map(([k, v]) => `${k} ${kb(v)}`).join(', ')}${s.error ? ` (error: ${s.error})` : ''} |`,
       );
     }
@@ -292,12 +292,12 @@ export function markdown(meta: Record<string, unknown>, optionsLine: string, r: 
   }
   if (r.ingests.length) {
     L.push('### Router ingest (acknowledged pubs, many rooms, no members)', '');
-    L.push('| system | acked pubs/s | per router process | errors | mean ack latency ms | cores by process |', '| --- | --- | --- | --- | --- | --- |');
+    L.push('| system | acked pubs/s | per router process | errors | mean ack latency ms | cores by process | others\' share of the machine |', '| --- | --- | --- | --- | --- | --- | --- |');
     for (const i of r.ingests) {
       const x = i.report;
       L.push(
         `| ${SYSTEMS[i.system].label} | ${x ? fmt(x.ackedPerSec) : 'n/a'} | ${x ? fmt(x.perRouter) : 'n/a'} | ${x?.errs ?? 'n/a'} | ${x?.meanAckMs ?? 'n/a'} | ` +
-          `${x ? Object.entries(x.cpu.cores).map(([k, v]) => `${k} ${v}`).join(', ') : (i.error ?? '')} |`,
+          `${x ? Object.entries(x.cpu.cores).map(([k, v]) => `${k} ${v}`).join(', ') : (i.error ?? '')} | ${x?.cpu.otherShare ?? 'n/a'} |`,
       );
     }
     L.push('');

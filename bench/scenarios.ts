@@ -71,8 +71,10 @@ export async function rates(env: Env, scenario: Scenario): Promise<RateScenario>
   const { o } = env;
   const layout: Layout =
     scenario === 'chat'
-      ? { kind: 'chat', rooms: o.chatMembers / o.roomSize, roomSize: o.roomSize }
-      : { kind: 'fanout', rooms: 1, roomSize: scenario === 'fanout-big' ? o.bigMembers : o.members };
+      ? { kind: 'chat', rooms: o.chatMembers / o.roomSize, roomSize: o.roomSize, p99MaxMs: o.p99MaxMs }
+      : scenario === 'fanout-big'
+        ? { kind: 'fanout', rooms: 1, roomSize: o.bigMembers, p99MaxMs: o.p99MaxMsBig }
+        : { kind: 'fanout', rooms: 1, roomSize: o.members, p99MaxMs: o.p99MaxMs };
   const client: ClientKind = scenario === 'record' ? o.recordClient : 'lean';
   const runs = scenario === 'fanout' ? o.runs : scenario === 'record' ? 1 : o.runsBig;
   const kinds = systemsFor(o, scenario);
