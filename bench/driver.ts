@@ -1,9 +1,10 @@
 // Load-generator worker: the publisher and the one probe member of a one-room fan-out, in one process so
 // that the probe measures publish-to-receive latency on the same clock (performance.now) the publisher
-// stamped. The publisher paces its publishes on a 1 ms timer, writing each tick's frames in one write.
+// stamped. The publisher writes each tick's frames (pace.ts) in one write.
 import { joinWithRetry, openConn, type BenchConn } from './conn.js';
 import { signHs256 } from './lean-client.js';
 import type { DriverCmd, DriverReply, StepPlan, StepReport, Target } from './protocol.js';
+import { pace } from './pace.js';
 import { stampText, WIRES, type Stamp } from './wire.js';
 
 const secret = process.env.BENCH_JWT_SECRET ?? '';
@@ -62,31 +63,22 @@ async function step(plan: StepPlan): Promise<StepReport> {
   publisher.errs = 0;
   publisher.errSample.length = 0;
   if (!publisher.open || !probe.open) throw new Error(`${publisher.open ? 'probe' : 'publisher'} connection closed (${(publisher.open ? probe : publisher).closeCode ?? 1006})`);
-  let sent = 0;
+  let next = 0;
   let maxBacklog = 0;
   const t0 = performance.now();
-  await new Promise<void>((resolve) => {
-    const tick = () => {
-      const due = Math.min(plan.count, Math.floor(((performance.now() - t0) * plan.rate) / 1000) + 1);
-      if (due > sent) {
-        const datas: string[] = [];
-        while (sent < due) datas.push(stampText(stepNo, sent++, performance.now()));
-        publisher.publish(room, datas, false);
-        maxBacklog = Math.max(maxBacklog, publisher.backlog);
-      }
-      if (sent >= plan.count) resolve();
-      else setTimeout(tick, 1);
-    };
-    tick();
-  });
-  const sendMs = performance.now() - t0;
+  const { sent, sendMs, achievedRate } = await pace(
+    plan.rate,
+    plan.count,
+    (n) => publisher.publish(room, Array.from({ length: n }, () => stampText(stepNo, next++, performance.now())), false),
+    () => (maxBacklog = Math.max(maxBacklog, publisher.backlog)),
+  );
   const deadline = performance.now() + plan.graceMs;
   while ((received < plan.count || (acksPub && publisher.oks + publisher.errs < plan.count)) && performance.now() < deadline && probe.open) await sleep(2);
   const probeDoneMs = performance.now() - t0;
   return {
     sent,
     sendMs,
-    achievedRate: sent > 1 ? ((sent - 1) * 1000) / Math.max(sendMs, 1e-3) : 0,
+    achievedRate,
     probeReceived: received,
     probeInOrder: inOrder && received <= plan.count,
     stale,

@@ -5,6 +5,7 @@
 import { joinWithRetry, openConn, withTimeout, type BenchConn } from './conn.js';
 import { signHs256 } from './lean-client.js';
 import type { IngestReport, MemberCounts, MembersCmd, MembersReply, PublishReport, ReconnectReport, RoomPlan, StormReport, Target } from './protocol.js';
+import { pace } from './pace.js';
 import { summarize } from './stats.js';
 import { stampText, WIRES } from './wire.js';
 
@@ -129,28 +130,17 @@ function counts(base: number): MemberCounts {
   return { members: members.length, open, reached, minShort: none ? 0 : minShort, maxOver: none ? 0 : maxOver, over, total, expected, closeCodes: { ...closeCodes } };
 }
 
-/** Publishes `count` messages at `rate`, each from the next publisher in turn, on a 1 ms timer. */
+/** Publishes `count` messages at `rate` (pace.ts), each from the next publisher in turn, one write each. */
 async function publish(plan: { step: number; rate: number; count: number }): Promise<Omit<PublishReport, 'oks' | 'errs' | 'errSample' | 'samples'>> {
   if (publishers.length === 0) throw new Error('no publishing members in this process');
-  let sent = 0;
   let turn = 0;
-  const t0 = performance.now();
-  await new Promise<void>((resolve) => {
-    const tick = () => {
-      const due = Math.min(plan.count, Math.floor(((performance.now() - t0) * plan.rate) / 1000) + 1);
-      while (sent < due) {
-        const m = publishers[turn++ % publishers.length]!;
-        m.conn.publish(m.room.plan.room, [stampText(plan.step, m.room.sent++, performance.now())], true);
-        sent++;
-        pubsSent++;
-      }
-      if (sent >= plan.count) resolve();
-      else setTimeout(tick, 1);
-    };
-    tick();
+  return pace(plan.rate, plan.count, (n) => {
+    for (let k = 0; k < n; k++) {
+      const m = publishers[turn++ % publishers.length]!;
+      m.conn.publish(m.room.plan.room, [stampText(plan.step, m.room.sent++, performance.now())], true);
+      pubsSent++;
+    }
   });
-  const sendMs = performance.now() - t0;
-  return { sent, sendMs, achievedRate: sent > 1 ? ((sent - 1) * 1000) / Math.max(sendMs, 1e-3) : 0 };
 }
 
 /** Until every member has its target (and every publish its answer), or none still open can get there, or the deadline. */
