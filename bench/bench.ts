@@ -84,7 +84,7 @@ async function main(): Promise<void> {
       .filter((f) => f.endsWith('.cpuprofile'))
       .map((f) => summarizeProfile(join(profDir, f), f.replace(/\.cpuprofile$/, '')));
   }
-  const t = targets(results);
+  const t = targets(results, o.busyMax);
   mkdirSync(resultsDir, { recursive: true });
   const base = `bench-${stamp}${o.preset === 'quick' ? '-quick' : ''}`;
   const svg = chart(

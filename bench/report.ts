@@ -24,7 +24,11 @@ export interface LoadSummary {
 
 export interface SystemSummary {
   system: string;
+  /** Runs the medians are of, and runs left out because others disturbed most of their steps. */
   runs: number;
+  excludedRuns: number;
+  /** Every run was disturbed: the medians are of all of them, and say little. */
+  allDisturbed: boolean;
   failedRuns: number;
   joinRetries: number;
   maxDeliveriesPerSec: Spread;
@@ -70,7 +74,19 @@ function summarizeLoad(steps: StepResult[]): LoadSummary {
   };
 }
 
-export function summarizeSystem(system: string, edge: string[], runs: RunResult[]): SystemSummary {
+/**
+ * A run more than half of whose steps were disturbed (others used more than `--busy-max` of the machine,
+ * and the repeats did not help) says more about them than about the system.
+ */
+export function runDisturbed(r: RunResult): boolean {
+  const steps = [...r.steps, ...(r.half ? [r.half] : []), ...(r.ref ? [r.ref] : [])];
+  return steps.length > 0 && steps.filter((s) => s.disturbed).length * 2 > steps.length;
+}
+
+/** Medians over the undisturbed runs (over all of them when every run was disturbed). */
+export function summarizeSystem(system: string, edge: string[], all: RunResult[]): SystemSummary {
+  const quiet = all.filter((r) => !runDisturbed(r));
+  const runs = quiet.length ? quiet : all;
   const ok = runs.filter((r) => r.max);
   const atMax = ok.map((r) => r.steps[r.max!.step]!);
   const keys = new Set(atMax.flatMap((s) => Object.keys(s.cpuS)));
@@ -78,6 +94,8 @@ export function summarizeSystem(system: string, edge: string[], runs: RunResult[
   return {
     system,
     runs: runs.length,
+    excludedRuns: all.length - runs.length,
+    allDisturbed: quiet.length === 0 && all.length > 0,
     failedRuns: runs.length - ok.length,
     joinRetries: runs.reduce((a, r) => a + r.joinRetries, 0),
     maxDeliveriesPerSec: spread(ok.map((r) => r.max!.deliveriesPerSec)),
@@ -127,9 +145,12 @@ function target(what: string, value: number | undefined, cmp: Target['cmp'], bou
   return { what, value: value === undefined ? undefined : round3(value), bound, cmp, unit, pass, detail };
 }
 
-export function targets(r: Results): Target[] {
+export function targets(r: Results, busyMax: number): Target[] {
   const f = r.summaries.fanout ?? {};
   const chat = r.summaries.chat ?? {};
+  /** A note on figures that rest on runs, storms or ingests that other processes disturbed. */
+  const warn = (sums: (SystemSummary | undefined)[], others: number[] = []) =>
+    sums.some((s) => s?.allDisturbed) || others.some((x) => x > busyMax) ? ' ⚠ others used the machine meanwhile' : '';
   const max = (s: Record<string, SystemSummary>, k: SystemKind) => med(s[k]?.maxDeliveriesPerSec);
   const stormOf = (k: SystemKind) => r.storms.find((s) => s.system === k);
   const rt = stormOf('rtgw');
@@ -142,16 +163,17 @@ export function targets(r: Results): Target[] {
     ? `at 2+2's max the servers used ${fmt(med(c2.serverCoresAtMax) ?? NaN)} cores (pinned to one) and the load generator ${fmt(med(c2.loadgenCoresAtMax) ?? NaN)}; ` +
       `1+1: servers ${fmt(med(c1?.serverCoresAtMax) ?? NaN)}, load generator ${fmt(med(c1?.loadgenCoresAtMax) ?? NaN)}`
     : 'not measured';
+  const limitNote = c2 ? warn([c1, c2]) : '';
   return [
-    target('one-room fan-out: rtgw 1+1 / Socket.IO 2 nodes, max deliveries/s', div(max(f, 'rtgw'), max(f, 'socketio')), '≥', 10, '×', `${fmt(max(f, 'rtgw') ?? NaN)} vs ${fmt(max(f, 'socketio') ?? NaN)}`),
-    target('one-room fan-out: rtgw 1+1 / bare uWS behind NATS, max deliveries/s', div(max(f, 'rtgw'), max(f, 'bare-nats')), '≥', 0.4, '×', `${fmt(max(f, 'rtgw') ?? NaN)} vs ${fmt(max(f, 'bare-nats') ?? NaN)}`),
+    target('one-room fan-out: rtgw 1+1 / Socket.IO 2 nodes, max deliveries/s', div(max(f, 'rtgw'), max(f, 'socketio')), '≥', 10, '×', `${fmt(max(f, 'rtgw') ?? NaN)} vs ${fmt(max(f, 'socketio') ?? NaN)}${warn([f.rtgw, f.socketio])}`),
+    target('one-room fan-out: rtgw 1+1 / bare uWS behind NATS, max deliveries/s', div(max(f, 'rtgw'), max(f, 'bare-nats')), '≥', 0.4, '×', `${fmt(max(f, 'rtgw') ?? NaN)} vs ${fmt(max(f, 'bare-nats') ?? NaN)}${warn([f.rtgw, f['bare-nats']])}`),
     target(
       'server CPU per delivery at the same light load: rtgw 1+1 / bare uWS',
       div(med(f.rtgw?.ref.serverUsPerDelivery.total), med(f.bare?.ref.serverUsPerDelivery.total)),
       '≤',
       1.3,
       '×',
-      `${med(f.rtgw?.ref.serverUsPerDelivery.total) ?? 'n/a'} vs ${med(f.bare?.ref.serverUsPerDelivery.total) ?? 'n/a'} µs at ${fmt(med(f.rtgw?.ref.rate) ?? NaN)} msg/s`,
+      `${med(f.rtgw?.ref.serverUsPerDelivery.total) ?? 'n/a'} vs ${med(f.bare?.ref.serverUsPerDelivery.total) ?? 'n/a'} µs at ${fmt(med(f.rtgw?.ref.rate) ?? NaN)} msg/s${warn([f.rtgw, f.bare])}`,
     ),
     target(
       'p99 at half of own max: rtgw 1+1 / bare uWS behind NATS',
@@ -159,19 +181,24 @@ export function targets(r: Results): Target[] {
       '≤',
       2,
       '×',
-      `${med(f.rtgw?.half.p99) ?? 'n/a'} vs ${med(f['bare-nats']?.half.p99) ?? 'n/a'} ms`,
+      `${med(f.rtgw?.half.p99) ?? 'n/a'} vs ${med(f['bare-nats']?.half.p99) ?? 'n/a'} ms${warn([f.rtgw, f['bare-nats']])}`,
     ),
-    target('gateway RSS per idle connection (rtgw 1+1)', gwBytes === undefined ? undefined : gwBytes / 1024, '≤', 4, 'KB', `${rt?.storm?.ok ?? 0} idle connections`),
-    target('connection accept with HS256 JWT (rtgw 1+1)', rt?.storm?.perSec, '≥', 10_000, '/s', rt?.storm ? `load generator ${rt.storm.cpu.cores.members0} cores, gateway ${rt.storm.cpu.cores.gateway} cores` : 'not measured'),
+    target('gateway RSS per idle connection (rtgw 1+1)', gwBytes === undefined ? undefined : gwBytes / 1024, '≤', 4, 'KB', `${rt?.storm?.ok ?? 0} idle connections${warn([], [rt?.storm?.cpu.otherShare ?? 0])}`),
+    target('connection accept with HS256 JWT (rtgw 1+1)', rt?.storm?.perSec, '≥', 10_000, '/s', rt?.storm ? `load generator ${rt.storm.cpu.cores.members0} cores, gateway ${rt.storm.cpu.cores.gateway} cores${warn([], [rt.storm.cpu.otherShare])}` : 'not measured'),
     target(
       'router ingest: acked pubs/s per router process (lowest of the rtgw systems)',
       worstRouter,
       '≥',
       50_000,
       '/s',
-      ing.map((i) => `${i.system}: ${fmt(i.report!.perRouter)}/router, router cores ${Object.entries(i.report!.cpu.cores).filter(([k]) => k.startsWith('router')).map(([, v]) => v).join('+')}, gateway cores ${Object.entries(i.report!.cpu.cores).filter(([k]) => k.startsWith('gateway')).map(([, v]) => v).join('+')}`).join('; ') || 'not measured',
+      ing
+        .map((i) => {
+          const cores = (role: string) => Object.entries(i.report!.cpu.cores).filter(([k]) => k.startsWith(role)).map(([, v]) => v).join('+');
+          return `${i.system}: ${fmt(i.report!.perRouter)}/router, router cores ${cores('router')}, gateway cores ${cores('gateway')}, redis ${cores('redis')}${warn([], [i.report!.cpu.otherShare])}`;
+        })
+        .join('; ') || 'not measured',
     ),
-    target('many rooms (chat): rtgw 2+2 / rtgw 1+1, max deliveries/s', div(max(chat, 'rtgw2'), max(chat, 'rtgw')), '≥', 1.6, '×', limit),
+    target('many rooms (chat): rtgw 2+2 / rtgw 1+1, max deliveries/s', div(max(chat, 'rtgw2'), max(chat, 'rtgw')), '≥', 1.6, '×', limit + limitNote),
   ];
 }
 
@@ -199,14 +226,14 @@ function rateTable(L: string[], sc: RateScenario, sums: Record<string, SystemSum
         ? `For the record: one room of ${sc.layout.roomSize} with ${sc.client} as members, publisher and probe`
         : `One big room: ${sc.layout.roomSize} members`;
   L.push(`### ${title}`, '');
-  L.push('| system | max deliveries/s | max msg/s | server µs/delivery at max | server cores at max (by process) | load-gen cores at max | half load: msg/s, p50 / p99 / p99.9 ms | half load: server µs/delivery | equal load: msg/s, p99 ms, server µs/delivery | RSS per member (edge) |');
-  L.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  L.push('| system | runs counted | max deliveries/s | max msg/s | server µs/delivery at max | server cores at max (by process) | load-gen cores at max | half load: msg/s, p50 / p99 / p99.9 ms | half load: server µs/delivery | equal load: msg/s, p99 ms, server µs/delivery | RSS per member (edge) |');
+  L.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const k of sc.systems) {
     const s = sums[k];
     if (!s) continue;
     const byProc = Object.entries(s.coresAtMax).filter(([p]) => isServer(p)).map(([p, v]) => `${p} ${sp(v, '', 2)}`).join(', ');
     L.push(
-      `| ${SYSTEMS[k].label} | ${mega(s.maxDeliveriesPerSec)} | ${sp(s.maxMsgPerSec)} | ${sp(s.maxServerUsPerDelivery, '', 3)} | ${sp(s.serverCoresAtMax, '', 2)} (${byProc}) | ${sp(s.loadgenCoresAtMax, '', 2)} | ` +
+      `| ${SYSTEMS[k].label} | ${s.runs}${s.excludedRuns ? ` (${s.excludedRuns} disturbed, left out)` : ''}${s.allDisturbed ? ' ⚠ all disturbed' : ''} | ${mega(s.maxDeliveriesPerSec)} | ${sp(s.maxMsgPerSec)} | ${sp(s.maxServerUsPerDelivery, '', 3)} | ${sp(s.serverCoresAtMax, '', 2)} (${byProc}) | ${sp(s.loadgenCoresAtMax, '', 2)} | ` +
         `${sp(s.half.rate)}: ${sp(s.half.p50, '', 1)} / ${sp(s.half.p99, '', 1)} / ${sp(s.half.p999, '', 1)} | ${sp(s.half.serverUsPerDelivery.total, '', 3)} | ` +
         `${s.ref.of ? `${sp(s.ref.rate)}: ${sp(s.ref.p99, '', 1)}, ${sp(s.ref.serverUsPerDelivery.total, '', 3)}` : 'n/a'} | ${kb(med(s.edgeRssPerMember))} |`,
     );
