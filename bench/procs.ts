@@ -102,7 +102,20 @@ export function pin(pid: number, cpuList: string): void {
   execFileSync('taskset', ['-a', '-p', '-c', cpuList, String(pid)], { stdio: 'ignore' });
 }
 
-export function freePort(): Promise<number> {
+/** Ports handed out so far: the kernel may offer a just-closed port again, and two servers must not get the same one. */
+const handedOut = new Set<number>();
+
+/** A loopback port nothing listens on and this process has not handed out before. */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const p = await probePort();
+    if (handedOut.has(p)) continue;
+    handedOut.add(p);
+    return p;
+  }
+}
+
+function probePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);

@@ -239,7 +239,10 @@ function rateTable(L: string[], sc: RateScenario, sums: Record<string, SystemSum
     );
   }
   L.push('');
-  const failed = sc.runs.filter((r) => r.error).map((r) => `- ${r.system} run ${r.run + 1}: ${r.error}`);
+  const failed = [
+    ...Object.entries(sc.notStarted).map(([k, why]) => `- ${k} did not start: ${why}`),
+    ...sc.runs.filter((r) => r.error).map((r) => `- ${r.system} run ${r.run + 1}: ${r.error}`),
+  ];
   if (failed.length) L.push('Runs that failed:', '', ...failed, '');
 }
 

@@ -19,11 +19,22 @@ export interface Env {
   log: (s: string) => void;
 }
 
-/** Starts `kinds` one after the other (pinned, on free ports), runs `body`, and stops them whatever happens. */
-async function withSystems<T>(env: Env, kinds: SystemKind[], body: (systems: RunningSystem[]) => Promise<T>): Promise<T> {
+/**
+ * Starts `kinds` one after the other (pinned, on free ports), runs `body` with those that started, and
+ * stops them whatever happens. A system that does not start is logged and left out, not fatal.
+ */
+async function withSystems<T>(env: Env, kinds: SystemKind[], body: (systems: RunningSystem[]) => Promise<T>, failed?: (k: SystemKind, why: string) => void): Promise<T> {
   const systems: RunningSystem[] = [];
   try {
-    for (const k of kinds) systems.push(await startSystem(k, env.start));
+    for (const k of kinds) {
+      try {
+        systems.push(await startSystem(k, env.start));
+      } catch (e) {
+        const why = e instanceof Error ? e.message : String(e);
+        env.log(`  ${k} did not start: ${why} (left out; its logs are in ${env.start.tmp})`);
+        failed?.(k, why);
+      }
+    }
     return await body(systems);
   } finally {
     for (const s of systems.reverse()) await s.stop();
@@ -64,6 +75,8 @@ export interface RateScenario {
   systems: SystemKind[];
   /** Each system's processes that hold the connections. */
   edges: Partial<Record<SystemKind, string[]>>;
+  /** Systems that did not start, and why. */
+  notStarted: Partial<Record<SystemKind, string>>;
   runs: RunResult[];
 }
 
@@ -82,11 +95,17 @@ export async function rates(env: Env, scenario: Scenario): Promise<RateScenario>
   const refRate = scenario === 'fanout' && o.refDeliveries > 0 ? o.refDeliveries / layout.roomSize : 0;
   env.log(`\n== ${scenario}: ${layout.rooms} room(s) of ${layout.roomSize}, ${runs} run(s) of ${kinds.join(', ')}${client === 'lean' ? '' : ` with ${client}`}`);
   const edges: RateScenario['edges'] = {};
-  const result = await withSystems(env, kinds, (systems) => {
-    for (const s of systems) edges[s.kind] = s.edge;
-    return interleave(o, systems, layout, runs, client, refRate, env.start.secret, env.log);
-  });
-  return { scenario, layout, client, systems: kinds, edges, runs: result };
+  const notStarted: RateScenario['notStarted'] = {};
+  const result = await withSystems(
+    env,
+    kinds,
+    (systems) => {
+      for (const s of systems) edges[s.kind] = s.edge;
+      return interleave(o, systems, layout, runs, client, refRate, env.start.secret, env.log);
+    },
+    (k, why) => (notStarted[k] = why),
+  );
+  return { scenario, layout, client, systems: kinds, edges, notStarted, runs: result };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -111,7 +130,15 @@ export async function storms(env: Env): Promise<StormResult[]> {
   env.log(`\n== storm: ${o.stormConnections} connections (concurrency ${o.stormConcurrency}) to each of ${kinds.join(', ')}`);
   const out: StormResult[] = [];
   // One system at a time, each fresh: the idle-memory delta must not reuse memory an earlier load freed.
-  for (const kind of kinds) out.push(await withSystems(env, [kind], ([sys]) => storm(env, sys!)));
+  for (const kind of kinds) {
+    const r = await withSystems(
+      env,
+      [kind],
+      ([sys]) => (sys ? storm(env, sys) : Promise.resolve(undefined)),
+      (k, why) => out.push({ system: k, rssBefore: {}, rssIdle: {}, bytesPerConn: {}, error: `did not start: ${why}` }),
+    );
+    if (r) out.push(r);
+  }
   return out;
 }
 
@@ -183,17 +210,18 @@ export async function ingests(env: Env): Promise<IngestResult[]> {
   for (const kind of kinds) {
     out.push(
       await withSystems(env, [kind], async ([sys]) => {
-        const routers = Math.max(1, sys!.routers.length);
+        if (!sys) return { system: kind, routers: 0, error: 'did not start' };
+        const routers = Math.max(1, sys.routers.length);
         const r: IngestResult = { system: kind, routers };
         await waitForIdle(o);
         const m = forkMembers(0, env.start.secret, o.pin);
         try {
           await m.expect(
-            { cmd: 'ingest', target: target(sys!, 'lean'), publishers: o.ingestPublishers, rooms: o.ingestRooms, window: o.ingestWindow, warmupMs: INGEST_WARMUP_MS, firstUser: 0 },
+            { cmd: 'ingest', target: target(sys, 'lean'), publishers: o.ingestPublishers, rooms: o.ingestRooms, window: o.ingestWindow, warmupMs: INGEST_WARMUP_MS, firstUser: 0 },
             'ingesting',
             120_000,
           );
-          const meter = cpuMeter({ ...sys!.procs, members0: m.proc });
+          const meter = cpuMeter({ ...sys.procs, members0: m.proc });
           await sleep(o.ingestMs);
           const rep = await m.expect({ cmd: 'ingest-stop' }, 'ingested', 30_000);
           const cpu = meter();
