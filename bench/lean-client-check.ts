@@ -1,4 +1,4 @@
-// Self-check of the lean client (run: node bench/dist/lean-client-check.js; fanout.ts runs it first).
+// Self-check of the lean client (run: node bench/dist/lean-client-check.js; `npm run bench` runs it first).
 // 1. Frames of every length class (7/16/64-bit), fragmented messages with a ping between fragments,
 //    a server close: fed to the parser split at every byte boundary, and in random chunks.
 // 2. Against a real `ws` server (which refuses unmasked client frames): handshake with the bearer
