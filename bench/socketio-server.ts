@@ -1,12 +1,12 @@
 // Baseline for the bench: one Socket.IO 4.8 node with @socket.io/redis-adapter (ioredis), WebSocket
-// transport only, no compression. Events: `join` (room, ack) joins the room; `pub` ({room, data}, ack?)
-// emits `msg` {room, data, ts} to the whole room across every node (`io.to(room).emit`), then acks.
-// GET /readyz answers 200 once listening and subscribed to Redis.
+// transport only, no compression, with the events of socketio-rooms.ts. GET /readyz answers 200 once
+// listening and connected to Redis.
 //   node bench/dist/socketio-server.js --port <p> --redis redis://127.0.0.1:<port> [--host 127.0.0.1]
 import { createServer } from 'node:http';
 import { createAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
 import { Server } from 'socket.io';
+import { serveRooms } from './socketio-rooms.js';
 
 function arg(name: string, def?: string): string {
   const i = process.argv.indexOf(name);
@@ -42,18 +42,7 @@ const io = new Server(http, {
   adapter: createAdapter(pub, sub),
 });
 
-io.on('connection', (socket) => {
-  socket.on('join', (room: unknown, ack?: (r: unknown) => void) => {
-    if (typeof room !== 'string') return ack?.({ error: 'bad room' });
-    void socket.join(room);
-    ack?.({ ok: true });
-  });
-  socket.on('pub', (m: { room?: unknown; data?: unknown }, ack?: (r: unknown) => void) => {
-    if (typeof m?.room !== 'string') return ack?.({ error: 'bad room' });
-    io.to(m.room).emit('msg', { room: m.room, data: m.data, ts: Date.now() });
-    ack?.({ ok: true });
-  });
-});
+serveRooms(io);
 
 await Promise.all([connected(pub), connected(sub)]);
 http.listen(port, host, () => {
