@@ -2,12 +2,16 @@
 // can cost. Members send `{"t":"join"...}` and are subscribed to the topic named by `?room=` in the
 // upgrade URL; any other text frame is published as is to that topic with app.publish (no parsing,
 // no auth, no sequencing, no history). GET /readyz answers 200 once listening.
-//   node bench/dist/bare-uws.js --port <p> [--host 127.0.0.1] [--publish deferred|inline]
+//   node bench/dist/bare-uws.js --port <p> [--host 127.0.0.1] [--publish deferred|inline] [--nats nats://...]
+// `--nats URL` is the "bare uWS behind one NATS hop" baseline: a frame goes out to NATS on the room's
+// subject and app.publish runs when it comes back from the process's own subscription, as rtgw's gateway
+// publishes what arrives from NATS; there is nothing else in between.
 // `--publish inline` calls app.publish inside the publisher's message callback, as the uWS examples do;
 // `deferred` (the default) copies the frame and publishes from setImmediate right after the callback,
 // which is where rtgw's gateway publishes from too (a NATS read, outside any uWS callback). Measured in
 // this bench (README.md): deferred sustains about 1.4-2x the rate of inline at the same CPU per delivery
 // at low rates, so the baseline uses it.
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import uWS from 'uWebSockets.js';
 
 interface Data {
@@ -39,6 +43,18 @@ const flush = () => {
 };
 const port = Number(arg('--port', '0'));
 const app = uWS.App();
+const natsUrl = arg('--nats', '');
+const SUBJECT = 'bare.r.';
+let nc: NatsConnection | undefined;
+if (natsUrl) {
+  nc = await connect({ servers: natsUrl, name: 'bare-uws', noAsyncTraces: true });
+  nc.subscribe(SUBJECT + '>', {
+    callback: (err, m) => {
+      if (!err) app.publish(m.subject.slice(SUBJECT.length), m.data, false);
+    },
+  });
+  await nc.flush();
+}
 
 app.ws<Data>('/ws', {
   // Same limits as the rtgw gateway: a slow member is closed, never silently skipped.
@@ -65,6 +81,8 @@ app.ws<Data>('/ws', {
       ws.send(OK);
       return;
     }
+    // nats.js keeps a reference until its flush, after this callback: hand it a copy.
+    if (nc) return void nc.publish(SUBJECT + d.topic, new Uint8Array(ab.slice(0)));
     if (!deferred) return void app.publish(d.topic, ab, false);
     // The ArrayBuffer dies with this callback: copy it, publish after the callback returns.
     if (queue.length === 0) setImmediate(flush);
@@ -90,7 +108,7 @@ app.listen(host, port, (s) => {
 
 const stop = () => {
   if (listenSocket) uWS.us_listen_socket_close(listenSocket);
-  process.exit(0);
+  void (nc ? nc.close() : Promise.resolve()).finally(() => process.exit(0));
 };
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);

@@ -1,159 +1,91 @@
-// Load-generator worker: the publisher and the one probe member, in one process so that the probe
-// measures publish-to-receive latency on the same clock (performance.now) the publisher stamped.
-// The publisher paces `pub` frames on a 1 ms timer, writing each tick's frames in one socket write.
-import { encodeFrame, LeanWs, signHs256 } from './lean-client.js';
+// Load-generator worker: the publisher and the one probe member of a one-room fan-out, in one process so
+// that the probe measures publish-to-receive latency on the same clock (performance.now) the publisher
+// stamped. The publisher writes each tick's frames (pace.ts) in one write.
+import { joinWithRetry, openConn, type BenchConn } from './conn.js';
+import { signHs256 } from './lean-client.js';
 import type { DriverCmd, DriverReply, StepPlan, StepReport, Target } from './protocol.js';
-import { summarize } from './stats.js';
+import { pace } from './pace.js';
+import { stampText, WIRES, type Stamp } from './wire.js';
 
-const DATA_BYTES = 100;
 const secret = process.env.BENCH_JWT_SECRET ?? '';
 const reply = (r: DriverReply) => process.send!(r);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const token = (sub: string) => signHs256(secret, { sub, exp: Math.floor(Date.now() / 1000) + 3600 });
 
-let publisher: LeanWs;
-let probe: LeanWs;
+let publisher: BenchConn;
+let probe: BenchConn;
 let room = '';
-let system: Target['system'] = 'rtgw';
+let acksPub = false;
 
-// Current step, written by the probe's and the publisher's callbacks.
+// Current step, written by the probe's callback.
 let stepNo = -1;
-let lat = new Float64Array(0);
+let lat: number[] = [];
 let received = 0;
 let inOrder = true;
 let stale = 0;
-let oks = 0;
-let errs = 0;
-let errSample: string[] = [];
 
-function onProbe(p: Buffer): void {
+function onProbe(d: Stamp): void {
   const now = performance.now();
-  const f = JSON.parse(p.toString('utf8')) as { data?: { s?: number; i?: number; ts?: number } };
-  const d = f.data;
-  if (!d || d.s !== stepNo) {
+  if (d.s !== stepNo) {
     stale++;
     return;
   }
   if (d.i !== received) inOrder = false;
-  if (received < lat.length) lat[received] = now - d.ts!;
+  lat.push(now - d.ts);
   received++;
 }
 
-function onPublisherReply(p: Buffer): void {
-  const text = p.toString('utf8');
-  if (text.startsWith('{"t":"ok"')) oks++;
-  else if (text.startsWith('{"t":"err"')) {
-    errs++;
-    if (errSample.length < 5) errSample.push(text.slice(0, 200));
-  }
-}
-
-function open(target: Target, sub: string, wantData: boolean, onData?: (p: Buffer) => void, onOther?: (p: Buffer) => void): LeanWs {
-  return new LeanWs({
-    host: target.host,
-    port: target.port,
-    path: `/ws?room=${encodeURIComponent(target.room)}`,
-    token: signHs256(secret, { sub, exp: Math.floor(Date.now() / 1000) + 3600 }),
-    wantData,
-    onData,
-    onOther,
-  });
-}
-
-async function connect(target: Target, probeIndex: number): Promise<number> {
-  room = target.room;
-  system = target.system;
-  // rtgw: the publisher proves it is live with ping/pong before any pub (bare uWS would relay a ping to the room).
-  for (let attempt = 1; ; attempt++) {
-    let pong: (() => void) | undefined;
-    const ponged = new Promise<void>((r) => (pong = r));
-    publisher = open(target, attempt === 1 ? 'publisher' : `publisher.${attempt}`, false, undefined, (p) => {
-      if (p.toString('utf8') === '{"t":"pong"}') pong?.();
-      else onPublisherReply(p);
-    });
-    await publisher.connect();
-    if (system !== 'rtgw') break;
-    publisher.sendText('{"t":"ping"}');
-    await Promise.race([ponged, sleep(2000)]);
-    if (publisher.open) break;
-    publisher.destroy();
-    if (attempt >= 5) throw new Error('the publisher connection keeps being closed');
-    await sleep(50 * attempt);
-  }
-  // Retried like the members' joins (see members.ts).
-  for (let attempt = 1; ; attempt++) {
-    let settle: ((e?: Error) => void) | undefined;
-    const joined = new Promise<void>((resolve, reject) => (settle = (e) => (e ? reject(e) : resolve())));
-    probe = open(target, attempt === 1 ? `m${probeIndex}` : `m${probeIndex}.${attempt}`, true, onProbe, (p) => {
-      if (p.toString('utf8').includes('"t":"ok"')) settle?.();
-    });
-    const timer = setTimeout(() => settle?.(new Error('probe join timeout')), 15_000);
-    try {
-      await probe.connect();
-      probe.onClose = (code) => settle?.(new Error(`probe closed ${code ?? 1006} before its join was answered`));
-      probe.sendText(`{"t":"join","id":1,"room":${JSON.stringify(room)}}`);
-      await joined;
-      probe.onClose = undefined;
-      return attempt - 1;
-    } catch (e) {
-      probe.destroy();
-      if (attempt >= 5) throw e;
-      await sleep(50 * attempt);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-}
-
-/** One publish frame: ~100 bytes of `data` carrying the step, the index and the send time. */
-function pubFrame(i: number): Buffer {
-  const head = `{"s":${stepNo},"i":${i},"ts":${performance.now().toFixed(3)},"pad":"`;
-  const pad = 'x'.repeat(Math.max(0, DATA_BYTES - head.length - 2));
-  return encodeFrame(0x1, Buffer.from(`{"t":"pub","id":${i},"room":${JSON.stringify(room)},"data":${head}${pad}"}}`));
+async function connect(target: Target, r: string, probeUser: number): Promise<number> {
+  room = r;
+  acksPub = WIRES[target.wire].acksPub;
+  // The publisher joins nothing; it uses the first endpoint, the probe the one its user number picks, as members do.
+  publisher = openConn(target.client, { ...target.endpoints[0]!, wire: target.wire, room, token: token('publisher') });
+  await publisher.connect();
+  const errors: string[] = [];
+  const ep = target.endpoints[probeUser % target.endpoints.length]!;
+  const made = await joinWithRetry(
+    (attempt) => openConn(target.client, { ...ep, wire: target.wire, room, token: token(attempt === 1 ? `m${probeUser}` : `m${probeUser}.${attempt}`), onStamp: onProbe }),
+    room,
+    5,
+    errors,
+  );
+  probe = made.conn;
+  return made.retried;
 }
 
 async function step(plan: StepPlan): Promise<StepReport> {
   stepNo = plan.step;
-  lat = new Float64Array(plan.count);
+  lat = [];
   received = 0;
   inOrder = true;
   stale = 0;
-  oks = 0;
-  errs = 0;
-  errSample = [];
+  publisher.oks = 0;
+  publisher.errs = 0;
+  publisher.errSample.length = 0;
   if (!publisher.open || !probe.open) throw new Error(`${publisher.open ? 'probe' : 'publisher'} connection closed (${(publisher.open ? probe : publisher).closeCode ?? 1006})`);
-  let sent = 0;
+  let next = 0;
   let maxBacklog = 0;
   const t0 = performance.now();
-  await new Promise<void>((resolve) => {
-    const tick = () => {
-      const due = Math.min(plan.count, Math.floor(((performance.now() - t0) * plan.rate) / 1000) + 1);
-      if (due > sent) {
-        const frames: Buffer[] = [];
-        while (sent < due) frames.push(pubFrame(sent++));
-        publisher.writeRaw(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
-        maxBacklog = Math.max(maxBacklog, publisher.writableLength);
-      }
-      if (sent >= plan.count) resolve();
-      else setTimeout(tick, 1);
-    };
-    tick();
-  });
-  const sendMs = performance.now() - t0;
+  const { sent, sendMs, achievedRate } = await pace(
+    plan.rate,
+    plan.count,
+    (n) => publisher.publish(room, Array.from({ length: n }, () => stampText(stepNo, next++, performance.now())), false),
+    () => (maxBacklog = Math.max(maxBacklog, publisher.backlog)),
+  );
   const deadline = performance.now() + plan.graceMs;
-  const wantOks = system === 'rtgw';
-  while ((received < plan.count || (wantOks && oks + errs < plan.count)) && performance.now() < deadline && probe.open) await sleep(2);
+  while ((received < plan.count || (acksPub && publisher.oks + publisher.errs < plan.count)) && performance.now() < deadline && probe.open) await sleep(2);
   const probeDoneMs = performance.now() - t0;
   return {
     sent,
     sendMs,
-    achievedRate: sent > 1 ? ((sent - 1) * 1000) / Math.max(sendMs, 1e-3) : 0,
+    achievedRate,
     probeReceived: received,
     probeInOrder: inOrder && received <= plan.count,
     stale,
-    latencyMs: summarize(lat.subarray(0, Math.min(received, lat.length))),
-    oks,
-    errs,
-    errSample,
+    samples: lat,
+    oks: publisher.oks,
+    errs: publisher.errs,
+    errSample: [...publisher.errSample],
     maxPublisherBacklog: maxBacklog,
     probeDoneMs,
   };
@@ -163,7 +95,7 @@ process.on('message', (m: DriverCmd) => {
   void (async () => {
     switch (m.cmd) {
       case 'connect':
-        return reply({ cmd: 'connected', retried: await connect(m.target, m.probeIndex) });
+        return reply({ cmd: 'connected', retried: await connect(m.target, m.room, m.probeUser) });
       case 'step':
         return reply({ cmd: 'stepped', ...(await step(m)) });
       case 'shutdown':

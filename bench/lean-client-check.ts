@@ -1,11 +1,17 @@
-// Self-check of the lean client (run: node bench/dist/lean-client-check.js; fanout.ts runs it first).
+// Self-check of the lean client (run: node bench/dist/lean-client-check.js; `npm run bench` runs it first).
 // 1. Frames of every length class (7/16/64-bit), fragmented messages with a ping between fragments,
 //    a server close: fed to the parser split at every byte boundary, and in random chunks.
 // 2. Against a real `ws` server (which refuses unmasked client frames): handshake with the bearer
 //    header, masked sends, pongs to pings, counting.
+// 3. The Socket.IO wire (wire.ts) through BenchConn against a real Socket.IO server with the baseline's
+//    events: handshake, join and pub acks, data counted by its event name, Engine.IO pings answered.
 import { createServer } from 'node:http';
+import { Server } from 'socket.io';
 import { WebSocketServer } from 'ws';
+import { openConn, type BenchConn } from './conn.js';
 import { LeanWs } from './lean-client.js';
+import { serveRooms } from './socketio-rooms.js';
+import { stampText, type Stamp } from './wire.js';
 
 function serverFrame(opcode: number, payload: Buffer, fin = true): Buffer {
   const len = payload.length;
@@ -138,6 +144,32 @@ async function wsCheck(): Promise<void> {
   http.close();
 }
 
+async function socketIoCheck(): Promise<void> {
+  const http = createServer();
+  // Pings every 50 ms with a 50 ms timeout: a client that does not answer `2` with `3` is dropped within the check.
+  const io = new Server(http, { transports: ['websocket'], serveClient: false, pingInterval: 50, pingTimeout: 50 });
+  serveRooms(io);
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+  const port = (http.address() as { port: number }).port;
+  const stamps: Stamp[] = [];
+  const open = (onStamp?: (s: Stamp) => void): BenchConn => openConn('lean', { host: '127.0.0.1', port, wire: 'socketio', room: 'r', onStamp });
+  const [member, probe, publisher] = [open(), open((s) => stamps.push(s)), open()];
+  for (const c of [member, probe, publisher]) await c.connect();
+  await member.join('r');
+  await probe.join('r');
+  await new Promise((r) => setTimeout(r, 300)); // several ping intervals
+  publisher.publish('r', [0, 1, 2].map((i) => stampText(7, i, 1.5)), false);
+  const deadline = Date.now() + 5000;
+  while ((member.data < 3 || probe.data < 3 || publisher.oks < 3) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  if (!member.open || !probe.open || !publisher.open) fail('socket.io: a connection was closed (pings not answered?)');
+  if (member.data !== 3 || probe.data !== 3 || publisher.data !== 0) fail(`socket.io: counted ${member.data}/${probe.data}/${publisher.data} messages, expected 3/3/0`);
+  if (publisher.oks !== 3 || publisher.errs !== 0) fail(`socket.io: ${publisher.oks} acks, ${publisher.errs} errors`);
+  if (JSON.stringify(stamps.map((s) => [s.s, s.i, s.ts])) !== '[[7,0,1.5],[7,1,1.5],[7,2,1.5]]') fail(`socket.io: stamps ${JSON.stringify(stamps)}`);
+  for (const c of [member, probe, publisher]) c.destroy();
+  await io.close();
+}
+
 parserCheck();
 await wsCheck();
+await socketIoCheck();
 process.stdout.write('lean-client check passed\n');

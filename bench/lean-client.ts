@@ -1,7 +1,7 @@
 // A lean WebSocket client on node:net for load generation: it does the upgrade handshake itself and
 // parses only frame headers, so thousands of members fit in one process. It counts the server's data
-// messages by the first two letters of their type (`{"t":"ms...`, `{"t":"pu...`) without decoding them;
-// a probe asks for whole payloads instead. It answers pings, masks what it sends (RFC 6455 5.3) and never compresses.
+// messages by two bytes at a fixed offset (`{"t":"ms...` by default; wire.ts says where for each server)
+// without decoding them; a probe asks for whole payloads instead. It answers pings, masks what it sends (RFC 6455 5.3) and never compresses.
 import { createHash, createHmac, randomBytes, randomFillSync } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 
@@ -12,7 +12,7 @@ const OP_BINARY = 0x2;
 const OP_CLOSE = 0x8;
 const OP_PING = 0x9;
 const OP_PONG = 0xa;
-/** The type of every frame of both servers starts at byte 6 of `{"t":"<type>"...`; two letters tell data apart. */
+/** rtgw's and bare uWS's frames carry their type at byte 6 of `{"t":"<type>"...`; two letters tell data apart. */
 const TYPE_AT = 6;
 /** `ms`g from rtgw, or `pu`b relayed as is by bare uWS; never `po`ng, `ok`, `we`lcome, `er`r... */
 export const isDataType = (a: number, b: number) => (a === 0x6d && b === 0x73) || (a === 0x70 && b === 0x75);
@@ -87,6 +87,9 @@ export interface LeanOptions {
   onOther?: (payload: Buffer) => void;
   onClose?: (code: number | undefined, reason: string) => void;
   connectTimeoutMs?: number;
+  /** Where the two bytes that tell data from other messages are (default TYPE_AT), and the test on them (default isDataType). */
+  typeAt?: number;
+  isData?: (a: number, b: number) => boolean;
 }
 
 export class LeanWs {
@@ -116,12 +119,16 @@ export class LeanWs {
   private parts: Buffer[] = [];
   private partsLen = 0;
   private ctrl: Buffer[] = [];
+  private readonly typeAt: number;
+  private readonly isData: (a: number, b: number) => boolean;
 
   /** Called once when the connection ends after the handshake; may be replaced at any time. */
   onClose: LeanOptions['onClose'];
 
   constructor(private readonly o: LeanOptions) {
     this.onClose = o.onClose;
+    this.typeAt = o.typeAt ?? TYPE_AT;
+    this.isData = o.isData ?? isDataType;
   }
 
   /** Connects and completes the upgrade; rejects on anything but a valid 101. */
@@ -296,11 +303,12 @@ export class LeanWs {
 
   private payload(b: Buffer, off: number, take: number): void {
     const end = this.msgPos + take;
-    if (this.msgPos <= TYPE_AT && end > TYPE_AT) this.t0 = b[off + TYPE_AT - this.msgPos]!;
-    if (this.msgPos <= TYPE_AT + 1 && end > TYPE_AT + 1) this.t1 = b[off + TYPE_AT + 1 - this.msgPos]!;
+    const at = this.typeAt;
+    if (this.msgPos <= at && end > at) this.t0 = b[off + at - this.msgPos]!;
+    if (this.msgPos <= at + 1 && end > at + 1) this.t1 = b[off + at + 1 - this.msgPos]!;
     this.msgPos = end;
     if (!this.collecting) return;
-    if (end > TYPE_AT + 1 && !this.o.wantData && isDataType(this.t0, this.t1)) {
+    if (end > at + 1 && !this.o.wantData && this.isData(this.t0, this.t1)) {
       // A member: the type says it is a data message, the rest of it is only counted.
       this.collecting = false;
       this.parts = [];
@@ -336,7 +344,7 @@ export class LeanWs {
     if (!this.fin) return;
     // End of a data message.
     this.inMessage = false;
-    if (isDataType(this.t0, this.t1)) {
+    if (this.isData(this.t0, this.t1)) {
       this.data++;
       if (this.o.wantData) this.o.onData?.(this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.partsLen));
     } else {

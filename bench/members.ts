@@ -1,130 +1,199 @@
-// Load-generator worker: holds many room members on lean sockets and counts what each receives.
-// Driven over IPC by fanout.ts; exits when its parent goes away.
-import { LeanWs, signHs256 } from './lean-client.js';
-import type { MemberCounts, MembersCmd, MembersReply, Target } from './protocol.js';
+// Load-generator worker: holds many connections and counts what each receives. As room members it joins
+// rooms and, in publishing rooms (chat), publishes from every member in turn; it also runs the connection
+// storm (and reconnects what a stopping gateway closes) and the router-ingest publishers. Driven over IPC
+// by bench.ts; exits when its parent goes away.
+import { joinWithRetry, openConn, withTimeout, type BenchConn } from './conn.js';
+import { signHs256 } from './lean-client.js';
+import type { IngestReport, MemberCounts, MembersCmd, MembersReply, PublishReport, ReconnectReport, RoomPlan, StormReport, Target } from './protocol.js';
+import { pace } from './pace.js';
+import { summarize } from './stats.js';
+import { stampText, WIRES } from './wire.js';
 
 const POLL_MS = 5;
-const JOIN_TIMEOUT_MS = 15_000;
-/** A member whose join fails is tried again, and counted (README: the gateway used to drop new connections). */
 const JOIN_ATTEMPTS = 5;
+const MAX_SAMPLES = 200_000;
 const secret = process.env.BENCH_JWT_SECRET ?? '';
-const members: LeanWs[] = [];
-/** Close codes of joined members (failed join attempts are reported by `connect` instead). */
-const closeCodes: Record<string, number> = {};
-
 const reply = (r: MembersReply) => process.send!(r);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const token = (sub: string) => signHs256(secret, { sub, exp: Math.floor(Date.now() / 1000) + 3600 });
+const errText = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
-async function join(target: Target, index: number, attempt: number): Promise<LeanWs> {
-  let settle: ((e?: Error) => void) | undefined;
-  let member = false;
-  const joined = new Promise<void>((resolve, reject) => {
-    settle = (e) => (e ? reject(e) : resolve());
-  });
-  const ws = new LeanWs({
-    host: target.host,
-    port: target.port,
-    path: `/ws?room=${encodeURIComponent(target.room)}`,
-    // A retry uses another user id: the drop depended on the user id (on memory layout, in fact).
-    token: signHs256(secret, { sub: attempt === 1 ? `m${index}` : `m${index}.${attempt}`, exp: Math.floor(Date.now() / 1000) + 3600 }),
-    onOther: (p) => {
-      if (!settle) return;
-      const text = p.toString('utf8');
-      if (text.includes('"t":"ok"')) settle();
-      else if (text.includes('"t":"err"')) settle(new Error(`join refused: ${text.slice(0, 200)}`));
-      else return; // welcome
-      settle = undefined;
-    },
-    onClose: (code, reason) => {
-      const k = String(code ?? 1006);
-      if (member) closeCodes[k] = (closeCodes[k] ?? 0) + 1;
-      settle?.(new Error(`closed ${k} (${reason}) after ${ws.other} frames, before the join was answered`));
-      settle = undefined;
-    },
-  });
-  await ws.connect();
-  ws.sendText(`{"t":"join","id":1,"room":${JSON.stringify(target.room)}}`);
-  const timer = setTimeout(() => settle?.(new Error('join timeout')), JOIN_TIMEOUT_MS);
-  try {
-    await joined;
-    member = true;
-  } catch (e) {
-    ws.destroy();
-    throw e;
-  } finally {
-    clearTimeout(timer);
-  }
-  return ws;
+interface Room {
+  plan: RoomPlan;
+  /** Messages this process published to the room in the current step: each member's target. */
+  sent: number;
+}
+interface Member {
+  conn: BenchConn;
+  room: Room;
 }
 
-async function connectAll(target: Target, count: number, first: number, concurrency: number): Promise<MembersReply> {
+const members: Member[] = [];
+/** Members of publishing rooms, in the order they take turns. */
+const publishers: Member[] = [];
+/** Close codes of joined members. */
+const closeCodes: Record<string, number> = {};
+let step = -1;
+let samples: number[] = [];
+/** Whether the server answers each publish (then a step also waits for every answer). */
+let acksPub = false;
+/** Publishes of members sent and answered since they connected: a step starts only once they are equal (or quiet). */
+let pubsSent = 0;
+let pubsAnswered = 0;
+
+function pick(target: Target, n: number) {
+  return target.endpoints[n % target.endpoints.length]!;
+}
+
+async function connectAll(target: Target, plans: RoomPlan[], firstUser: number, concurrency: number, samplers: number): Promise<MembersReply> {
   const t0 = performance.now();
   const errors: string[] = [];
+  const todo: { room: Room; user: number; sampler: boolean }[] = [];
+  let user = firstUser;
+  let sampled = 0;
+  for (const plan of plans) {
+    const room: Room = { plan, sent: 0 };
+    const sampler = plan.publish && sampled < samplers;
+    if (sampler) sampled++;
+    for (let k = 0; k < plan.members; k++) todo.push({ room, user: user++, sampler: sampler && k === 0 });
+  }
   let next = 0;
   let failed = 0;
   let retried = 0;
   const worker = async () => {
-    while (next < count) {
-      const i = next++;
-      for (let attempt = 1; ; attempt++) {
-        try {
-          members.push(await join(target, first + i, attempt));
-          break;
-        } catch (e) {
-          if (errors.length < 5) errors.push(`m${first + i} attempt ${attempt}: ${e instanceof Error ? e.message : String(e)}`);
-          if (attempt < JOIN_ATTEMPTS) {
-            retried++;
-            await sleep(50 * attempt);
-            continue;
+    while (next < todo.length) {
+      const t = todo[next++]!;
+      const ep = pick(target, t.user);
+      const onStamp = t.sampler
+        ? (s: { s: number; ts: number }) => {
+            if (s.s === step && samples.length < MAX_SAMPLES) samples.push(performance.now() - s.ts);
           }
-          failed++;
-          break;
-        }
+        : undefined;
+      try {
+        const made = await joinWithRetry(
+          (attempt) =>
+            openConn(target.client, {
+              ...ep,
+              wire: target.wire,
+              room: t.room.plan.room,
+              token: token(attempt === 1 ? `m${t.user}` : `m${t.user}.${attempt}`),
+              onStamp,
+              onAnswer: () => pubsAnswered++,
+            }),
+          t.room.plan.room,
+          JOIN_ATTEMPTS,
+          errors,
+        );
+        retried += made.retried;
+        const m: Member = { conn: made.conn, room: t.room };
+        made.conn.onClose = (code) => {
+          const k = String(code ?? 1006);
+          closeCodes[k] = (closeCodes[k] ?? 0) + 1;
+        };
+        members.push(m);
+        if (t.room.plan.publish) publishers.push(m);
+      } catch {
+        failed++;
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+  await Promise.all(Array.from({ length: Math.min(concurrency, todo.length) }, worker));
+  acksPub = WIRES[target.wire].acksPub;
+  spreadPublishers();
   return { cmd: 'connected', ok: members.length, failed, retried, errors, ms: Math.round(performance.now() - t0) };
 }
 
-function counts(target: number): MemberCounts {
-  let reached = 0, over = 0, total = 0, open = 0;
-  let min = Infinity, max = 0;
-  for (const m of members) {
-    const d = m.data;
-    total += d;
-    if (d >= target) reached++;
-    if (d > target) over++;
-    if (d < min) min = d;
-    if (d > max) max = d;
-    if (m.open) open++;
-  }
-  return { members: members.length, open, reached, min: members.length ? min : 0, max, over, total, closeCodes: { ...closeCodes } };
+/** Orders publishers round-robin over rooms (member 1 of each room, then member 2 of each...), so that consecutive publishes go to different rooms. */
+function spreadPublishers(): void {
+  const byRoom = new Map<Room, Member[]>();
+  for (const m of publishers) byRoom.set(m.room, [...(byRoom.get(m.room) ?? []), m]);
+  const lists = [...byRoom.values()];
+  publishers.length = 0;
+  for (let k = 0; lists.some((l) => k < l.length); k++) for (const l of lists) if (k < l.length) publishers.push(l[k]!);
 }
 
-/** Until every member has `target` messages, or none still open can get there, or the deadline. */
-async function wait(target: number, timeoutMs: number): Promise<MembersReply> {
+function counts(base: number): MemberCounts {
+  let reached = 0, over = 0, total = 0, open = 0, expected = 0;
+  let minShort = Infinity, maxOver = -Infinity;
+  for (const m of members) {
+    const target = m.room.plan.publish ? m.room.sent : base;
+    const d = m.conn.data;
+    total += d;
+    expected += target;
+    if (d >= target) reached++;
+    if (d > target) over++;
+    minShort = Math.min(minShort, d - target);
+    maxOver = Math.max(maxOver, d - target);
+    if (m.conn.open) open++;
+  }
+  const none = members.length === 0;
+  return { members: members.length, open, reached, minShort: none ? 0 : minShort, maxOver: none ? 0 : maxOver, over, total, expected, closeCodes: { ...closeCodes } };
+}
+
+/** Publishes `count` messages at `rate` (pace.ts), each from the next publisher in turn, one write each. */
+async function publish(plan: { step: number; rate: number; count: number }): Promise<Omit<PublishReport, 'oks' | 'errs' | 'errSample' | 'samples'>> {
+  if (publishers.length === 0) throw new Error('no publishing members in this process');
+  let turn = 0;
+  return pace(plan.rate, plan.count, (n) => {
+    for (let k = 0; k < n; k++) {
+      const m = publishers[turn++ % publishers.length]!;
+      m.conn.publish(m.room.plan.room, [stampText(plan.step, m.room.sent++, performance.now())], true);
+      pubsSent++;
+    }
+  });
+}
+
+/** Until every member has its target (and every publish its answer), or none still open can get there, or the deadline. */
+async function wait(cmd: Extract<MembersCmd, { cmd: 'wait' }>): Promise<MembersReply> {
   const t0 = performance.now();
+  let pub: PublishReport | undefined;
+  let acked = () => true;
+  if (cmd.publish) {
+    step = cmd.publish.step;
+    const p = await publish(cmd.publish);
+    pub = { ...p, oks: 0, errs: 0, errSample: [], samples: [] };
+    if (acksPub) acked = () => answers() >= p.sent;
+  }
   for (;;) {
-    const c = counts(target);
+    const c = counts(cmd.base);
     const ms = performance.now() - t0;
-    if (c.reached === c.members) return { cmd: 'waited', done: true, ms, counts: c };
-    const stuck = members.every((m) => m.data >= target || !m.open);
-    if (stuck || ms > timeoutMs) return { cmd: 'waited', done: false, ms, counts: c };
+    const done = c.reached === c.members && acked();
+    const stuck = members.every((m) => m.conn.data >= (m.room.plan.publish ? m.room.sent : cmd.base) || !m.conn.open);
+    if (done || (stuck && acked()) || ms > cmd.timeoutMs) {
+      if (pub) {
+        for (const m of publishers) {
+          pub.oks += m.conn.oks;
+          pub.errs += m.conn.errs;
+          if (pub.errSample.length < 5) pub.errSample.push(...m.conn.errSample.slice(0, 5 - pub.errSample.length));
+        }
+        pub.samples = samples;
+      }
+      return { cmd: 'waited', done, ms, counts: c, publish: pub };
+    }
     await sleep(POLL_MS);
   }
 }
 
-/** Until nothing arrived for `quietMs` (messages of a failed step still draining), at most `maxMs`. */
+function answers(): number {
+  let n = 0;
+  for (const m of publishers) n += m.conn.oks + m.conn.errs;
+  return n;
+}
+
+/**
+ * Until nothing arrived for `quietMs` and every publish of ours was answered (messages and answers of a
+ * failed step still draining), at most `maxMs`.
+ */
 async function quiet(quietMs: number, maxMs: number): Promise<MembersReply> {
   const t0 = performance.now();
-  const start = counts(0).total;
+  const start = counts(0).total + pubsAnswered;
   let last = start;
   let since = t0;
   for (;;) {
     await sleep(POLL_MS * 4);
     const now = performance.now();
-    const total = counts(0).total;
+    const total = counts(0).total + pubsAnswered;
+    if (acksPub && pubsAnswered < pubsSent) since = now;
     if (total !== last) {
       last = total;
       since = now;
@@ -135,25 +204,182 @@ async function quiet(quietMs: number, maxMs: number): Promise<MembersReply> {
   }
 }
 
+function reset(): void {
+  for (const m of members) {
+    m.conn.data = 0;
+    m.conn.oks = 0;
+    m.conn.errs = 0;
+    m.room.sent = 0;
+  }
+  samples = [];
+}
+
+/**
+ * Router ingest: `publishers` connections that join nothing, each keeping `window` publishes in flight
+ * (a new one for each answer) to rooms drawn in turn from `rooms`, until `ingest-stop`. Counting starts
+ * after the warm-up (JIT, the routers' first slot moves).
+ */
+let ingestRun: { conns: BenchConn[]; publishers: number; window: number; running: boolean; sent: number; acked: number; errs: number; closed: number; t0: number } | undefined;
+
+async function ingest(cmd: Extract<MembersCmd, { cmd: 'ingest' }>): Promise<void> {
+  const run = { conns: [] as BenchConn[], publishers: cmd.publishers, window: cmd.window, running: false, sent: 0, acked: 0, errs: 0, closed: 0, t0: 0 };
+  ingestRun = run;
+  let turn = 0;
+  const room = () => `ingest-${turn++ % cmd.rooms}`;
+  for (let i = 0; i < cmd.publishers; i++) {
+    const conn: BenchConn = openConn(cmd.target.client, {
+      ...pick(cmd.target, cmd.firstUser + i),
+      wire: cmd.target.wire,
+      room: 'ingest',
+      token: token(`p${cmd.firstUser + i}`),
+      onAnswer: (ok) => {
+        if (!run.running) return;
+        if (ok) run.acked++;
+        else run.errs++;
+        conn.publish(room(), [stampText(0, run.sent++, 0)], false);
+      },
+      onClose: () => run.closed++,
+    });
+    await conn.connect();
+    run.conns.push(conn);
+  }
+  run.running = true;
+  for (const c of run.conns) c.publish(room(), Array.from({ length: cmd.window }, () => stampText(0, run.sent++, 0)), false);
+  await sleep(cmd.warmupMs);
+  Object.assign(run, { sent: 0, acked: 0, errs: 0, t0: performance.now() });
+}
+
+function ingestStop(): IngestReport {
+  const run = ingestRun;
+  if (!run) throw new Error('no ingest running');
+  ingestRun = undefined;
+  run.running = false;
+  const ms = performance.now() - run.t0;
+  const errSample = run.conns.flatMap((c) => c.errSample).slice(0, 5);
+  for (const c of run.conns) c.destroy();
+  // Little's law: with every window full, the mean time to an answer is what is in flight over the rate.
+  const meanAckMs = run.acked > 0 ? Math.round(((run.publishers * run.window * ms) / run.acked) * 1000) / 1000 : NaN;
+  return { sent: run.sent, acked: run.acked, errs: run.errs, errSample, ms, meanAckMs, closed: run.closed };
+}
+
+// Connection storm: idle connections (no room), which reconnect elsewhere when a server closes them.
+interface Idle {
+  conn: BenchConn;
+  user: number;
+  endpoint: number;
+}
+const idle: Idle[] = [];
+let dropping = false;
+const rc = { closed: 0, reconnected: 0, failedAttempts: 0, firstClose: 0, lastReconnect: 0, gaps: [] as number[], codes: {} as Record<string, number>, errors: [] as string[] };
+
+function idleConn(target: Target, user: number, endpoint: number, tok: string): Idle {
+  const it: Idle = { conn: undefined as unknown as BenchConn, user, endpoint };
+  it.conn = openConn(target.client, { ...target.endpoints[endpoint]!, wire: target.wire, room: 'idle', token: tok, onClose: (code) => void onIdleClose(target, it, code) });
+  return it;
+}
+
+async function onIdleClose(target: Target, it: Idle, code: number | undefined): Promise<void> {
+  if (dropping) return;
+  const closedAt = performance.now();
+  if (rc.closed++ === 0) rc.firstClose = closedAt;
+  rc.codes[String(code ?? 1006)] = (rc.codes[String(code ?? 1006)] ?? 0) + 1;
+  // Reconnect at once, to the next endpoint, as a client told to drain would; bounded attempts.
+  for (let attempt = 1; attempt <= 50 && !dropping; attempt++) {
+    const endpoint = (it.endpoint + attempt) % target.endpoints.length;
+    const next = idleConn(target, it.user, endpoint, token(`s${it.user}`));
+    try {
+      await withTimeout(next.conn.connect(), 10_000, 'reconnect timeout');
+      Object.assign(it, { conn: next.conn, endpoint });
+      next.conn.onClose = (c) => void onIdleClose(target, it, c);
+      rc.reconnected++;
+      rc.lastReconnect = performance.now();
+      rc.gaps.push(rc.lastReconnect - closedAt);
+      return;
+    } catch (e) {
+      next.conn.destroy();
+      rc.failedAttempts++;
+      if (rc.errors.length < 5) rc.errors.push(errText(e));
+      await sleep(20);
+    }
+  }
+}
+
+async function storm(cmd: Extract<MembersCmd, { cmd: 'storm' }>): Promise<StormReport> {
+  dropping = false;
+  // Tokens are signed before the clock starts: the storm measures the server, not our HMACs.
+  const toks = Array.from({ length: cmd.count }, (_, i) => token(`s${cmd.firstUser + i}`));
+  const lat = new Float64Array(cmd.count);
+  const errors: string[] = [];
+  let next = 0, ok = 0, failed = 0;
+  const t0 = performance.now();
+  const worker = async () => {
+    while (next < cmd.count) {
+      const i = next++;
+      const user = cmd.firstUser + i;
+      const it = idleConn(cmd.target, user, user % cmd.target.endpoints.length, toks[i]!);
+      const c0 = performance.now();
+      try {
+        await withTimeout(it.conn.connect(), 15_000, 'connect timeout');
+        lat[ok++] = performance.now() - c0;
+        idle.push(it);
+      } catch (e) {
+        it.conn.destroy();
+        failed++;
+        if (errors.length < 5) errors.push(errText(e));
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(cmd.concurrency, cmd.count) }, worker));
+  const ms = performance.now() - t0;
+  return { ok, failed, ms, latencyMs: summarize(lat.subarray(0, ok)), errors };
+}
+
+async function reconnected(expected: number, timeoutMs: number): Promise<ReconnectReport> {
+  const t0 = performance.now();
+  while (rc.reconnected < expected && performance.now() - t0 < timeoutMs) await sleep(POLL_MS * 4);
+  const r: ReconnectReport = {
+    closed: rc.closed,
+    reconnected: rc.reconnected,
+    failedAttempts: rc.failedAttempts,
+    ms: rc.reconnected ? rc.lastReconnect - rc.firstClose : NaN,
+    closeCodes: { ...rc.codes },
+    gapMs: summarize(Float64Array.from(rc.gaps)),
+    errors: [...rc.errors],
+  };
+  Object.assign(rc, { closed: 0, reconnected: 0, failedAttempts: 0, firstClose: 0, lastReconnect: 0, gaps: [], codes: {}, errors: [] });
+  return r;
+}
+
 process.on('message', (m: MembersCmd) => {
   void (async () => {
     switch (m.cmd) {
       case 'connect':
-        return reply(await connectAll(m.target, m.count, m.first, m.concurrency));
+        return reply(await connectAll(m.target, m.rooms, m.firstUser, m.concurrency, m.samplers));
       case 'reset':
-        for (const ws of members) ws.data = 0;
+        reset();
         return reply({ cmd: 'reset' });
       case 'wait':
-        return reply(await wait(m.target, m.timeoutMs));
+        return reply(await wait(m));
       case 'quiet':
         return reply(await quiet(m.quietMs, m.maxMs));
+      case 'ingest':
+        await ingest(m);
+        return reply({ cmd: 'ingesting' });
+      case 'ingest-stop':
+        return reply({ cmd: 'ingested', ...ingestStop() });
+      case 'storm':
+        return reply({ cmd: 'stormed', ...(await storm(m)) });
+      case 'reconnect':
+        return reply({ cmd: 'reconnected', ...(await reconnected(m.expected, m.timeoutMs)) });
+      case 'drop':
+        dropping = true;
+        for (const it of idle.splice(0)) it.conn.destroy();
+        return reply({ cmd: 'dropped' });
       case 'shutdown':
-        for (const ws of members) ws.destroy();
+        dropping = true;
+        for (const x of [...members.map((y) => y.conn), ...idle.map((y) => y.conn), ...(ingestRun?.conns ?? [])]) x.destroy();
         process.exit(0);
     }
-  })().catch((e: unknown) => {
-    process.stderr.write(`members: ${e instanceof Error ? e.stack : String(e)}\n`);
-    process.exit(1);
-  });
+  })().catch((e: unknown) => reply({ cmd: 'error', msg: errText(e) }));
 });
 process.on('disconnect', () => process.exit(0));

@@ -4,6 +4,19 @@ import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect, createServer } from 'node:net';
+import { cpus } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** bench/dist, where the compiled bench runs from; bench/; the project root (rtgw's dist/ is below it). */
+export const HERE = dirname(fileURLToPath(import.meta.url));
+export const BENCH = resolve(HERE, '..');
+export const ROOT = resolve(BENCH, '..');
+/** Everything listens and connects on loopback only. */
+export const HOST = '127.0.0.1';
+/** With pinning, every server process runs on CPU 0 and the load generator on the others. */
+export const SERVER_CPUS = '0';
+export const LOADGEN_CPUS = cpus().length > 2 ? `1-${cpus().length - 1}` : '1';
 
 export interface Proc {
   name: string;
@@ -89,7 +102,20 @@ export function pin(pid: number, cpuList: string): void {
   execFileSync('taskset', ['-a', '-p', '-c', cpuList, String(pid)], { stdio: 'ignore' });
 }
 
-export function freePort(): Promise<number> {
+/** Ports handed out so far: the kernel may offer a just-closed port again, and two servers must not get the same one. */
+const handedOut = new Set<number>();
+
+/** A loopback port nothing listens on and this process has not handed out before. */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const p = await probePort();
+    if (handedOut.has(p)) continue;
+    handedOut.add(p);
+    return p;
+  }
+}
+
+function probePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
@@ -175,4 +201,14 @@ export function machineBusySeconds(): number {
   const v = line.trim().split(/\s+/).slice(1).map(Number);
   const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
   return (total - (v[3] ?? 0) - (v[4] ?? 0)) / tck();
+}
+
+/** Resident set size of a process in bytes (VmRSS); NaN once it is gone. */
+export function rssBytes(pid: number): number {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
+    return m ? Number(m[1]) * 1024 : NaN;
+  } catch {
+    return NaN;
+  }
 }

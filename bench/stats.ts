@@ -37,3 +37,23 @@ export function spread(values: number[]): Spread {
   const median = v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
   return { median, min: v[0]!, max: v[v.length - 1]!, n: v.length };
 }
+
+/** Log-spaced latency buckets: 10 per decade from 0.1 ms; a sample falls in the first bucket whose upper edge is at or above it. */
+export interface Histogram {
+  /** Upper edges, ms; the last bucket also holds everything above it. */
+  edgesMs: number[];
+  counts: number[];
+}
+
+const EDGES_MS = Array.from({ length: 51 }, (_, i) => Math.round(0.1 * 10 ** (i / 10) * 1000) / 1000); // 0.1 ms .. 10 s
+
+export function histogram(samples: ArrayLike<number>): Histogram {
+  const counts = new Array<number>(EDGES_MS.length).fill(0);
+  for (let i = 0; i < samples.length; i++) {
+    const v = samples[i]!;
+    let b = v <= EDGES_MS[0]! ? 0 : Math.ceil(10 * Math.log10(v / 0.1) - 1e-9);
+    if (b >= EDGES_MS.length) b = EDGES_MS.length - 1;
+    counts[b]!++;
+  }
+  return { edgesMs: EDGES_MS, counts };
+}
