@@ -21,10 +21,15 @@ import type { SlotEvents } from './slots.js';
 interface Owned {
   sub: Subscription;
   lease: Lease;
-  inflight: Set<Promise<void>>;
+  /** Requests being acted on; `idle` is called when the count drops to 0. */
+  inflight: number;
+  idle: (() => void) | undefined;
   /** Being handed over: what still arrives is answered "moved" (retry), not acted on. */
   moving: boolean;
 }
+
+/** Resolves once no request of the slot is being acted on (one waiter: the slot's hand-over or loss). */
+const settled = (o: Owned): Promise<void> => (o.inflight === 0 ? Promise.resolve() : new Promise((resolve) => (o.idle = resolve)));
 
 /** The frame ends with `"ts":<ms>}` (built by the store); reading it back avoids parsing the frame. */
 const frameTs = (frame: string): number => Number(frame.slice(frame.lastIndexOf('"ts":') + 5, -1));
@@ -35,6 +40,8 @@ export class Sequencer implements SlotEvents {
   onLeaseLost: (slot: number) => void = () => {};
 
   private readonly replies: SlotReplies;
+  /** Per-op children, resolved once: a labelled observe hashes its labels every time. */
+  private readonly durations: Record<SlotRequest['op'], { observe(v: number): void }>;
 
   constructor(
     private readonly bus: Bus,
@@ -46,11 +53,12 @@ export class Sequencer implements SlotEvents {
     private readonly logger: Logger,
   ) {
     this.replies = new SlotReplies(bus, subj);
+    this.durations = { pub: metrics.requestDuration.labels('pub'), dm: metrics.requestDuration.labels('dm') };
   }
 
   gained(slot: number, lease: Lease): void {
     const sub = this.bus.subscribe(this.subj.slot(slot), (msg) => this.handle(slot, msg));
-    this.owned.set(slot, { sub, lease, inflight: new Set(), moving: false });
+    this.owned.set(slot, { sub, lease, inflight: 0, idle: undefined, moving: false });
   }
 
   async lost(slot: number, graceful: boolean): Promise<void> {
@@ -60,14 +68,14 @@ export class Sequencer implements SlotEvents {
       // The lease is gone: another router may be answering the same requests, so stay silent.
       this.owned.delete(slot);
       o.sub.unsubscribe();
-      await Promise.allSettled(o.inflight);
+      await settled(o);
       return;
     }
     // Hand-over, still under our lease (so nobody else can have acted on a request): in-flight appends
     // finish, later requests are answered "moved", and draining the subscription answers even the
     // ones already in transit to us. Only then is the lease released (by the caller).
     o.moving = true;
-    await Promise.allSettled(o.inflight);
+    await settled(o);
     await o.sub.drain().catch(() => o.sub.unsubscribe());
     if (this.owned.get(slot) === o) this.owned.delete(slot);
   }
@@ -86,34 +94,39 @@ export class Sequencer implements SlotEvents {
       this.replies.send(msg, JSON.stringify(errorReply(ErrorCode.BadRequest, 'request is not JSON')));
       return;
     }
-    const started = performance.now();
-    let work: Promise<string>;
-    if (req.op === 'pub' && isRoomId(req.room) && typeof req.d === 'string' && typeof req.from === 'string' && roomSlot(req.room, this.slots) === slot) {
-      work = this.pub(slot, o.lease, req);
-    } else if (req.op === 'dm' && isUserId(req.to) && typeof req.d === 'string' && typeof req.from === 'string' && userSlot(req.to, this.slots) === slot) {
-      work = this.dm(slot, o.lease, req);
-    } else {
+    const isPub = req.op === 'pub' && isRoomId(req.room) && typeof req.d === 'string' && typeof req.from === 'string' && roomSlot(req.room, this.slots) === slot;
+    const isDm = !isPub && req.op === 'dm' && isUserId(req.to) && typeof req.d === 'string' && typeof req.from === 'string' && userSlot(req.to, this.slots) === slot;
+    if (!isPub && !isDm) {
       this.replies.send(msg, JSON.stringify(errorReply(ErrorCode.BadRequest, 'malformed slot request')));
       return;
     }
-    const op = req.op;
-    const done = work
-      .then((reply) => {
-        this.replies.send(msg, reply);
-        this.metrics.requestDuration.observe({ op }, (performance.now() - started) / 1000);
-      })
-      .catch((e: unknown) => {
-        if (e instanceof NotOwnerError) {
-          // Stale owner (paused or partitioned past its lease): stay silent, the real owner answers.
-          this.onLeaseLost(slot);
-          return;
-        }
-        const err = toRtgwError(e);
-        this.logger.warn({ err: e, slot, op }, 'slot request failed');
-        this.replies.send(msg, JSON.stringify(errorReply(err.code === ErrorCode.Internal ? ErrorCode.Unavailable : err.code, 'could not store the message; try again')));
-      })
-      .finally(() => o.inflight.delete(done));
-    o.inflight.add(done);
+    o.inflight++;
+    void this.act(slot, o, msg, req);
+  }
+
+  /** Acts on one request and answers it; never rejects. */
+  private async act(slot: number, o: Owned, msg: BusMsg, req: SlotRequest): Promise<void> {
+    const started = performance.now();
+    try {
+      const reply = req.op === 'pub' ? await this.pub(slot, o.lease, req) : await this.dm(slot, o.lease, req);
+      this.replies.send(msg, reply);
+      this.durations[req.op].observe((performance.now() - started) / 1000);
+    } catch (e) {
+      if (e instanceof NotOwnerError) {
+        // Stale owner (paused or partitioned past its lease): stay silent, the real owner answers.
+        this.onLeaseLost(slot);
+        return;
+      }
+      const err = toRtgwError(e);
+      this.logger.warn({ err: e, slot, op: req.op }, 'slot request failed');
+      this.replies.send(msg, JSON.stringify(errorReply(err.code === ErrorCode.Internal ? ErrorCode.Unavailable : err.code, 'could not store the message; try again')));
+    } finally {
+      if (--o.inflight === 0 && o.idle) {
+        const idle = o.idle;
+        o.idle = undefined;
+        idle();
+      }
+    }
   }
 
   private async pub(slot: number, lease: Lease, req: PubRequest): Promise<string> {

@@ -82,10 +82,10 @@ export class RedisRoomLog implements RoomLog {
       for (const it of items) it.reject(err);
       return;
     }
-    items.forEach((it, i) => {
-      const [seq, epoch, frame, duplicate] = reply.slice(4 * i, 4 * i + 4) as [number, string, string, number];
-      it.resolve({ seq: Number(seq), epoch: String(epoch), frame: String(frame), duplicate: Number(duplicate) === 1 });
-    });
+    for (let i = 0; i < items.length; i++) {
+      const at = 4 * i;
+      items[i]!.resolve({ seq: Number(reply[at]), epoch: String(reply[at + 1]), frame: String(reply[at + 2]), duplicate: Number(reply[at + 3]) === 1 });
+    }
   }
 
   async read(slot: number, room: string, after: number): Promise<HistoryRead> {
