@@ -28,6 +28,7 @@ async function openEngine(cfg: Config, log: Logger, metrics: Metrics): Promise<{
     maxAttempts: cfg.dmMaxAttempts,
     inboxMaxAgeMs: cfg.inboxMaxAgeMs,
     inboxMaxMessages: cfg.inboxMaxMessages,
+    slots: cfg.slots,
   };
   const onDeadLetter = (reason: DeadLetterReason, count: number) => metrics.deadLetters.inc({ reason }, count);
   if (!cfg.natsUrls || !cfg.redisUrl) {

@@ -10,6 +10,8 @@ export interface Conn {
   ws: WebSocket<ConnData>;
   /** False from the close event on: late async work must not touch `ws`. */
   open: boolean;
+  /** Set once its pending direct messages were sent: from then on it gets the live ones. */
+  dmLive?: boolean;
   /** Rooms joined or being joined, with whether `joined`/`left` events were asked for. */
   readonly rooms: Map<string, { presence: boolean }>;
   readonly bucket: TokenBucket;

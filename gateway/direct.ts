@@ -1,12 +1,15 @@
-// Direct messages at the gateway: one NATS subscription per locally connected user, fanned out to that
-// user's sockets through a uWS topic. Per-recipient seqs have no gaps, so the gateway delivers first
-// copies in seq order like a room stream: a seq that arrives ahead of a missing one waits while the
-// missing ones are read from the inbox (an acknowledged one is gone from it, and skipped). A connecting
-// socket gets the inbox's pending messages first, then the live ones after them. Retries (a seq again)
-// pass straight through: the client drops seqs it has seen.
-import type { TemplatedApp } from 'uWebSockets.js';
+// Direct messages at the gateway, and the registry of each user's local connections. Routers send a
+// user's direct messages to the gateway nodes that presence says hold that user's connections (one
+// subscription per gateway, `<p>.dm.<node>`), and the gateway writes them to the user's live sockets.
+// Per-recipient seqs have no gaps, so first copies are delivered in seq order like a room stream: a seq
+// that arrives ahead of a missing one waits while the missing ones are read from the inbox (an
+// acknowledged one is gone from it, and skipped). A connecting socket gets the inbox's pending messages
+// first, read after its presence entry is written (so a message stored meanwhile is either pending or
+// routed here), then the live ones after them. Retries (a seq again) pass straight through: the client
+// drops seqs it has seen.
 import type { Bus, BusMsg, Subscription } from '../shared/bus/bus.js';
 import { userSlot } from '../shared/cluster/slots.js';
+import { decodeDm, DM_ABSENT, DM_HELD } from '../shared/cluster/stream.js';
 import type { Subjects } from '../shared/cluster/subjects.js';
 import type { Logger } from '../shared/log.js';
 import type { Metrics } from '../shared/metrics.js';
@@ -28,20 +31,16 @@ interface Attacher {
 interface UserStream {
   readonly user: string;
   readonly slot: number;
-  readonly topic: string;
-  sub: Subscription;
-  /** The user's connections on this gateway that receive the stream (attached or attaching). */
-  conns: Set<Conn>;
-  /** Resolves once the recipient's head seq is known; live messages wait in `waiting` until then. */
-  ready: Promise<void>;
-  /** Highest seq handed to the topic in order (starting from the head when the stream opened). */
+  /** The user's connections here. Those with `dmLive` get the stream; the others are still attaching. */
+  readonly conns: Set<Conn>;
+  /** Highest seq handed over in order (from the recipient's head, read with the first pending messages). */
   lastSeq: number;
+  /** Until the head is known, and during a gap fill, live messages wait in `waiting`. */
   filling: boolean;
+  headKnown: boolean;
   waiting: DmEvent[];
-  attaching: Set<Attacher>;
+  attaching: Attacher[];
 }
-
-export const userTopic = (user: string) => 'u:' + user;
 
 /** The store builds every dm frame as `{"t":"dm","seq":<n>,...`: the seq is read without parsing JSON. */
 const SEQ_AT = '{"t":"dm","seq":'.length;
@@ -54,17 +53,25 @@ function frameSeq(frame: Uint8Array): number {
 
 export class DirectHub {
   private readonly users = new Map<string, UserStream>();
+  private readonly sub: Subscription;
 
   constructor(
-    private readonly app: TemplatedApp,
-    private readonly bus: Bus,
-    private readonly subj: Subjects,
+    bus: Bus,
+    subj: Subjects,
+    node: string,
     private readonly inbox: Inbox,
     private readonly slots: number,
     private readonly backpressure: Backpressure,
     private readonly metrics: Metrics,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.sub = bus.subscribe(subj.dm(node), (msg) => this.onMessage(msg));
+  }
+
+  /** The user's open connections on this gateway. */
+  connsOf(user: string): Iterable<Conn> {
+    return this.users.get(user)?.conns ?? [];
+  }
 
   /**
    * Makes the connection receive the user's direct messages: everything pending in the inbox (seq
@@ -74,35 +81,42 @@ export class DirectHub {
     const u = this.open(conn.user);
     u.conns.add(conn);
     const a: Attacher = { conn, buffer: [] };
-    u.attaching.add(a);
+    u.attaching.push(a);
     try {
-      await Promise.all([registered, u.ready]);
-      const pending = await this.inbox.pending(u.slot, u.user);
+      await registered;
+      let pending: { head: number; messages: { seq: number; frame: string }[] };
+      try {
+        pending = await this.inbox.pending(u.slot, u.user);
+      } catch (e) {
+        if (!u.headKnown) this.knowHead(u, 0); // ordering starts from the first live message
+        throw e;
+      }
+      if (!u.headKnown) this.knowHead(u, pending.head);
       if (!conn.open) return;
-      const last = pending.at(-1)?.seq ?? 0;
+      const messages = pending.messages;
+      const last = messages.at(-1)?.seq ?? 0;
       const tail = a.buffer.filter((e) => e.seq > last).sort((x, y) => x.seq - y.seq);
       conn.ws.cork(() => {
-        for (const p of pending) conn.ws.send(p.frame);
+        for (const p of messages) conn.ws.send(p.frame);
         let prev = last;
         for (const e of tail) {
           if (e.seq === prev) continue;
           conn.ws.send(e.frame);
           prev = e.seq;
         }
-        conn.ws.subscribe(u.topic);
       });
+      conn.dmLive = true;
       this.backpressure.wrote(conn);
-      this.metrics.dmSent.inc({ kind: 'pending' }, pending.length);
-      this.metrics.framesSent.inc({ type: 'dm' }, pending.length + tail.length);
+      this.metrics.dmSent.inc({ kind: 'pending' }, messages.length);
+      this.metrics.framesSent.inc({ type: 'dm' }, messages.length + tail.length);
     } finally {
-      u.attaching.delete(a);
+      u.attaching.splice(u.attaching.indexOf(a), 1);
     }
   }
 
   detach(conn: Conn): void {
     const u = this.users.get(conn.user);
     if (!u || !u.conns.delete(conn) || u.conns.size > 0) return;
-    u.sub.unsubscribe();
     this.users.delete(conn.user);
   }
 
@@ -114,43 +128,32 @@ export class DirectHub {
     );
   }
 
+  close(): void {
+    this.sub.unsubscribe();
+  }
+
   private open(user: string): UserStream {
     const existing = this.users.get(user);
     if (existing) return existing;
-    const u: UserStream = {
-      user,
-      slot: userSlot(user, this.slots),
-      topic: userTopic(user),
-      sub: undefined as unknown as Subscription,
-      conns: new Set(),
-      ready: Promise.resolve(),
-      lastSeq: 0,
-      // Until the head is known, everything waits (as during a fill).
-      filling: true,
-      waiting: [],
-      attaching: new Set(),
-    };
-    u.sub = this.bus.subscribe(this.subj.user(user), (msg) => this.onMessage(u, msg));
-    // Live delivery must be in place on the server before the head is read, or a message stored in
-    // between would be neither below the head nor on the stream.
-    u.ready = this.bus
-      .flush()
-      .then(() => this.inbox.head(u.slot, user))
-      .then(
-        (head) => {
-          u.lastSeq = head;
-        },
-        (e: unknown) => this.log.warn({ err: e, user }, 'dm head unknown; ordering starts from the first live message'),
-      )
-      .finally(() => this.release(u));
+    const u: UserStream = { user, slot: userSlot(user, this.slots), conns: new Set(), lastSeq: 0, filling: true, headKnown: false, waiting: [], attaching: [] };
     this.users.set(user, u);
     return u;
   }
 
-  private onMessage(u: UserStream, msg: BusMsg): void {
-    // Retries are requests: answering tells the router the recipient is connected here.
-    msg.respond('1');
-    const ev = { seq: frameSeq(msg.data), frame: msg.data };
+  private knowHead(u: UserStream, head: number): void {
+    u.headKnown = true;
+    u.lastSeq = Math.max(u.lastSeq, head);
+    this.release(u);
+  }
+
+  private onMessage(msg: BusMsg): void {
+    const d = decodeDm(msg.data);
+    const u = d && this.users.get(d.user);
+    // Retries are requests: the answer tells the router whether the recipient is connected here.
+    msg.respond(u ? DM_HELD : DM_ABSENT);
+    if (!d) return this.log.warn('dropped malformed dm envelope');
+    if (!u) return; // presence is behind: the user has gone from here
+    const ev = { seq: frameSeq(d.frame), frame: d.frame };
     if (ev.seq < 0) return this.log.warn({ user: u.user }, 'dropped malformed dm frame');
     if (u.filling) {
       u.waiting.push(ev);
@@ -201,9 +204,14 @@ export class DirectHub {
 
   private deliver(u: UserStream, ev: DmEvent): void {
     if (ev.seq > u.lastSeq) u.lastSeq = ev.seq;
-    this.app.publish(u.topic, ev.frame);
+    let sent = 0;
+    for (const c of u.conns) {
+      if (!c.dmLive || !c.open) continue;
+      c.ws.send(ev.frame);
+      sent++;
+    }
     this.backpressure.wroteAll(u.conns);
     for (const a of u.attaching) a.buffer.push(ev);
-    this.metrics.framesSent.inc({ type: 'dm' }, this.app.numSubscribers(u.topic));
+    this.metrics.framesSent.inc({ type: 'dm' }, sent);
   }
 }

@@ -32,7 +32,6 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
   const { cfg, bus, stores, subj, metrics, log } = d;
   const app: TemplatedApp = uWS.App();
   const conns = new Map<string, Conn>();
-  const byUser = new Map<string, Set<Conn>>();
   const verify = createVerifier(cfg.jwt);
   const backpressure = new Backpressure();
   const hub = new RoomHub(app, bus, subj, stores.log, cfg.slots, conns, backpressure, metrics, log);
@@ -47,7 +46,7 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
       conn.ws.end(CloseCode.TokenExpired, 'token expired');
     }, Math.min(Math.max(ms, 0), MAX_TIMER_MS));
   };
-  const direct = new DirectHub(app, bus, subj, stores.inbox, cfg.slots, backpressure, metrics, log);
+  const direct = new DirectHub(bus, subj, cfg.nodeId, stores.inbox, cfg.slots, backpressure, metrics, log);
   const slots = new SlotClient(bus, subj, `gateway-${cfg.nodeId}`, cfg.requestTimeoutMs);
   const ingress = new Ingress({ cfg, bus, subj, presence: stores.presence, hub, direct, verify, slots, backpressure, metrics, log, armExpiry });
 
@@ -118,9 +117,6 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
     };
     data.conn = conn;
     conns.set(conn.id, conn);
-    let mine = byUser.get(conn.user);
-    if (!mine) byUser.set(conn.user, (mine = new Set()));
-    mine.add(conn);
     metrics.connections.inc();
     metrics.connectionsOpened.inc();
     ingress.send(conn, JSON.stringify({ t: 'welcome', v: PROTOCOL_VERSION, conn: conn.id, user: conn.user, hb: cfg.heartbeatMs }), 'welcome');
@@ -162,9 +158,6 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
     conn.open = false;
     clearTimeout(conn.expiry);
     conns.delete(conn.id);
-    const mine = byUser.get(conn.user);
-    mine?.delete(conn);
-    if (mine?.size === 0) byUser.delete(conn.user);
     direct.detach(conn);
     metrics.connections.dec();
     metrics.connectionsClosed.inc({ code: String(code) });
@@ -227,7 +220,7 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
       return;
     }
     if (req.op !== 'disconnect') return;
-    const victims = [...(byUser.get(req.user) ?? [])];
+    const victims = [...direct.connsOf(req.user)];
     for (const c of victims) c.ws.end(CloseCode.DisconnectedByBackend, (req.reason ?? 'disconnected by backend').slice(0, 120));
     msg.respond(JSON.stringify({ count: victims.length }));
   });
@@ -255,6 +248,7 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
     clearInterval(heartbeat);
     stopSweep();
     slots.close();
+    direct.close();
     control.unsubscribe();
     for (const c of [...conns.values()]) c.ws.end(CloseCode.Drain, 'server shutting down');
     // Anything still registered (connections closed before their presence write landed) goes now.

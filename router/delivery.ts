@@ -1,15 +1,16 @@
 // The retry worker: sweeps the compensation sets of the slots this router owns. A claimed entry was
 // already rescheduled by the claim (that is its lease), so a crash here loses nothing: the entry comes
-// due again. A retry is a request on the recipient's subject, which every gateway holding one of their
-// connections answers: "no responders" is the exact, immediate sign that the recipient is offline (a
-// killed gateway's subscriptions vanish with its connection, before presence would notice), and then
-// the entry is parked until the next connect instead of spending an attempt.
-import { BusError, type Bus } from '../shared/bus/bus.js';
+// due again. A retry is a request to each gateway node that presence says holds a connection of the
+// recipient (the claim reads them): the node answers whether it still does. When none does (no node,
+// every node says no, or a node is gone: "no responders", before presence notices), the recipient is
+// offline and the entry is parked until the next connect instead of spending an attempt.
+import { BusError, toText, type Bus } from '../shared/bus/bus.js';
+import { DM_HELD, encodeDm } from '../shared/cluster/stream.js';
 import type { Subjects } from '../shared/cluster/subjects.js';
 import { failpoint } from '../shared/failpoints.js';
 import type { Logger } from '../shared/log.js';
 import type { Metrics } from '../shared/metrics.js';
-import type { Inbox } from '../shared/store/ports.js';
+import type { DueDelivery, Inbox } from '../shared/store/ports.js';
 
 const CLAIM_LIMIT = 256;
 const STATS_EVERY_MS = 2000;
@@ -34,19 +35,31 @@ export function startDelivery(
     failpoint('router.mid-sweep');
     await Promise.all(
       due.map(async (d) => {
-        try {
-          await bus.request(subj.user(d.user), d.frame, RETRY_ANSWER_MS);
-        } catch (e) {
-          if (e instanceof BusError && e.code === 'no_responders') {
-            await inbox.park(slot, d.user, d.seq, d.due);
-            metrics.dmParked.inc();
-            return;
-          }
-          // No answer in time: it may have been delivered; the attempt counts and the entry stays due.
+        if (await reached(d)) {
+          metrics.dmSent.inc({ kind: 'retry' });
+          return;
         }
-        metrics.dmSent.inc({ kind: 'retry' });
+        await inbox.park(slot, d.user, d.seq, d.due);
+        metrics.dmParked.inc();
       }),
     );
+  }
+
+  /**
+   * Sends the retry to the recipient's nodes. False only when certainly none holds the recipient; a node
+   * that did not answer in time may have delivered it, so the attempt counts and the entry stays due.
+   */
+  async function reached(d: DueDelivery): Promise<boolean> {
+    const envelope = encodeDm(d.user, d.frame);
+    const answers = await Promise.all(
+      d.nodes.map((node) =>
+        bus.request(subj.dm(node), envelope, RETRY_ANSWER_MS).then(
+          (reply) => toText(reply) === DM_HELD,
+          (e: unknown) => !(e instanceof BusError && e.code === 'no_responders'),
+        ),
+      ),
+    );
+    return answers.some((a) => a);
   }
 
   async function stats(slots: number[]): Promise<void> {

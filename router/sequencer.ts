@@ -8,7 +8,7 @@ import { errorReply, NotOwnerError, toRtgwError } from '../shared/errors.js';
 import { MOVED_REPLY, type DmRequest, type PubRequest, type SlotRequest } from '../shared/cluster/messages.js';
 import { SlotReplies } from '../shared/cluster/slot-rpc.js';
 import { roomSlot, userSlot } from '../shared/cluster/slots.js';
-import { encodeMessage } from '../shared/cluster/stream.js';
+import { encodeDm, encodeMessage } from '../shared/cluster/stream.js';
 import type { Subjects } from '../shared/cluster/subjects.js';
 import type { Logger } from '../shared/log.js';
 import type { Metrics } from '../shared/metrics.js';
@@ -147,8 +147,10 @@ export class Sequencer implements SlotEvents {
       this.metrics.inboxSize.observe(r.inboxSize);
     }
     // A duplicate still pending is delivered again: the first delivery may have died with a router.
-    if (r.frame !== '') {
-      this.bus.publish(this.subj.user(req.to), r.frame);
+    // It goes to the gateways that hold the recipient's connections (presence, read in the same step).
+    if (r.frame !== '' && r.nodes.length > 0) {
+      const envelope = encodeDm(req.to, r.frame);
+      for (const node of r.nodes) this.bus.publish(this.subj.dm(node), envelope);
       this.metrics.dmSent.inc({ kind: 'first' });
     }
     return `{"seq":${r.seq}}`;

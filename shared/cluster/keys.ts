@@ -45,8 +45,13 @@ export function keys(prefix: string) {
     routers: () => `${p}:routers`,
     /** Hash conn -> `user|node`: a room's members. */
     presence: (room: string) => `${p}:pr:${encodeName(room)}`,
-    /** Hash conn -> node: a user's live connections. */
-    userConns: (user: string) => `${p}:uc:${encodeName(user)}`,
+    /**
+     * Hash conn -> node: a user's live connections, under the user's slot tag so that the dm scripts of
+     * that slot read where to deliver in the same atomic step (see userConnsPrefix).
+     */
+    userConns: (slot: number, user: string) => `${tag(slot)}:uc:${encodeName(user)}`,
+    /** `userConns(slot, user)` is this plus the encoded user: the claim script reaches it as it does the inbox. */
+    userConnsPrefix: (slot: number) => `${tag(slot)}:uc:`,
     /** String with a TTL: a gateway node is alive while it exists. */
     nodeAlive: (node: string) => `${p}:na:${encodeName(node)}`,
     /** Set of `c <user> <conn>` and `m <room> <user> <conn>` entries a node holds, for reaping. */

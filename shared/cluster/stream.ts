@@ -1,8 +1,12 @@
-// The envelope of a room stream message on NATS: one header line, then the client frame as is, so a
-// gateway reads a few header bytes and hands the frame bytes to uWS without parsing or re-encoding it.
+// The envelopes of messages for gateways on NATS: one header line, then the client frame as is, so a
+// gateway reads a few header bytes and hands the frame bytes to its sockets without parsing or
+// re-encoding it. Room streams (`<p>.room.<room>`):
 //   m <seq> <ts> <epoch> <excludeConn|->\n<msg frame>
 //   p <excludeConn|->\n<joined/left frame>
-// `excludeConn` is the sending connection when it did not ask for `echo`.
+// `excludeConn` is the sending connection when it did not ask for `echo`. Direct messages for a
+// gateway's users (`<p>.dm.<node>`):
+//   <encoded user>\n<dm frame>
+import { decodeName, encodeName } from './encode.js';
 
 export type StreamEvent =
   | { kind: 'm'; seq: number; ts: number; epoch: string; exclude: string | undefined; frame: Uint8Array }
@@ -34,3 +38,22 @@ export function decodeStream(data: Uint8Array): StreamEvent | undefined {
   if (!Number.isSafeInteger(seq) || !Number.isFinite(ts)) return undefined;
   return { kind: 'm', seq, ts, epoch: head[3]!, exclude: ex(head[4]), frame };
 }
+
+export function encodeDm(user: string, frame: string): Uint8Array {
+  return encoder.encode(`${encodeName(user)}\n${frame}`);
+}
+
+/** Undefined when malformed (dropped, never thrown on). */
+export function decodeDm(data: Uint8Array): { user: string; frame: Uint8Array } | undefined {
+  const nl = data.indexOf(NL);
+  if (nl <= 0) return undefined;
+  try {
+    return { user: decodeName(decoder.decode(data.subarray(0, nl))), frame: data.subarray(nl + 1) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** A gateway's answers to a dm retry: it holds a connection of the recipient, or it does not. */
+export const DM_HELD = '1';
+export const DM_ABSENT = '0';

@@ -15,8 +15,8 @@ export function subjects(prefix: string) {
     room: (room: string) => `${p}.room.${encodeName(room)}`,
     /** Control requests to one gateway node (disconnect a user, ...). */
     node: (node: string) => `${p}.node.${encodeName(node)}`,
-    /** A user's stream of direct messages, to every gateway holding one of their connections. */
-    user: (user: string) => `${p}.user.${encodeName(user)}`,
+    /** Direct messages for the users connected to one gateway node: `<encoded user>\n<dm frame>`. */
+    dm: (node: string) => `${p}.dm.${encodeName(node)}`,
     /** Backend API (request/reply), answered by any router. */
     api: (op: 'publish' | 'dm' | 'presence' | 'disconnect' | 'deadletters' | 'redrive') => `${p}.api.${op}`,
     /** A client's `send` to backend services: dot-separated route tokens, each encoded. */

@@ -47,6 +47,8 @@ export class MemoryInbox implements Inbox {
   constructor(
     private readonly leases: MemorySlotLeases,
     private readonly limits: DeliveryLimits,
+    /** The gateway nodes holding a connection of a user (presence), read with each append and claim. */
+    private readonly nodesOf: (user: string) => string[],
     private readonly onDeadLetter: DeadLetterObserver = () => undefined,
   ) {}
 
@@ -120,7 +122,7 @@ export class MemoryInbox implements Inbox {
     if (dedupKey !== undefined) {
       const first = this.dedup.get(dedupKey);
       if (first && first.expiresAt > now) {
-        return { seq: first.seq, frame: r.inbox.get(first.seq)?.frame ?? '', duplicate: true, inboxSize: r.inbox.size };
+        return { seq: first.seq, frame: r.inbox.get(first.seq)?.frame ?? '', duplicate: true, inboxSize: r.inbox.size, nodes: this.nodesOf(req.to) };
       }
     }
     const seq = ++r.seq;
@@ -140,7 +142,7 @@ export class MemoryInbox implements Inbox {
       this.deadLetter(req.slot, req.to, oldest, 'inbox_full', now);
     }
     if (dedupKey !== undefined) this.dedup.set(dedupKey, { seq, expiresAt: now + this.limits.dedupWindowMs });
-    return { seq, frame, duplicate: false, inboxSize: r.inbox.size };
+    return { seq, frame, duplicate: false, inboxSize: r.inbox.size, nodes: this.nodesOf(req.to) };
   }
 
   async ack(slot: number, user: string, seq: number): Promise<boolean> {
@@ -149,13 +151,13 @@ export class MemoryInbox implements Inbox {
     return this.recipients.get(JSON.stringify([slot, user]))?.inbox.delete(seq) ?? false;
   }
 
-  async pending(slot: number, user: string): Promise<{ seq: number; frame: string }[]> {
+  async pending(slot: number, user: string): Promise<{ head: number; messages: { seq: number; frame: string }[] }> {
     const now = Date.now();
     const { ackTimeoutMs, inboxMaxAgeMs, inboxMaxMessages } = this.limits;
     const r = this.recipients.get(JSON.stringify([slot, user]));
-    if (!r) return [];
+    if (!r) return { head: 0, messages: [] };
     const entries = this.entries(slot);
-    const out: { seq: number; frame: string }[] = [];
+    const messages: { seq: number; frame: string }[] = [];
     let n = 0;
     for (const [seq, msg] of [...r.inbox]) {
       if (n++ >= inboxMaxMessages) break;
@@ -164,13 +166,9 @@ export class MemoryInbox implements Inbox {
         continue;
       }
       entries.set(this.member(user, seq), { user, seq, due: now + ackTimeoutMs, attempts: 1 });
-      out.push({ seq, frame: msg.frame });
+      messages.push({ seq, frame: msg.frame });
     }
-    return out;
-  }
-
-  async head(slot: number, user: string): Promise<number> {
-    return this.recipients.get(JSON.stringify([slot, user]))?.seq ?? 0;
+    return { head: r.seq, messages };
   }
 
   async peek(slot: number, user: string, after: number, limit: number): Promise<{ seq: number; frame: string }[]> {
@@ -211,7 +209,7 @@ export class MemoryInbox implements Inbox {
       }
       const backoff = Math.min(maxBackoffMs, ackTimeoutMs * 2 ** (attempt - 2));
       e.due = now + Math.max(1, Math.floor(backoff * (0.5 + 0.5 * Math.random())));
-      out.push({ user: e.user, seq: e.seq, frame: msg.frame, attempt, due: e.due });
+      out.push({ user: e.user, seq: e.seq, frame: msg.frame, attempt, due: e.due, nodes: this.nodesOf(e.user) });
     }
     return out;
   }

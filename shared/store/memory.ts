@@ -239,6 +239,11 @@ export class MemoryPresence implements PresenceStore {
     return { users: [...new Set(conns.map((c) => c.user))].sort(), count: conns.length };
   }
 
+  /** The distinct nodes holding a connection of `user` (the memory inbox reads it with each append). */
+  nodesOf(user: string): string[] {
+    return [...new Set(this.users.get(user)?.values() ?? [])];
+  }
+
   async userConns(user: string): Promise<{ conn: string; node: string }[]> {
     return [...(this.users.get(user) ?? [])]
       .map(([conn, node]) => ({ conn, node }))
@@ -300,12 +305,13 @@ export interface MemoryStoresOptions {
 
 export function memoryStores(limits: StoreLimits, opts: MemoryStoresOptions = {}): MemoryStores {
   const leases = new MemorySlotLeases();
+  const presence = new MemoryPresence();
   let open = true;
   return {
     log: new MemoryRoomLog(leases, limits),
-    inbox: new MemoryInbox(leases, limits, opts.onDeadLetter),
+    inbox: new MemoryInbox(leases, limits, (user) => presence.nodesOf(user), opts.onDeadLetter),
     leases,
-    presence: new MemoryPresence(),
+    presence,
     get connected() {
       return open;
     },

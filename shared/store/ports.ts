@@ -100,6 +100,10 @@ export interface RoomMember {
  */
 export interface PresenceStore {
   heartbeat(node: string, ttlMs: number): Promise<void>;
+  /**
+   * Once it resolves, every direct message stored for `user` names `node` among its nodes (Inbox.append):
+   * the gateway reads the user's pending messages after it, so none falls between the two.
+   */
   connect(node: string, user: string, conn: string): Promise<void>;
   disconnect(node: string, user: string, conn: string): Promise<void>;
   /** True when the connection was not yet a member. */
@@ -148,6 +152,8 @@ export interface DmAppendResult {
   duplicate: boolean;
   /** The recipient's pending messages after this append. */
   inboxSize: number;
+  /** The gateway nodes holding a connection of the recipient when it was stored (presence, same step). */
+  nodes: string[];
 }
 
 /** A delivery the sweeper claimed: send it now. `attempt` counts deliveries while the recipient was online. */
@@ -158,6 +164,8 @@ export interface DueDelivery {
   attempt: number;
   /** The entry's new score (its next retry time): `park` acts only while it is unchanged. */
   due: number;
+  /** The gateway nodes holding a connection of the recipient when it was claimed. */
+  nodes: string[];
 }
 
 export type DeadLetterReason = 'attempts' | 'inbox_full' | 'expired';
@@ -196,8 +204,11 @@ export interface DeliveryLimits {
   dedupWindowMs: number;
 }
 
-/** What memoryStores/redisStores take: the room log's and the inbox's limits (one dedup window for both). */
-export type StoreLimits = RoomLogLimits & DeliveryLimits;
+/**
+ * What memoryStores/redisStores take: the room log's and the inbox's limits (one dedup window for both),
+ * and the slot count (RTGW_SLOTS), by which presence files a user's connections under the user's slot.
+ */
+export type StoreLimits = RoomLogLimits & DeliveryLimits & { slots: number };
 
 export interface RetryStats {
   /** Entries in the compensation set (every unacknowledged message). */
@@ -225,12 +236,10 @@ export interface Inbox {
   ack(slot: number, user: string, seq: number): Promise<boolean>;
   /**
    * Every pending message of `user` in seq order (called when the user connects: the caller delivers
-   * them), each rescheduled to now + ackTimeoutMs with its attempts restarted at 1. Expired ones are
-   * dead-lettered instead of returned.
+   * them), each rescheduled to now + ackTimeoutMs with its attempts restarted at 1, and the recipient's
+   * latest seq (0 before their first message). Expired ones are dead-lettered instead of returned.
    */
-  pending(slot: number, user: string): Promise<{ seq: number; frame: string }[]>;
-  /** The recipient's latest seq (0 before their first message); changes nothing. */
-  head(slot: number, user: string): Promise<number>;
+  pending(slot: number, user: string): Promise<{ head: number; messages: { seq: number; frame: string }[] }>;
   /** Pending messages of `user` with seq > `after`, in seq order, at most `limit`; changes nothing. */
   peek(slot: number, user: string, after: number, limit: number): Promise<{ seq: number; frame: string }[]>;
   /**

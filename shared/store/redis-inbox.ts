@@ -57,6 +57,7 @@ export function parseDeadLetterId(id: string): { slot: number; user: string; seq
 }
 
 const isSeq = (seq: number) => Number.isSafeInteger(seq) && seq > 0;
+const splitNodes = (nodes: string): string[] => (nodes === '' ? [] : nodes.split(' '));
 
 export class RedisInbox implements Inbox {
   private readonly k: Keys;
@@ -95,6 +96,7 @@ export class RedisInbox implements Inbox {
           k.retryAttempts(req.slot),
           k.deadLetters(req.slot),
           dedupKey,
+          k.userConns(req.slot, req.to),
         ],
         [
           leaseValue(lease),
@@ -113,9 +115,9 @@ export class RedisInbox implements Inbox {
       if (e instanceof Error && /^(ERR )?NOT_OWNER\b/.test(e.message)) throw new NotOwnerError(req.slot);
       throw e;
     }
-    const [seq, frame, duplicate, inboxFull, inboxSize] = reply as [number, string, number, number, number];
+    const [seq, frame, duplicate, inboxFull, inboxSize, nodes] = reply as [number, string, number, number, number, string];
     this.counted('inbox_full', inboxFull);
-    return { seq: Number(seq), frame: String(frame), duplicate: Number(duplicate) === 1, inboxSize: Number(inboxSize) };
+    return { seq: Number(seq), frame: String(frame), duplicate: Number(duplicate) === 1, inboxSize: Number(inboxSize), nodes: splitNodes(nodes) };
   }
 
   async ack(slot: number, user: string, seq: number): Promise<boolean> {
@@ -128,20 +130,16 @@ export class RedisInbox implements Inbox {
     return Number(removed) === 1;
   }
 
-  async pending(slot: number, user: string): Promise<{ seq: number; frame: string }[]> {
+  async pending(slot: number, user: string): Promise<{ head: number; messages: { seq: number; frame: string }[] }> {
     const { k, limits } = this;
-    const [expired, entries] = (await this.lua['dm-pending'](
-      [k.inbox(slot, user), k.retry(slot), k.retryAttempts(slot), k.deadLetters(slot)],
+    const [expired, entries, head] = (await this.lua['dm-pending'](
+      [k.inbox(slot, user), k.retry(slot), k.retryAttempts(slot), k.deadLetters(slot), k.dmMeta(slot, user)],
       [slot, encodeName(user), limits.ackTimeoutMs, limits.inboxMaxAgeMs, limits.inboxMaxMessages],
-    )) as [number, string[]];
+    )) as [number, string[], number];
     this.counted('expired', expired);
-    const out: { seq: number; frame: string }[] = [];
-    for (let i = 0; i + 1 < entries.length; i += 2) out.push({ seq: Number(entries[i + 1]), frame: String(entries[i]) });
-    return out;
-  }
-
-  async head(slot: number, user: string): Promise<number> {
-    return Number((await this.redis.hget(this.k.dmMeta(slot, user), 'seq')) ?? 0);
+    const messages: { seq: number; frame: string }[] = [];
+    for (let i = 0; i + 1 < entries.length; i += 2) messages.push({ seq: Number(entries[i + 1]), frame: String(entries[i]) });
+    return { head: Number(head), messages };
   }
 
   async peek(slot: number, user: string, after: number, limit: number): Promise<{ seq: number; frame: string }[]> {
@@ -165,18 +163,20 @@ export class RedisInbox implements Inbox {
         limits.maxAttempts,
         limits.inboxMaxAgeMs,
         randomInt(2 ** 31),
+        k.userConnsPrefix(slot),
       ],
     )) as [number, number, (string | number)[]];
     this.counted('expired', expired);
     this.counted('attempts', outOfAttempts);
     const out: DueDelivery[] = [];
-    for (let i = 0; i + 4 < reply.length; i += 5) {
+    for (let i = 0; i + 5 < reply.length; i += 6) {
       out.push({
         user: decodeName(String(reply[i])),
         seq: Number(reply[i + 1]),
         frame: String(reply[i + 2]),
         attempt: Number(reply[i + 3]),
         due: Number(reply[i + 4]),
+        nodes: splitNodes(String(reply[i + 5])),
       });
     }
     return out;

@@ -4,6 +4,7 @@
 import type { Redis } from 'ioredis';
 import { decodeName, encodeName } from '../cluster/encode.js';
 import { keys, type Keys } from '../cluster/keys.js';
+import { userSlot } from '../cluster/slots.js';
 import type { PresenceStore, RoomMember } from './ports.js';
 
 // Holdings entries: `m <room> <user> <conn>` and `c <user> <conn>`, each name encoded, so a name can
@@ -25,8 +26,14 @@ export class RedisPresence implements PresenceStore {
   constructor(
     private readonly redis: Redis,
     prefix: string,
+    /** RTGW_SLOTS: a user's connections are filed under the user's slot (keys.ts userConns). */
+    private readonly slots: number,
   ) {
     this.k = keys(prefix);
+  }
+
+  private conns(user: string): string {
+    return this.k.userConns(userSlot(user, this.slots), user);
   }
 
   async heartbeat(node: string, ttlMs: number): Promise<void> {
@@ -38,14 +45,14 @@ export class RedisPresence implements PresenceStore {
 
   async connect(node: string, user: string, conn: string): Promise<void> {
     await Promise.all([
-      this.redis.hset(this.k.userConns(user), conn, node),
+      this.redis.hset(this.conns(user), conn, node),
       this.redis.sadd(this.k.nodeHoldings(node), connEntry(user, conn)),
     ]);
   }
 
   async disconnect(node: string, user: string, conn: string): Promise<void> {
     await Promise.all([
-      this.redis.hdel(this.k.userConns(user), conn),
+      this.redis.hdel(this.conns(user), conn),
       this.redis.srem(this.k.nodeHoldings(node), connEntry(user, conn)),
     ]);
   }
@@ -74,7 +81,7 @@ export class RedisPresence implements PresenceStore {
   }
 
   async userConns(user: string): Promise<{ conn: string; node: string }[]> {
-    const all = await this.redis.hgetall(this.k.userConns(user));
+    const all = await this.redis.hgetall(this.conns(user));
     return Object.entries(all)
       .map(([conn, node]) => ({ conn, node }))
       .sort((a, b) => (a.conn < b.conn ? -1 : a.conn > b.conn ? 1 : 0));
@@ -109,7 +116,7 @@ export class RedisPresence implements PresenceStore {
           const m = { room: parts[1]!, user: parts[2]!, conn: parts[3]! };
           removals.push({ m, removed: redis.hdel(k.presence(m.room), m.conn) });
         } else if (parts[0] === 'c' && parts.length === 3) {
-          writes.push(redis.hdel(k.userConns(parts[1]!), parts[2]!));
+          writes.push(redis.hdel(this.conns(parts[1]!), parts[2]!));
         }
       }
       // Only the entries read above: whatever the node added meanwhile stays for a later reap.

@@ -31,7 +31,7 @@ export function redisStores(
     log: new RedisRoomLog(redis, prefix, limits),
     inbox: new RedisInbox(redis, prefix, limits, opts.onDeadLetter),
     leases: new RedisSlotLeases(redis, prefix),
-    presence: new RedisPresence(redis, prefix),
+    presence: new RedisPresence(redis, prefix, limits.slots),
     get connected() {
       return redis.status === 'ready';
     },

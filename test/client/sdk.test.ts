@@ -330,8 +330,11 @@ describe('tokens and heartbeats', () => {
     await waitFor(() => Date.now() > until, 6000, 'three token lifetimes');
     expect(c.eventsOf('disconnected')).toEqual([]);
     expect(c.eventsOf('token').length).toBeGreaterThanOrEqual(2);
-    expect(sentOf(c, 'refresh').length).toBe(c.eventsOf('token').length);
-    expect(issued).toBe(1 + sentOf(c, 'refresh').length);
+    // One getToken per refresh (plus the first connect); one refresh may be under way right now.
+    const refreshes = sentOf(c, 'refresh').length;
+    expect(c.eventsOf('token').length).toBeGreaterThanOrEqual(refreshes - 1);
+    expect(issued - 1 - refreshes).toBeGreaterThanOrEqual(0);
+    expect(issued - 1 - refreshes).toBeLessThanOrEqual(1);
     expect(await c.client.publish(uid('room'), { still: 'here' })).toBe(1);
   }, 15_000);
 

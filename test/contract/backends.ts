@@ -18,6 +18,7 @@ export const DEFAULT_LIMITS: StoreLimits = {
   maxAttempts: 8,
   inboxMaxAgeMs: 7 * 24 * 3_600_000,
   inboxMaxMessages: 10_000,
+  slots: 64,
 };
 
 export interface Instance {

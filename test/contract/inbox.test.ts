@@ -80,7 +80,7 @@ forEachBackend('Inbox', (backend) => {
         expect(r.duplicate).toBe(false);
         expect(JSON.parse(r.frame)).toMatchObject({ t: 'dm', seq: r.seq, from: 'alice', data: { i: r.i } });
       }
-      expect(await stores.inbox.pending(userSlot(u, SLOTS), u)).toEqual(mine.map((r) => ({ seq: r.seq, frame: r.frame })));
+      expect((await stores.inbox.pending(userSlot(u, SLOTS), u)).messages).toEqual(mine.map((r) => ({ seq: r.seq, frame: r.frame })));
     }
     // Every key of the inbox lives under its slot's single hash tag (one Redis Cluster slot per script).
     const all = (await inst.redisKeys?.()) ?? [];
@@ -104,13 +104,14 @@ forEachBackend('Inbox', (backend) => {
       frame: `{"t":"dm","seq":1,"from":"alice","data":${dataJson},"mid":"m-1","ts":${ta}}`,
       duplicate: false,
       inboxSize: 1,
+      nodes: [],
     });
     expect(ta).toBeGreaterThanOrEqual(before - 2_000);
     expect(ta).toBeLessThanOrEqual(after + 2_000);
     const tb = tsOf(b.frame);
     expect(b.frame).toBe(`{"t":"dm","seq":2,"from":"svc:billing","data":{"n":1},"ts":${tb}}`);
     expect(tb).toBeGreaterThanOrEqual(ta);
-    expect(await stores.inbox.pending(SLOT, BOB)).toEqual([
+    expect((await stores.inbox.pending(SLOT, BOB)).messages).toEqual([
       { seq: 1, frame: a.frame },
       { seq: 2, frame: b.frame },
     ]);
@@ -122,7 +123,7 @@ forEachBackend('Inbox', (backend) => {
     const first = await stores.inbox.append(dm(BOB, { mid: 'm1', dedupBy: 'alice' }), l);
     const again = await stores.inbox.append(dm(BOB, { mid: 'm1', dedupBy: 'alice', dataJson: '"other"' }), l);
     expect(first).toMatchObject({ seq: 1, duplicate: false });
-    expect(again).toEqual({ seq: 1, frame: first.frame, duplicate: true, inboxSize: 1 });
+    expect(again).toEqual({ seq: 1, frame: first.frame, duplicate: true, inboxSize: 1, nodes: [] });
     expect((await stores.inbox.stats(SLOT)).queued).toBe(1); // a duplicate adds no compensation entry
 
     const otherSender = await stores.inbox.append(dm(BOB, { mid: 'm1', dedupBy: 'carol', from: 'carol' }), l);
@@ -139,8 +140,8 @@ forEachBackend('Inbox', (backend) => {
 
     expect(await stores.inbox.ack(SLOT, BOB, 1)).toBe(true);
     const settled = await stores.inbox.append(dm(BOB, { mid: 'm1', dedupBy: 'alice' }), l);
-    expect(settled).toEqual({ seq: 1, frame: '', duplicate: true, inboxSize: 3 });
-    expect((await stores.inbox.pending(SLOT, BOB)).map((p) => p.seq)).toEqual([2, 3, 4]);
+    expect(settled).toEqual({ seq: 1, frame: '', duplicate: true, inboxSize: 3, nodes: [] });
+    expect((await stores.inbox.pending(SLOT, BOB)).messages.map((p) => p.seq)).toEqual([2, 3, 4]);
   });
 
   it('forgets a mid after the dedup window', async () => {
@@ -169,7 +170,7 @@ forEachBackend('Inbox', (backend) => {
     const other = await lease(stores, SLOT + 1);
     await expect(stores.inbox.append(dm(BOB), other)).rejects.toBeInstanceOf(NotOwnerError);
     expect(await stores.inbox.append(dm(BOB), next)).toMatchObject({ seq: 2 });
-    expect((await stores.inbox.pending(SLOT, BOB)).map((p) => p.seq)).toEqual([1, 2]);
+    expect((await stores.inbox.pending(SLOT, BOB)).messages.map((p) => p.seq)).toEqual([1, 2]);
     expect((await stores.inbox.stats(SLOT)).queued).toBe(2);
   });
 
@@ -184,7 +185,7 @@ forEachBackend('Inbox', (backend) => {
     const both = await Promise.all([stores.inbox.ack(SLOT, BOB, 1), peer.inbox.ack(SLOT, BOB, 1)]);
     expect(both.sort()).toEqual([false, true]);
     expect(await stores.inbox.ack(SLOT, BOB, 1)).toBe(false);
-    expect((await stores.inbox.pending(SLOT, BOB)).map((p) => p.seq)).toEqual([2]);
+    expect((await stores.inbox.pending(SLOT, BOB)).messages.map((p) => p.seq)).toEqual([2]);
     expect((await stores.inbox.stats(SLOT)).queued).toBe(1);
     expect(await stores.inbox.ack(SLOT, BOB, 2)).toBe(true);
     expect(await stores.inbox.stats(SLOT)).toEqual({ queued: 0, due: 0, oldestDueMs: 0 });
@@ -212,20 +213,20 @@ forEachBackend('Inbox', (backend) => {
   it('reports the head seq of a recipient (acknowledged messages included) and the inbox size at each append', async () => {
     const { stores } = backend().make();
     const l = await lease(stores);
-    expect(await stores.inbox.head(SLOT, BOB)).toBe(0);
+    expect((await stores.inbox.pending(SLOT, BOB)).head).toBe(0);
     const sizes: number[] = [];
     for (let i = 0; i < 3; i++) sizes.push((await stores.inbox.append(dm(BOB), l)).inboxSize);
     expect(sizes).toEqual([1, 2, 3]);
     await stores.inbox.ack(SLOT, BOB, 3);
-    expect(await stores.inbox.head(SLOT, BOB)).toBe(3);
-    expect(await stores.inbox.head(SLOT, CAROL)).toBe(0);
+    expect(await stores.inbox.pending(SLOT, BOB)).toMatchObject({ head: 3, messages: [{ seq: 1 }, { seq: 2 }] });
+    expect(await stores.inbox.pending(SLOT, CAROL)).toEqual({ head: 0, messages: [] });
     expect((await stores.inbox.append(dm(BOB), l)).inboxSize).toBe(3);
   });
 
   it('returns pending messages in seq order and re-arms them with attempts restarted', async () => {
     const { stores } = backend().make({ ackTimeoutMs: 150, maxBackoffMs: 150 });
     const l = await lease(stores);
-    expect(await stores.inbox.pending(SLOT, BOB)).toEqual([]);
+    expect((await stores.inbox.pending(SLOT, BOB)).messages).toEqual([]);
     const sent: DmAppendResult[] = [];
     for (let i = 0; i < 3; i++) sent.push(await stores.inbox.append(dm(BOB, { dataJson: String(i) }), l));
     await stores.inbox.ack(SLOT, BOB, 2);
@@ -241,7 +242,7 @@ forEachBackend('Inbox', (backend) => {
     expect(c2.got.map((d) => d.attempt)).toEqual(c2.got.map(() => 3));
 
     const armedAt = Date.now();
-    const p = await stores.inbox.pending(SLOT, BOB);
+    const p = (await stores.inbox.pending(SLOT, BOB)).messages;
     expect(p).toEqual([
       { seq: 1, frame: sent[0]!.frame },
       { seq: 3, frame: sent[2]!.frame },
@@ -254,6 +255,26 @@ forEachBackend('Inbox', (backend) => {
       [1, 2],
       [3, 2],
     ]);
+  });
+
+  it('names the gateway nodes holding a connection of the recipient, as presence has them, when storing and when claiming', async () => {
+    const { stores } = backend().make({ ackTimeoutMs: 50 });
+    const l = await lease(stores);
+    expect((await stores.inbox.append(dm(BOB), l)).nodes).toEqual([]);
+    await stores.presence.connect('g1', BOB, 'c1');
+    await stores.presence.connect('g1', BOB, 'c2');
+    await stores.presence.connect('g2', BOB, 'c3');
+    await stores.presence.connect('g3', CAROL, 'c4');
+    expect((await stores.inbox.append(dm(BOB), l)).nodes.sort()).toEqual(['g1', 'g2']);
+    expect((await stores.inbox.append(dm(BOB, { mid: 'm', dedupBy: 'alice' }), l)).nodes.sort()).toEqual(['g1', 'g2']);
+    expect((await stores.inbox.append(dm(BOB, { mid: 'm', dedupBy: 'alice' }), l)).nodes.sort()).toEqual(['g1', 'g2']); // a duplicate too
+    const { got } = await claimNext(stores, SLOT, 'the first retries');
+    for (const d of got) expect(d.nodes.sort()).toEqual(['g1', 'g2']);
+    await stores.presence.disconnect('g2', BOB, 'c3');
+    expect((await stores.inbox.append(dm(BOB), l)).nodes).toEqual(['g1']);
+    await stores.presence.removeNode('g1');
+    expect((await stores.inbox.append(dm(BOB), l)).nodes).toEqual([]);
+    expect((await stores.inbox.append(dm(CAROL), l)).nodes).toEqual(['g3']);
   });
 
   it('claims only due entries, with exponential backoff and jitter, and dead-letters after maxAttempts', async () => {
@@ -296,7 +317,7 @@ forEachBackend('Inbox', (backend) => {
     expect(dead[0]!.ts).toBeGreaterThanOrEqual(tsOf(a.frame) + ack * (1 + 1 + 2 + 4 + 8) / 2);
     expect(inst.deadLettered).toEqual({ attempts: 1, inbox_full: 0, expired: 0 });
     expect(await stores.inbox.stats(SLOT)).toEqual({ queued: 0, due: 0, oldestDueMs: 0 });
-    expect(await stores.inbox.pending(SLOT, BOB)).toEqual([]);
+    expect((await stores.inbox.pending(SLOT, BOB)).messages).toEqual([]);
     expect(await stores.inbox.ack(SLOT, BOB, 1)).toBe(false);
   });
 
@@ -377,7 +398,7 @@ forEachBackend('Inbox', (backend) => {
     await stores.inbox.append(dm(BOB), l);
     const c1 = await claimNext(stores, SLOT, 'attempt 2');
     await stores.inbox.park(SLOT, BOB, 1, c1.got[0]!.due);
-    expect((await stores.inbox.pending(SLOT, BOB)).map((p) => p.seq)).toEqual([1]);
+    expect((await stores.inbox.pending(SLOT, BOB)).messages.map((p) => p.seq)).toEqual([1]);
     const c2 = await claimNext(stores, SLOT, 'the retry after the connect');
     expect(c2.got[0]!.attempt).toBe(2);
     // A connect re-arms the entry between a claim and its park: the park must not undo that.
@@ -394,7 +415,7 @@ forEachBackend('Inbox', (backend) => {
     await stores.inbox.ack(SLOT, BOB, 1);
     await stores.inbox.park(SLOT, BOB, 1, c5.got[0]!.due);
     expect(await stores.inbox.stats(SLOT)).toEqual({ queued: 0, due: 0, oldestDueMs: 0 });
-    expect(await stores.inbox.pending(SLOT, BOB)).toEqual([]);
+    expect((await stores.inbox.pending(SLOT, BOB)).messages).toEqual([]);
   });
 
   it("dead-letters the oldest messages past inboxMaxMessages ('inbox_full')", async () => {
@@ -419,7 +440,7 @@ forEachBackend('Inbox', (backend) => {
     );
     for (const d of dead) expect(d.ts).toBeGreaterThanOrEqual(d.sentTs);
     expect(inst.deadLettered).toEqual({ attempts: 0, inbox_full: 2, expired: 0 });
-    expect((await stores.inbox.pending(SLOT, BOB)).map((p) => p.seq)).toEqual([3, 4, 5]);
+    expect((await stores.inbox.pending(SLOT, BOB)).messages.map((p) => p.seq)).toEqual([3, 4, 5]);
     expect((await stores.inbox.stats(SLOT)).queued).toBe(3);
     expect(await stores.inbox.ack(SLOT, BOB, 1)).toBe(false);
     expect(await stores.inbox.deadLetters(SLOT, 1)).toEqual([dead[0]]);
@@ -430,8 +451,8 @@ forEachBackend('Inbox', (backend) => {
     const { stores } = inst;
     const l = await lease(stores);
     const a = await stores.inbox.append(dm(BOB), l);
-    expect(await stores.inbox.pending(SLOT, BOB)).toHaveLength(1);
-    await waitFor(async () => (await stores.inbox.pending(SLOT, BOB)).length === 0, 5_000, 'the message to expire');
+    expect((await stores.inbox.pending(SLOT, BOB)).messages).toHaveLength(1);
+    await waitFor(async () => (await stores.inbox.pending(SLOT, BOB)).messages.length === 0, 5_000, 'the message to expire');
     expect(await stores.inbox.deadLetters(SLOT, 10)).toMatchObject([{ seq: 1, frame: a.frame, reason: 'expired', attempts: 1 }]);
     expect(await stores.inbox.stats(SLOT)).toMatchObject({ queued: 0 });
     expect(inst.deadLettered).toEqual({ attempts: 0, inbox_full: 0, expired: 1 });

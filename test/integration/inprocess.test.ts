@@ -96,6 +96,7 @@ beforeAll(async () => {
     maxAttempts: 8,
     inboxMaxAgeMs: 7 * 24 * 3600_000,
     inboxMaxMessages: 10_000,
+    slots: 8, // RTGW_SLOTS of cfgFor
   });
   const subj = subjects('rtgw');
   router = await startRouter({ cfg: cfgFor('r1'), bus: hub.connect(), stores, subj, metrics: createMetrics('router'), log: silent });

@@ -122,12 +122,13 @@ describe('subjects', () => {
         const s = subjects(p);
         if (a !== b) {
           expect(s.room(a)).not.toBe(s.room(b));
-          expect(s.user(a)).not.toBe(s.user(b));
+          expect(s.dm(a)).not.toBe(s.dm(b));
           expect(s.node(a)).not.toBe(s.node(b));
+          expect(s.replies(a)).not.toBe(s.replies(b));
         }
-        expect(s.room(a)).not.toBe(s.user(b));
-        expect(s.user(a).split('.')).toHaveLength(3);
-        expect(s.node(a).split('.')).toHaveLength(3);
+        expect(s.room(a)).not.toBe(s.dm(b));
+        expect(s.node(a)).not.toBe(s.dm(b));
+        for (const subject of [s.dm(a), s.node(a), s.replies(a)]) expect(subject.split('.')).toHaveLength(3);
       }),
       { numRuns: 2000 },
     );
@@ -169,6 +170,10 @@ describe('keys', () => {
     k.roomMeta(slot, room),
     k.roomHistory(slot, room),
     k.dedup(slot, room, user, mid),
+    k.dmMeta(slot, user),
+    k.inbox(slot, user),
+    k.userConns(slot, user),
+    k.retry(slot),
   ];
 
   it('property: every key of a slot holds exactly one hash tag, the same for the whole slot', () => {
@@ -199,7 +204,7 @@ describe('keys', () => {
     fc.assert(
       fc.property(prefix, anyString, (p, n) => {
         const k = keys(p);
-        for (const key of [k.presence(n), k.userConns(n), k.nodeAlive(n), k.nodeHoldings(n), k.routers(), k.nodes()]) {
+        for (const key of [k.presence(n), k.nodeAlive(n), k.nodeHoldings(n), k.routers(), k.nodes()]) {
           expect(key).not.toMatch(/[{}]/);
         }
       }),
@@ -215,7 +220,8 @@ describe('keys', () => {
         expect(k.roomMeta(slot, a)).not.toBe(k.roomMeta(slot, b));
         expect(k.roomHistory(slot, a)).not.toBe(k.roomHistory(slot, b));
         expect(k.presence(a)).not.toBe(k.presence(b));
-        expect(k.userConns(a)).not.toBe(k.userConns(b));
+        expect(k.userConns(slot, a)).not.toBe(k.userConns(slot, b));
+        expect(k.userConns(slot, a).startsWith(k.userConnsPrefix(slot))).toBe(true);
         expect(k.nodeAlive(a)).not.toBe(k.nodeAlive(b));
         expect(k.nodeHoldings(a)).not.toBe(k.nodeHoldings(b));
       }),
@@ -247,7 +253,7 @@ describe('keys', () => {
           k.lease(slot),
           k.fence(slot),
           k.presence(n),
-          k.userConns(n),
+          k.userConns(slot, n),
           k.nodeAlive(n),
           k.nodeHoldings(n),
           k.routers(),

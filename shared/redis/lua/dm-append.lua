@@ -9,20 +9,22 @@
 -- KEYS[5] slot attempts (hash: member -> deliveries while online)
 -- KEYS[6] slot dead-letter list
 -- KEYS[7] dedup key (string: first seq); only used when ARGV[7] == '1' (else any key of the tag)
+-- KEYS[8] recipient's connections (hash: conn -> gateway node; presence keeps it)
 -- ARGV[1] expected lease value `<owner>|<fence>`   ARGV[2] slot
 -- ARGV[3] recipient, encoded (encodeName)   ARGV[4] from as JSON   ARGV[5] data as JSON
 -- ARGV[6] mid as JSON, or '' when the message has no mid
 -- ARGV[7] '1' to deduplicate by KEYS[7], '0' not to
 -- ARGV[8] ackTimeoutMs   ARGV[9] inboxMaxMessages   ARGV[10] dedupWindowMs
 --
--- Returns {seq, frame, duplicate (0|1), dead-lettered 'inbox_full' (count), inbox size after}. The new message's compensation entry is due at
+-- Returns {seq, frame, duplicate (0|1), dead-lettered 'inbox_full' (count), inbox size after, nodes}:
+-- nodes are the gateways holding a connection of the recipient, space-separated. The new message's compensation entry is due at
 -- now + ackTimeoutMs with 1 attempt (the caller delivers at once). For a duplicate: the first seq, and
 -- its frame while still pending, else ''. Messages past inboxMaxMessages, oldest first, are
 -- dead-lettered ('inbox_full'). Error reply `NOT_OWNER ...` when the lease is not ARGV[1].
 
 -- @include inbox
 
-local lease, meta, inbox, rq, ra, dl, dedup = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local lease, meta, inbox, rq, ra, dl, dedup, conns = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local slot, encUser = ARGV[2], ARGV[3]
 local maxMessages = tonumber(ARGV[9])
 
@@ -37,7 +39,7 @@ if dedupOn then
   local first = redis.call('GET', dedup)
   if first then
     local found = redis.call('ZRANGEBYSCORE', inbox, first, first)
-    return {tonumber(first), found[1] or '', 1, 0, redis.call('ZCARD', inbox)}
+    return {tonumber(first), found[1] or '', 1, 0, redis.call('ZCARD', inbox), nodesOf(conns)}
   end
 end
 
@@ -64,4 +66,4 @@ if dedupOn then
   redis.call('SET', dedup, seq, 'PX', ARGV[10])
 end
 
-return {seq, frame, 0, over, redis.call('ZCARD', inbox)}
+return {seq, frame, 0, over, redis.call('ZCARD', inbox), nodesOf(conns)}

@@ -13,9 +13,11 @@
 --         in the same slot)   ARGV[3] limit
 -- ARGV[4] ackTimeoutMs   ARGV[5] maxBackoffMs   ARGV[6] maxAttempts   ARGV[7] inboxMaxAgeMs
 -- ARGV[8] jitter seed (an integer the client picks at random: math.random is not random in scripts)
+-- ARGV[9] connections key prefix (keys.ts userConnsPrefix: + encoded user = that user's connections)
 --
--- Returns {expired, outOfAttempts, {encodedUser1, seq1, frame1, attempt1, due1, ...}}: the dead-letter
--- counts by reason, and the claimed deliveries, `due` being the entry's new score.
+-- Returns {expired, outOfAttempts, {encodedUser1, seq1, frame1, attempt1, due1, nodes1, ...}}: the
+-- dead-letter counts by reason, and the claimed deliveries, `due` being the entry's new score and
+-- `nodes` the gateways holding a connection of the recipient (space-separated).
 
 -- @include inbox
 
@@ -60,6 +62,7 @@ for _, member in ipairs(due) do
         out[#out + 1] = frame
         out[#out + 1] = attempt
         out[#out + 1] = at
+        out[#out + 1] = nodesOf(ARGV[9] .. encUser)
       end
     end
   end

@@ -4,11 +4,12 @@
 --
 -- KEYS[1] recipient inbox (zset: frame scored by seq)
 -- KEYS[2] slot compensation set   KEYS[3] slot attempts (hash)   KEYS[4] slot dead-letter list
+-- KEYS[5] recipient meta (hash: seq)
 -- ARGV[1] slot   ARGV[2] recipient, encoded (encodeName)
 -- ARGV[3] ackTimeoutMs   ARGV[4] inboxMaxAgeMs   ARGV[5] inboxMaxMessages
 --
--- Returns {expired, {frame1, seq1, frame2, seq2, ...}}: how many were dead-lettered, and the pending
--- messages in seq order.
+-- Returns {expired, {frame1, seq1, frame2, seq2, ...}, head}: how many were dead-lettered, the pending
+-- messages in seq order, and the recipient's latest seq (0 before their first message).
 
 -- @include inbox
 
@@ -35,4 +36,4 @@ for i = 1, #entries, 2 do
     out[#out + 1] = entries[i + 1]
   end
 end
-return {expired, out}
+return {expired, out, tonumber(redis.call('HGET', KEYS[5], 'seq') or '0')}

@@ -42,3 +42,16 @@ local function deadLetter(dl, rq, ra, inbox, slot, encUser, seq, frame, reason, 
     .. '","seq":' .. int(seq) .. ',"frame":' .. cjson.encode(frame) .. ',"attempts":' .. int(attempts)
     .. ',"reason":"' .. reason .. '","sentTs":' .. int(frameTs(frame) or 0) .. ',"ts":' .. int(now) .. '}')
 end
+
+-- The distinct gateway nodes of a recipient's connections hash (conn -> node), space-separated (node
+-- ids hold no space).
+local function nodesOf(connsKey)
+  local seen, out = {}, {}
+  for _, node in ipairs(redis.call('HVALS', connsKey)) do
+    if not seen[node] then
+      seen[node] = true
+      out[#out + 1] = node
+    end
+  end
+  return table.concat(out, ' ')
+end
