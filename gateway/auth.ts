@@ -1,6 +1,7 @@
-// Token verification (jose). Algorithms are pinned to the configured key's type, `exp` and `sub`
-// are required, `iss`/`aud` checked when configured. Tokens are never logged: errors carry a reason only.
-import { createPublicKey, webcrypto, type KeyObject } from 'node:crypto';
+// Token verification: HS256 on node:crypto, public keys and JWKS with jose. Algorithms are pinned to the
+// configured key's type, `exp` and `sub` are required, `iss`/`aud` checked when configured. Tokens are
+// never logged: errors carry a reason only.
+import { createHmac, createPublicKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { SignJWT, createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import type { JwtConfig } from '../shared/config.js';
 import { isPatternList, isUserId, type UserId } from '../shared/protocol/names.js';
@@ -22,7 +23,7 @@ export class AuthError extends Error {
 
 export type Verifier = (token: string) => Promise<Claims>;
 
-type Key = CryptoKey | KeyObject | ReturnType<typeof createRemoteJWKSet>;
+type Key = KeyObject | ReturnType<typeof createRemoteJWKSet>;
 
 /**
  * The algorithms a PEM public key may verify: exactly its own family and curve. A key that jose cannot
@@ -51,13 +52,24 @@ function algorithmsFor(key: KeyObject): string[] {
 }
 
 export function createVerifier(cfg: JwtConfig): Verifier {
-  let key: Key | Promise<Key>;
+  const verifySignatureAndTime = cfg.secret !== undefined ? hs256(cfg) : viaJose(cfg);
+  return async (token) => {
+    const { sub, exp, rooms, pub } = (await verifySignatureAndTime(token)) as JWTPayload & { rooms?: unknown; pub?: unknown };
+    if (!isUserId(sub)) throw new AuthError('invalid sub');
+    if (typeof exp !== 'number') throw new AuthError('invalid exp');
+    if (rooms !== undefined && !isPatternList(rooms)) throw new AuthError('invalid rooms claim');
+    if (pub !== undefined && !isPatternList(pub)) throw new AuthError('invalid pub claim');
+    return { sub, exp, rooms, pub: pub ?? rooms };
+  };
+}
+
+/** Checks signature, algorithm and the time, iss and aud claims; resolves the payload or throws AuthError. */
+type PayloadVerifier = (token: string) => Promise<JWTPayload>;
+
+function viaJose(cfg: JwtConfig): PayloadVerifier {
+  let key: Key;
   let algorithms: string[];
-  if (cfg.secret !== undefined) {
-    // Imported once: given the raw bytes, jose imports a WebCrypto key on every verify (~2.5x the cost).
-    key = webcrypto.subtle.importKey('raw', new TextEncoder().encode(cfg.secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
-    algorithms = ['HS256'];
-  } else if (cfg.publicKey !== undefined) {
+  if (cfg.publicKey !== undefined) {
     const k = createPublicKey(cfg.publicKey.replace(/\\n/g, '\n'));
     key = k;
     algorithms = algorithmsFor(k);
@@ -75,19 +87,56 @@ export function createVerifier(cfg: JwtConfig): Verifier {
     requiredClaims: ['exp', 'sub'],
   };
   return async (token) => {
-    let payload: JWTPayload;
     try {
       // jose's overloads differ by key kind; the union is handled at run time.
-      ({ payload } = await jwtVerify(token, (await key) as CryptoKey, options));
+      return (await jwtVerify(token, key as KeyObject, options)).payload;
     } catch (e) {
       throw new AuthError(e instanceof joseErrors.JWTExpired ? 'token expired' : 'invalid token');
     }
-    const { sub, exp, rooms, pub } = payload as JWTPayload & { rooms?: unknown; pub?: unknown };
-    if (!isUserId(sub)) throw new AuthError('invalid sub');
-    if (typeof exp !== 'number') throw new AuthError('invalid exp');
-    if (rooms !== undefined && !isPatternList(rooms)) throw new AuthError('invalid rooms claim');
-    if (pub !== undefined && !isPatternList(pub)) throw new AuthError('invalid pub claim');
-    return { sub, exp, rooms, pub: pub ?? rooms };
+  };
+}
+
+/**
+ * HS256 on node:crypto, synchronous: jose verifies through WebCrypto, a thread-pool job and a chain of
+ * promises per token (about 80 µs of a busy gateway's CPU against 5 µs here), which is most of what a
+ * connection storm costs. The checks are jose's for these options: a JWS of three base64url parts whose
+ * header says HS256 and no unencoded payload (`b64: false`; any `crit` is refused, where jose would let
+ * `crit: ["b64"]` through), the MAC compared in constant time, then `exp` (required, numeric), `nbf` and `iat` (numeric when present) against the clock with
+ * its tolerance, and `iss`/`aud` when configured.
+ */
+function hs256(cfg: JwtConfig): PayloadVerifier {
+  const key = Buffer.from(new TextEncoder().encode(cfg.secret));
+  const tolerance = cfg.clockToleranceSec;
+  const invalid = () => new AuthError('invalid token');
+  const json = (part: string): Record<string, unknown> => {
+    const v: unknown = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw invalid();
+    return v as Record<string, unknown>;
+  };
+  return async (token) => {
+    const a = token.indexOf('.');
+    const b = token.indexOf('.', a + 1);
+    if (a <= 0 || b <= a + 1 || b === token.length - 1 || token.indexOf('.', b + 1) !== -1) throw invalid();
+    let header: Record<string, unknown>;
+    let payload: Record<string, unknown>;
+    try {
+      header = json(token.slice(0, a));
+      const mac = createHmac('sha256', key).update(token.slice(0, b)).digest();
+      const sig = Buffer.from(token.slice(b + 1), 'base64url');
+      if (header.alg !== 'HS256' || header.crit !== undefined || header.b64 === false) throw invalid();
+      if (sig.length !== mac.length || !timingSafeEqual(sig, mac)) throw invalid();
+      payload = json(token.slice(a + 1, b));
+    } catch {
+      throw invalid();
+    }
+    const now = Math.floor(Date.now() / 1000);
+    const { exp, nbf, iat, iss, aud, sub } = payload;
+    if (sub === undefined || typeof exp !== 'number' || (nbf !== undefined && typeof nbf !== 'number') || (iat !== undefined && typeof iat !== 'number')) throw invalid();
+    if (exp <= now - tolerance) throw new AuthError('token expired');
+    if (nbf !== undefined && nbf > now + tolerance) throw invalid();
+    if (cfg.issuer !== undefined && iss !== cfg.issuer) throw invalid();
+    if (cfg.audience !== undefined && !(aud === cfg.audience || (Array.isArray(aud) && aud.includes(cfg.audience)))) throw invalid();
+    return payload as JWTPayload;
   };
 }
 

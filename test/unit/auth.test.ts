@@ -2,6 +2,7 @@
 // and Ed448 refused at startup) and a JWKS URL served locally. Checks claim validation, algorithm pinning (including the classic HS256
 // "PEM text as HMAC secret" confusion), clock tolerance, and that every refusal is an AuthError with a short reason.
 import {
+  createHmac,
   generateKeyPairSync,
   randomBytes,
   sign as cryptoSign,
@@ -224,6 +225,43 @@ describe('HS256 secret', () => {
     ['non-JSON segments', 'a.b.c'],
   ])('rejects a malformed token: %s', async (_what, token) => {
     expect(await rejection(verify, token)).toBe('invalid token');
+  });
+
+  describe('the JWS itself (HS256 is verified on node:crypto, with jose\u2019s rules)', () => {
+    /** A token MACed with the configured secret under any header: only the header may make it invalid. */
+    const withHeader = (header: Record<string, unknown>, payload: Record<string, unknown> = { sub: 'alice', exp: now() + 600 }) => {
+      const input = `${b64url(header)}.${b64url(payload)}`;
+      return `${input}.${createHmac('sha256', key).update(input).digest('base64url')}`;
+    };
+
+    it('accepts the plain header, with typ, kid or b64: true, as jose does', async () => {
+      await expect(verify(withHeader({ alg: 'HS256' }))).resolves.toMatchObject({ sub: 'alice' });
+      await expect(verify(withHeader({ alg: 'HS256', typ: 'JWT', kid: 'k1' }))).resolves.toMatchObject({ sub: 'alice' });
+      await expect(verify(withHeader({ alg: 'HS256', b64: true }))).resolves.toMatchObject({ sub: 'alice' });
+    });
+
+    it.each<[string, Record<string, unknown>]>([
+      ['HS384 (pinned to HS256)', { alg: 'HS384' }],
+      ['HS512', { alg: 'HS512' }],
+      ['no alg', { typ: 'JWT' }],
+      ['a crit header parameter', { alg: 'HS256', crit: ['exp'], exp: 1 }],
+      ['an unencoded payload (b64: false)', { alg: 'HS256', b64: false, crit: ['b64'] }],
+      ['crit naming b64 (jose lets it through; nobody needs it)', { alg: 'HS256', b64: true, crit: ['b64'] }],
+    ])('rejects %s, though the MAC is right', async (_what, header) => {
+      expect(await rejection(verify, withHeader(header))).toBe('invalid token');
+    });
+
+    it('rejects a non-numeric iat or nbf, an array or null payload, and extra or empty segments', async () => {
+      expect(await rejection(verify, withHeader({ alg: 'HS256' }, { sub: 'alice', exp: now() + 600, iat: 'now' }))).toBe('invalid token');
+      expect(await rejection(verify, withHeader({ alg: 'HS256' }, { sub: 'alice', exp: now() + 600, nbf: '0' }))).toBe('invalid token');
+      const good = withHeader({ alg: 'HS256' });
+      const [h, p, s] = good.split('.') as [string, string, string];
+      for (const bad of [`${good}.x`, `${h}..${s}`, `.${p}.${s}`, `${h}.${p}.`, `${h}.${Buffer.from('[1]').toString('base64url')}.${s}`]) {
+        expect(await rejection(verify, bad)).toBe('invalid token');
+      }
+      const nullPayload = `${b64url({ alg: 'HS256' })}.${Buffer.from('null').toString('base64url')}`;
+      expect(await rejection(verify, `${nullPayload}.${createHmac('sha256', key).update(nullPayload).digest('base64url')}`)).toBe('invalid token');
+    });
   });
 
   describe('with iss and aud configured', () => {
