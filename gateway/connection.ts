@@ -11,19 +11,23 @@ export interface Conn {
   /** False from the close event on: late async work must not touch `ws`. */
   open: boolean;
   /** Set once its pending direct messages were sent: from then on it gets the live ones. */
-  dmLive?: boolean;
-  /** Rooms joined or being joined, with whether `joined`/`left` events were asked for. */
-  readonly rooms: Map<string, { presence: boolean }>;
+  dmLive: boolean;
+  /** Rooms joined or being joined, with whether `joined`/`left` events were asked for (made at the first join). */
+  rooms: Map<string, { presence: boolean }> | undefined;
   readonly bucket: TokenBucket;
-  readonly strikes: Strikes;
-  expiry?: NodeJS.Timeout;
+  /** Made at the first bad or rate-limited frame. */
+  strikes: Strikes | undefined;
+  /** The expiry bucket it waits in (expiry.ts), 0 when none. */
+  expirySecond: number;
 }
 
 /**
  * uWS user data. The upgrade is completed at once and the token verified after `open` (see server.ts):
- * until then `token` is set and early frames wait in `early`; afterwards `conn` is set.
+ * until then `token` is set and early frames wait in `early`; afterwards `conn` is set. Every field is
+ * there from the start (undefined when unused), never deleted: an object whose shape changes late costs
+ * a property array or falls into dictionary mode, a few hundred bytes per idle connection.
  */
-export type ConnData = { token?: string; early?: { text: string; binary: boolean }[]; closed?: boolean; conn?: Conn };
+export type ConnData = { token: string | undefined; early: { text: string; binary: boolean }[] | undefined; closed: boolean; conn: Conn | undefined };
 
 let counter = 0;
 /** Globally unique: node id plus a per-process counter. */

@@ -38,8 +38,9 @@ interface UserStream {
   /** Until the head is known, and during a gap fill, live messages wait in `waiting`. */
   filling: boolean;
   headKnown: boolean;
-  waiting: DmEvent[];
-  attaching: Attacher[];
+  /** Made when needed: most users never have anything waiting, and attach once. */
+  waiting: DmEvent[] | undefined;
+  attaching: Attacher[] | undefined;
 }
 
 /** The store builds every dm frame as `{"t":"dm","seq":<n>,...`: the seq is read without parsing JSON. */
@@ -81,7 +82,7 @@ export class DirectHub {
     const u = this.open(conn.user);
     u.conns.add(conn);
     const a: Attacher = { conn, buffer: [] };
-    u.attaching.push(a);
+    (u.attaching ??= []).push(a);
     try {
       await registered;
       let pending: { head: number; messages: { seq: number; frame: string }[] };
@@ -110,7 +111,8 @@ export class DirectHub {
       this.metrics.dmSent.inc({ kind: 'pending' }, messages.length);
       this.metrics.framesSent.inc({ type: 'dm' }, messages.length + tail.length);
     } finally {
-      u.attaching.splice(u.attaching.indexOf(a), 1);
+      const rest = u.attaching!.filter((x) => x !== a);
+      u.attaching = rest.length > 0 ? rest : undefined;
     }
   }
 
@@ -135,7 +137,7 @@ export class DirectHub {
   private open(user: string): UserStream {
     const existing = this.users.get(user);
     if (existing) return existing;
-    const u: UserStream = { user, slot: userSlot(user, this.slots), conns: new Set(), lastSeq: 0, filling: true, headKnown: false, waiting: [], attaching: [] };
+    const u: UserStream = { user, slot: userSlot(user, this.slots), conns: new Set(), lastSeq: 0, filling: true, headKnown: false, waiting: undefined, attaching: undefined };
     this.users.set(user, u);
     return u;
   }
@@ -156,7 +158,7 @@ export class DirectHub {
     const ev = { seq: frameSeq(d.frame), frame: d.frame };
     if (ev.seq < 0) return this.log.warn({ user: u.user }, 'dropped malformed dm frame');
     if (u.filling) {
-      u.waiting.push(ev);
+      (u.waiting ??= []).push(ev);
       return;
     }
     this.accept(u, ev);
@@ -168,7 +170,7 @@ export class DirectHub {
       this.deliver(u, ev);
       return;
     }
-    u.waiting.push(ev);
+    (u.waiting ??= []).push(ev);
     this.fill(u, ev.seq - 1);
   }
 
@@ -191,11 +193,11 @@ export class DirectHub {
   /** Ends a fill (or the wait for the head) and delivers what waited meanwhile, in seq order. */
   private release(u: UserStream): void {
     u.filling = false;
-    const waiting = u.waiting.sort((x, y) => x.seq - y.seq);
-    u.waiting = [];
+    const waiting = u.waiting?.sort((x, y) => x.seq - y.seq) ?? [];
+    u.waiting = undefined;
     for (let i = 0; i < waiting.length; i++) {
       if (u.filling) {
-        u.waiting.push(...waiting.slice(i));
+        (u.waiting ??= []).push(...waiting.slice(i));
         return;
       }
       this.accept(u, waiting[i]!);
@@ -211,7 +213,7 @@ export class DirectHub {
       sent++;
     }
     this.backpressure.wroteAll(u.conns);
-    for (const a of u.attaching) a.buffer.push(ev);
+    for (const a of u.attaching ?? []) a.buffer.push(ev);
     this.metrics.framesSent.inc({ type: 'dm' }, sent);
   }
 }

@@ -16,6 +16,7 @@ import type { ClientFrame, Request } from '../shared/protocol/frames.js';
 import { matchesAny } from '../shared/protocol/names.js';
 import type { PresenceStore } from '../shared/store/ports.js';
 import { AuthError, type Verifier } from './auth.js';
+import { Strikes } from './ratelimit.js';
 import type { Backpressure } from './backpressure.js';
 import type { Conn } from './connection.js';
 import type { DirectHub } from './direct.js';
@@ -68,7 +69,7 @@ export class Ingress {
   refuse(conn: Conn, id: number | undefined, code: ErrorCode, msg: string): void {
     this.d.metrics.badFrames.inc({ code });
     this.send(conn, JSON.stringify(id === undefined ? { t: 'err', code, msg } : { t: 'err', id, code, msg }), 'err');
-    if (conn.strikes.hit() && conn.open) {
+    if ((conn.strikes ??= new Strikes()).hit() && conn.open) {
       this.d.log.info({ conn: conn.id }, 'closing abusive connection');
       conn.ws.end(CloseCode.Policy, 'too many bad or rate-limited frames');
     }
@@ -123,18 +124,18 @@ export class Ingress {
   private async join(conn: Conn, f: Extract<ClientFrame, { t: 'join' }>): Promise<() => void> {
     this.allowed(conn.claims.rooms, f.room, 'join');
     const presence = f.presence === true;
-    if (conn.rooms.has(f.room)) {
+    if (conn.rooms?.has(f.room)) {
       // A repeated join re-reads from `since`; the simplest correct way is a leave and a fresh join.
       this.d.hub.leave(conn, f.room);
     }
     // This join's own entry: a leave or another join of the room meanwhile replaces or removes it.
     const entry = { presence };
-    conn.rooms.set(f.room, entry);
+    (conn.rooms ??= new Map()).set(f.room, entry);
     let joined;
     try {
       joined = await this.d.hub.join(conn, f.room, f.since, f.epoch);
     } catch (e) {
-      if (conn.rooms.get(f.room) === entry) conn.rooms.delete(f.room);
+      if (conn.rooms?.get(f.room) === entry) conn.rooms.delete(f.room);
       throw e;
     }
     const member = { room: f.room, user: conn.user, conn: conn.id };
@@ -148,7 +149,7 @@ export class Ingress {
     return () => {
       // Every request is answered, even one superseded by a leave or a newer join; only the current one goes live.
       this.send(conn, JSON.stringify({ t: 'ok', id: f.id, room: f.room, ...joined.result }), 'ok');
-      if (!conn.open || conn.rooms.get(f.room) !== entry) return;
+      if (!conn.open || conn.rooms?.get(f.room) !== entry) return;
       if (presence) conn.ws.subscribe(presenceTopic(f.room));
       joined.start();
     };
@@ -156,7 +157,7 @@ export class Ingress {
 
   /** Also used when a connection closes. */
   async leave(conn: Conn, room: string): Promise<Answer> {
-    if (!conn.rooms.delete(room)) return { room };
+    if (!conn.rooms?.delete(room)) return { room };
     this.d.hub.leave(conn, room);
     const member = { room, user: conn.user, conn: conn.id };
     if (await this.d.presence.leave(this.d.cfg.nodeId, member)) {

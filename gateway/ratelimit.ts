@@ -23,14 +23,16 @@ export class TokenBucket {
 
 /** True once more than `max` strikes fall within `windowMs` (a sliding window over the last max+1). */
 export class Strikes {
-  private readonly times: number[] = [];
+  /** Made at the first strike: most connections never get one. */
+  private times: number[] | undefined;
   constructor(
     private readonly max = 10,
     private readonly windowMs = 10_000,
   ) {}
   hit(now = performance.now()): boolean {
-    this.times.push(now);
-    if (this.times.length > this.max + 1) this.times.shift();
-    return this.times.length > this.max && now - this.times[0]! <= this.windowMs;
+    const times = (this.times ??= []);
+    times.push(now);
+    if (times.length > this.max + 1) times.shift();
+    return times.length > this.max && now - times[0]! <= this.windowMs;
   }
 }

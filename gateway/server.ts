@@ -12,8 +12,9 @@ import { Backpressure } from './backpressure.js';
 import { newConnId, type Conn, type ConnData } from './connection.js';
 import { serveDemo } from './demo.js';
 import { DirectHub } from './direct.js';
+import { Expiry } from './expiry.js';
 import { Ingress } from './ingress.js';
-import { Strikes, TokenBucket } from './ratelimit.js';
+import { TokenBucket } from './ratelimit.js';
 import { RoomHub } from './rooms.js';
 
 export interface Gateway {
@@ -25,7 +26,6 @@ export interface Gateway {
 
 /** One native call per connection written to since the last sweep: about 0.3 ms per 10,000 of them. */
 const BACKPRESSURE_SWEEP_MS = 50;
-const MAX_TIMER_MS = 2 ** 31 - 1;
 const MAX_EARLY_FRAMES = 16;
 
 export async function startGateway(d: RoleDeps): Promise<Gateway> {
@@ -37,18 +37,11 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
   const hub = new RoomHub(app, bus, subj, stores.log, cfg.slots, conns, backpressure, metrics, log);
   let draining = false;
 
-  const armExpiry = (conn: Conn) => {
-    clearTimeout(conn.expiry);
-    const ms = conn.claims.exp * 1000 - Date.now();
-    conn.expiry = setTimeout(() => {
-      if (!conn.open) return;
-      if (conn.claims.exp * 1000 > Date.now()) return armExpiry(conn);
-      conn.ws.end(CloseCode.TokenExpired, 'token expired');
-    }, Math.min(Math.max(ms, 0), MAX_TIMER_MS));
-  };
+  const expiry = new Expiry((conn) => conn.ws.end(CloseCode.TokenExpired, 'token expired'));
+
   const direct = new DirectHub(bus, subj, cfg.nodeId, stores.inbox, cfg.slots, backpressure, metrics, log);
   const slots = new SlotClient(bus, subj, `gateway-${cfg.nodeId}`, cfg.requestTimeoutMs);
-  const ingress = new Ingress({ cfg, bus, subj, presence: stores.presence, hub, direct, verify, slots, backpressure, metrics, log, armExpiry });
+  const ingress = new Ingress({ cfg, bus, subj, presence: stores.presence, hub, direct, verify, slots, backpressure, metrics, log, armExpiry: (c) => expiry.arm(c) });
 
   const originAllowed = (origin: string) => cfg.allowedOrigins.includes('*') || cfg.allowedOrigins.includes(origin);
   const event = (kind: 'connect' | 'disconnect', conn: Conn) =>
@@ -74,7 +67,7 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
     const auth = req.getHeader('authorization');
     const token = auth.toLowerCase().startsWith('bearer ') ? auth.slice(7).trim() : req.getQuery('token') || undefined;
     res.upgrade<ConnData>(
-      { token: token ?? '' },
+      { token: token ?? '', early: undefined, closed: false, conn: undefined },
       req.getHeader('sec-websocket-key'),
       req.getHeader('sec-websocket-protocol'),
       req.getHeader('sec-websocket-extensions'),
@@ -90,7 +83,7 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
   function open(ws: uWS.WebSocket<ConnData>): void {
     const data = ws.getUserData();
     const token = data.token;
-    delete data.token; // not kept past verification
+    data.token = undefined; // not kept past verification
     if (!token) return reject(ws, 'token missing');
     verify(token).then(
       (claims) => {
@@ -111,22 +104,24 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
       claims,
       ws,
       open: true,
-      rooms: new Map(),
+      dmLive: false,
+      rooms: undefined,
       bucket: new TokenBucket(cfg.rateLimit),
-      strikes: new Strikes(),
+      strikes: undefined,
+      expirySecond: 0,
     };
     data.conn = conn;
     conns.set(conn.id, conn);
     metrics.connections.inc();
     metrics.connectionsOpened.inc();
     ingress.send(conn, JSON.stringify({ t: 'welcome', v: PROTOCOL_VERSION, conn: conn.id, user: conn.user, hb: cfg.heartbeatMs }), 'welcome');
-    armExpiry(conn);
+    expiry.arm(conn);
     log.debug({ conn: conn.id, user: conn.user }, 'connection opened');
     const registered = stores.presence.connect(cfg.nodeId, conn.user, conn.id).catch((e: unknown) => log.warn({ err: e, conn: conn.id }, 'presence connect failed'));
     direct.attach(conn, registered).catch((e: unknown) => log.warn({ err: e, conn: conn.id }, 'pending direct messages not delivered; they are retried'));
     event('connect', conn);
     const early = data.early ?? [];
-    delete data.early;
+    data.early = undefined;
     for (const f of early) frame(conn, f.text, f.binary);
   }
 
@@ -156,13 +151,13 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
     const conn = data.conn;
     if (!conn) return;
     conn.open = false;
-    clearTimeout(conn.expiry);
     conns.delete(conn.id);
+    expiry.disarm(conn);
     direct.detach(conn);
     metrics.connections.dec();
     metrics.connectionsClosed.inc({ code: String(code) });
     log.debug({ conn: conn.id, code }, 'connection closed');
-    for (const room of [...conn.rooms.keys()]) {
+    for (const room of [...(conn.rooms?.keys() ?? [])]) {
       ingress.leave(conn, room).catch((e: unknown) => log.warn({ err: e, conn: conn.id, room }, 'presence leave failed'));
     }
     stores.presence.disconnect(cfg.nodeId, conn.user, conn.id).catch((e: unknown) => log.warn({ err: e, conn: conn.id }, 'presence disconnect failed'));
@@ -247,6 +242,7 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
     closed = true;
     clearInterval(heartbeat);
     stopSweep();
+    expiry.stop();
     slots.close();
     direct.close();
     control.unsubscribe();
