@@ -66,11 +66,13 @@ async function main(): Promise<void> {
     if (sc === 'storm') results.storms = await storms(env);
     else if (sc === 'ingest') results.ingests = await ingests(env);
     else {
-      const r = await rates(env, sc);
-      results.rates.push(r);
-      const sums: Record<string, SystemSummary> = {};
-      for (const k of r.systems) sums[k] = summarizeSystem(k, r.edges[k] ?? [], r.runs.filter((x) => x.system === k));
-      results.summaries[sc] = sums;
+      for (const client of sc === 'record' ? o.recordClients : (['lean'] as const)) {
+        const r = await rates(env, sc, client);
+        results.rates.push(r);
+        const sums: Record<string, SystemSummary> = {};
+        for (const k of r.systems) sums[k] = summarizeSystem(k, r.edges[k] ?? [], r.runs.filter((x) => x.system === k));
+        results.summaries[sc === 'record' ? `record ${client}` : sc] = sums;
+      }
     }
     elapsedS[sc] = Math.round((Date.now() - s0) / 1000);
     log(`== ${sc} took ${elapsedS[sc]} s`);

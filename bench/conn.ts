@@ -1,15 +1,16 @@
 // One client connection of the load generator, whatever the client library: members.ts and driver.ts
 // only see BenchConn. `lean` (lean-client.ts + a wire.ts protocol) serves every server kind;
-// `socket.io-client` is the official Socket.IO client, run once for the record. To add another client
-// (the rtgw SDK): a class implementing BenchConn, a ClientKind, and a case in openConn. Nothing else changes.
+// `socket.io-client` (the official Socket.IO client) and `rtgw-sdk` (client/, on `ws`) run once each for
+// the record. Another client: a class implementing BenchConn, a ClientKind, and a case in openConn.
 import { io, type Socket } from 'socket.io-client';
+import WebSocket from 'ws';
 import { encodeFrame, LeanWs } from './lean-client.js';
 import { WIRES, type Stamp, type WireName } from './wire.js';
 
-export type ClientKind = 'lean' | 'socket.io-client';
-export const CLIENT_KINDS: readonly ClientKind[] = ['lean', 'socket.io-client'];
+export type ClientKind = 'lean' | 'socket.io-client' | 'rtgw-sdk';
+export const CLIENT_KINDS: readonly ClientKind[] = ['lean', 'socket.io-client', 'rtgw-sdk'];
 /** The protocols each client speaks: the record run measures a client against the systems it can talk to. */
-export const CLIENT_WIRES: Record<ClientKind, readonly WireName[]> = { lean: ['rtgw', 'bare', 'socketio'], 'socket.io-client': ['socketio'] };
+export const CLIENT_WIRES: Record<ClientKind, readonly WireName[]> = { lean: ['rtgw', 'bare', 'socketio'], 'socket.io-client': ['socketio'], 'rtgw-sdk': ['rtgw'] };
 
 export interface ConnOptions {
   host: string;
@@ -219,12 +220,99 @@ class SocketIoClientConn implements BenchConn {
   }
 }
 
+/**
+ * What the bench uses of the rtgw SDK. It is loaded from the build (dist/client/, which `npm run bench`
+ * makes first) rather than compiled in: the bench's sources stay inside bench/.
+ */
+interface Sdk {
+  RtgwClient: new (opts: { url: string; token: string; WebSocket: unknown; reconnect?: { baseMs: number; maxMs: number } }) => SdkClient;
+}
+interface SdkClient {
+  readonly state: string;
+  connect(): Promise<void>;
+  join(room: string, onMessage: (m: { data: unknown }) => void): { joined: Promise<unknown> };
+  publish(room: string, data: unknown, opts: { echo?: boolean }): Promise<number>;
+  on(type: 'closed' | 'disconnected', fn: (ev: { code: number }) => void): () => void;
+  close(): void;
+}
+let sdk: Promise<Sdk> | undefined;
+const loadSdk = () => (sdk ??= import(new URL('../../dist/client/index.js', import.meta.url).href) as Promise<Sdk>);
+
+/** The rtgw client SDK over `ws`: its outbox, dedup and own-message filter included in what it costs. */
+class SdkConn implements BenchConn {
+  data = 0;
+  oks = 0;
+  errs = 0;
+  readonly errSample: string[] = [];
+  onClose: BenchConn['onClose'];
+  closeCode: number | undefined;
+  private client: SdkClient | undefined;
+
+  constructor(private readonly o: ConnOptions) {
+    if (o.wire !== 'rtgw') throw new Error('the rtgw SDK speaks only to rtgw');
+    this.onClose = o.onClose;
+  }
+
+  get open() {
+    return this.client?.state === 'connected';
+  }
+  get backlog() {
+    return 0;
+  }
+
+  async connect(): Promise<void> {
+    const { RtgwClient } = await loadSdk();
+    const c = new RtgwClient({ url: `ws://${this.o.host}:${this.o.port}/ws`, token: this.o.token ?? '', WebSocket });
+    this.client = c;
+    // The bench counts a dropped member as a failure; the SDK would reconnect and recover it.
+    c.on('disconnected', (ev) => this.lost(ev.code));
+    c.on('closed', (ev) => this.lost(ev.code));
+    await c.connect();
+  }
+
+  private lost(code: number): void {
+    if (this.closeCode !== undefined) return;
+    this.closeCode = code;
+    this.onClose?.(code);
+  }
+
+  async join(room: string): Promise<void> {
+    const onStamp = this.o.onStamp;
+    await this.client!.join(room, (m) => {
+      this.data++;
+      if (onStamp && m.data) onStamp(m.data as Stamp);
+    }).joined;
+  }
+
+  publish(room: string, datas: string[], echo: boolean): void {
+    for (const d of datas) {
+      this.client!.publish(room, JSON.parse(d) as unknown, { echo }).then(
+        () => {
+          this.oks++;
+          this.o.onAnswer?.(true);
+        },
+        (e: Error) => {
+          this.errs++;
+          if (this.errSample.length < 3) this.errSample.push(e.message);
+          this.o.onAnswer?.(false);
+        },
+      );
+    }
+  }
+
+  destroy(): void {
+    this.client?.close();
+  }
+}
+
 export function openConn(kind: ClientKind, o: ConnOptions): BenchConn {
   switch (kind) {
     case 'lean':
       return new LeanConn(o);
     case 'socket.io-client':
       return new SocketIoClientConn(o);
+    case 'rtgw-sdk':
+      return new SdkConn(o);
   }
 }
 

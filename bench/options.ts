@@ -44,8 +44,8 @@ export interface Options {
   ingestWindow: number;
   ingestRooms: number;
   ingestMs: number;
-  /** The client of the record run (a one-room fan-out at `members` with an official client); `lean` everywhere else. */
-  recordClient: ClientKind;
+  /** The clients of the record runs (a one-room fan-out at `members` with a real client library, one run each); `lean` everywhere else. */
+  recordClients: ClientKind[];
   stepMs: number;
   halfMs: number;
   graceMs: number;
@@ -98,7 +98,7 @@ export function parseArgs(argv: string[]): Options {
     ingestWindow: 8,
     ingestRooms: 1000,
     ingestMs: quick ? 4000 : 10_000,
-    recordClient: 'socket.io-client',
+    recordClients: ['socket.io-client', 'rtgw-sdk'],
     stepMs: quick ? 1000 : 5000,
     halfMs: quick ? 2000 : 10_000,
     graceMs: quick ? 1000 : 2000,
@@ -177,7 +177,7 @@ export function parseArgs(argv: string[]): Options {
         o.systems = list(a, v, SYSTEM_KINDS);
         break;
       case '--record-client':
-        o.recordClient = list(a, v, CLIENT_KINDS)[0]!;
+        o.recordClients = list(a, v, CLIENT_KINDS);
         break;
       case '--bare-publish':
         if (v !== 'deferred' && v !== 'inline') throw new Error('--bare-publish takes deferred or inline');
@@ -192,10 +192,10 @@ export function parseArgs(argv: string[]): Options {
   return o;
 }
 
-/** The systems a scenario measures under these options. */
-export function systemsFor(o: Options, s: Scenario): SystemKind[] {
+/** The systems a scenario measures under these options (the record run: those `client` speaks to). */
+export function systemsFor(o: Options, s: Scenario, client: ClientKind = 'lean'): SystemKind[] {
   const fits = (k: SystemKind) =>
     // The record run only against what its client speaks; router ingest only against rtgw.
-    s === 'record' ? CLIENT_WIRES[o.recordClient].includes(SYSTEMS[k].wire) : s === 'ingest' ? SYSTEMS[k].wire === 'rtgw' : true;
+    s === 'record' ? CLIENT_WIRES[client].includes(SYSTEMS[k].wire) : s === 'ingest' ? SYSTEMS[k].wire === 'rtgw' : true;
   return (o.systems ?? DEFAULT_SYSTEMS[o.preset][s]).filter(fits);
 }

@@ -80,7 +80,8 @@ export interface RateScenario {
   runs: RunResult[];
 }
 
-export async function rates(env: Env, scenario: Scenario): Promise<RateScenario> {
+/** `client`: the record run's client library (every other scenario uses the lean client). */
+export async function rates(env: Env, scenario: Scenario, client: ClientKind = 'lean'): Promise<RateScenario> {
   const { o } = env;
   const layout: Layout =
     scenario === 'chat'
@@ -88,9 +89,8 @@ export async function rates(env: Env, scenario: Scenario): Promise<RateScenario>
       : scenario === 'fanout-big'
         ? { kind: 'fanout', rooms: 1, roomSize: o.bigMembers, p99MaxMs: o.p99MaxMsBig }
         : { kind: 'fanout', rooms: 1, roomSize: o.members, p99MaxMs: o.p99MaxMs };
-  const client: ClientKind = scenario === 'record' ? o.recordClient : 'lean';
   const runs = scenario === 'fanout' ? o.runs : scenario === 'record' ? 1 : o.runsBig;
-  const kinds = systemsFor(o, scenario);
+  const kinds = systemsFor(o, scenario, client);
   // The equal-load step is the one-room fan-out's at `members` only: the CPU-per-delivery comparison.
   const refRate = scenario === 'fanout' && o.refDeliveries > 0 ? o.refDeliveries / layout.roomSize : 0;
   env.log(`\n== ${scenario}: ${layout.rooms} room(s) of ${layout.roomSize}, ${runs} run(s) of ${kinds.join(', ')}${client === 'lean' ? '' : ` with ${client}`}`);
