@@ -9,13 +9,12 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { chart, type BarGroup } from './chart.js';
+import { chart } from './chart.js';
 import { parseArgs, type Options } from './options.js';
 import { BENCH, LOADGEN_CPUS, pin, ROOT, SERVER_CPUS, stopAll } from './procs.js';
 import { summarizeProfile, type ProfileSummary } from './prof-summary.js';
-import { markdown, summarizeSystem, targets, type Results, type SystemSummary } from './report.js';
+import { chartGroups, markdown, summarizeSystem, summaryKey, targets, type Results, type SystemSummary } from './report.js';
 import { ingests, rates, storms, type Env } from './scenarios.js';
-import { spread, type Spread } from './stats.js';
 
 function git(args: string[]): string {
   try {
@@ -71,7 +70,7 @@ async function main(): Promise<void> {
         results.rates.push(r);
         const sums: Record<string, SystemSummary> = {};
         for (const k of r.systems) sums[k] = summarizeSystem(k, r.edges[k] ?? [], r.runs.filter((x) => x.system === k));
-        results.summaries[sc === 'record' ? `record ${client}` : sc] = sums;
+        results.summaries[summaryKey(r)] = sums;
       }
     }
     elapsedS[sc] = Math.round((Date.now() - s0) / 1000);
@@ -104,32 +103,6 @@ async function main(): Promise<void> {
   log('Targets:');
   for (const x of t) log(`  ${x.pass === undefined ? 'n/a ' : x.pass ? 'pass' : 'FAIL'}  ${x.what}: ${x.value ?? 'n/a'} ${x.unit} (${x.cmp} ${x.bound}) — ${x.detail}`);
   log(`written: bench/results/${base}.json, .md and .svg (total ${Math.round((Date.now() - t0) / 1000)} s)`);
-}
-
-const one = (v: number | undefined): Spread => spread(v === undefined ? [] : [v]);
-const per = (unit: string) => (v: number) => (v >= 1e6 ? `${+(v / 1e6).toFixed(2)} M${unit}` : v >= 1e3 ? `${+(v / 1e3).toFixed(1)} k${unit}` : `${+v.toFixed(1)}${unit}`);
-
-function chartGroups(results: Results): BarGroup[] {
-  const groups: BarGroup[] = results.rates.map((r) => ({
-    title: `max deliveries/s: ${r.scenario === 'chat' ? `${r.layout.rooms} rooms of ${r.layout.roomSize}, every member publishing` : `${r.scenario === 'record' ? `${r.client}, ` : ''}one room of ${r.layout.roomSize}`}`,
-    bars: r.systems.flatMap((k) => {
-      const s = results.summaries[r.scenario]?.[k];
-      return s ? [{ name: k, value: s.maxDeliveriesPerSec }] : [];
-    }),
-    format: per('/s'),
-  }));
-  if (results.storms.length) {
-    groups.push({ title: 'connects/s (storm of idle connections; rtgw verifies an HS256 JWT each)', bars: results.storms.map((s) => ({ name: s.system, value: one(s.storm?.perSec) })), format: per('/s') });
-    groups.push({
-      title: 'idle RSS per connection, processes holding the connections',
-      bars: results.storms.map((s) => ({ name: s.system, value: one(s.bytesPerConn.edge === undefined ? undefined : s.bytesPerConn.edge / 1024) })),
-      format: (v) => `${+v.toFixed(1)} KB`,
-    });
-  }
-  if (results.ingests.length) {
-    groups.push({ title: 'router ingest: acked pubs/s per router process', bars: results.ingests.map((i) => ({ name: i.system, value: one(i.report?.perRouter) })), format: per('/s') });
-  }
-  return groups;
 }
 
 function profileMarkdown(profile: ProfileSummary[]): string {

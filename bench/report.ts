@@ -1,5 +1,6 @@
 // Summaries over runs (medians with min-max), the issue's targets as ratios measured in the same
 // session with pass/fail, and the markdown of the results file.
+import type { BarGroup } from './chart.js';
 import { fmt, round3, type RunResult, type StepResult } from './load.js';
 import type { IngestResult, RateScenario, StormResult } from './scenarios.js';
 import { spread, type Histogram, type Spread } from './stats.js';
@@ -281,6 +282,9 @@ function ratioLines(L: string[], sc: RateScenario, sums: Record<string, SystemSu
   L.push('| ratio (medians, same session) | max deliveries/s | p99 at half own max | server CPU/delivery at equal load | server CPU/delivery at max |', '| --- | --- | --- | --- | --- |', ...rows, '');
 }
 
+/** Where a rate scenario's summaries are kept: one entry per scenario, and per client for the record runs. */
+export const summaryKey = (sc: Pick<RateScenario, 'scenario' | 'client'>): string => (sc.scenario === 'record' ? `record ${sc.client}` : sc.scenario);
+
 export function markdown(meta: Record<string, unknown>, optionsLine: string, r: Results, t: Target[], chartFile?: string): string {
   const L: string[] = [];
   L.push(`# rtgw bench (${meta.date}, ${meta.preset})`, '');
@@ -294,7 +298,7 @@ export function markdown(meta: Record<string, unknown>, optionsLine: string, r: 
   L.push('');
   if (chartFile) L.push(`![chart](${chartFile})`, '');
   for (const sc of r.rates) {
-    const sums = r.summaries[sc.scenario] ?? {};
+    const sums = r.summaries[summaryKey(sc)] ?? {};
     rateTable(L, sc, sums);
     ratioLines(L, sc, sums);
     histogramTable(L, sc, sums);
@@ -352,4 +356,31 @@ export function markdown(meta: Record<string, unknown>, optionsLine: string, r: 
   if (failures.length) L.push('', 'Why steps failed:', '', ...failures);
   L.push('');
   return L.join('\n');
+}
+
+const one = (v: number | undefined): Spread => spread(v === undefined ? [] : [v]);
+const per = (unit: string) => (v: number) => (v >= 1e6 ? `${+(v / 1e6).toFixed(2)} M${unit}` : v >= 1e3 ? `${+(v / 1e3).toFixed(1)} k${unit}` : `${+v.toFixed(1)}${unit}`);
+
+/** The chart's bar panels (chart.ts draws them): max deliveries/s of each rate scenario, connects/s, idle memory, ingest. */
+export function chartGroups(results: Results): BarGroup[] {
+  const groups: BarGroup[] = results.rates.map((r) => ({
+    title: `max deliveries/s: ${r.scenario === 'chat' ? `${r.layout.rooms} rooms of ${r.layout.roomSize}, every member publishing` : `${r.scenario === 'record' ? `${r.client}, ` : ''}one room of ${r.layout.roomSize}`}`,
+    bars: r.systems.flatMap((k) => {
+      const s = results.summaries[summaryKey(r)]?.[k];
+      return s ? [{ name: k, value: s.maxDeliveriesPerSec }] : [];
+    }),
+    format: per('/s'),
+  }));
+  if (results.storms.length) {
+    groups.push({ title: 'connects/s (storm of idle connections; rtgw verifies an HS256 JWT each)', bars: results.storms.map((s) => ({ name: s.system, value: one(s.storm?.perSec) })), format: per('/s') });
+    groups.push({
+      title: 'idle RSS per connection, processes holding the connections',
+      bars: results.storms.map((s) => ({ name: s.system, value: one(s.bytesPerConn.edge === undefined ? undefined : s.bytesPerConn.edge / 1024) })),
+      format: (v) => `${+v.toFixed(1)} KB`,
+    });
+  }
+  if (results.ingests.length) {
+    groups.push({ title: 'router ingest: acked pubs/s per router process', bars: results.ingests.map((i) => ({ name: i.system, value: one(i.report?.perRouter) })), format: per('/s') });
+  }
+  return groups;
 }

@@ -127,13 +127,18 @@ it('a gateway killed with SIGKILL: its SDK clients come back on the other within
   expect(crowd).toBeLessThanOrEqual(onA.length / 2);
 }, 60_000);
 
-it('a gateway draining on SIGTERM: its SDK clients get `drain` and move to the other gateway within the window, losing nothing', async () => {
-  const { cluster } = suite;
-  const [C, B] = [await cluster.add('gateway'), cluster.gateways[1]!];
-  const room = uid('sdk-drain');
+/** A fresh gateway X beside gateway B, with `onX` members on X (then B) and `onB` on B (then X), in one room. */
+async function fresh(tag: string, onX: number, onB: number) {
+  const [X, B] = [await suite.cluster.add('gateway'), suite.cluster.gateways[1]!];
+  const room = uid(`sdk-${tag}`);
   const history = new History();
-  const onC = await members(history, room, 8, () => [C.url, B.url], 'c');
-  const onB = await members(history, room, 2, () => [B.url, C.url], 'b');
+  const x = await members(history, room, onX, () => [X.url, B.url], tag);
+  const b = await members(history, room, onB, () => [B.url, X.url], 'b');
+  return { X, B, room, history, x, b };
+}
+
+it('a gateway draining on SIGTERM: its SDK clients get `drain` and move to the other gateway within the window, losing nothing', async () => {
+  const { X: C, B, room, history, x: onC, b: onB } = await fresh('c', 8, 2);
   const startedAt = Date.now();
   const run = traffic(history, room, [...onC, ...onB], startedAt + 4000, 200);
   await waitFor(() => Date.now() - startedAt >= 1000, 2000, 'the drain point');
@@ -153,12 +158,7 @@ it('a gateway draining on SIGTERM: its SDK clients get `drain` and move to the o
 }, 60_000);
 
 it('a gateway frozen with SIGSTOP: only the heartbeat can tell, and its SDK clients move to the other gateway', async () => {
-  const { cluster } = suite;
-  const [D, B] = [await cluster.add('gateway'), cluster.gateways[1]!];
-  const room = uid('sdk-stop');
-  const history = new History();
-  const onD = await members(history, room, 4, () => [D.url, B.url], 'd');
-  const onB = await members(history, room, 2, () => [B.url, D.url], 'b');
+  const { X: D, B, room, history, x: onD, b: onB } = await fresh('d', 4, 2);
   let frozen: Node | undefined;
   try {
     D.pause();
