@@ -119,7 +119,7 @@ export class RtgwClient extends Emitter<ClientEvents> {
     this.outboxTimeoutMs = opts.outboxTimeoutMs ?? 300_000;
     this.inbox = new DirectInbox(
       (seq) => this.state === 'connected' && this.transmit(`{"t":"ack","seq":${seq}}`),
-      (e) => this.emit('error', e instanceof Error ? e : new Error(String(e))),
+      (e) => this.emit('error', asError(e)),
     );
     this.ready = new Promise((resolve, reject) => {
       this.settleReady = (e) => (e ? reject(e) : resolve());
@@ -202,8 +202,13 @@ export class RtgwClient extends Emitter<ClientEvents> {
 
   // --- connection lifecycle ---------------------------------------------------------------------------
 
+  /** The gateway of the current attempt: each retry moves on to the next. */
+  private get url(): string {
+    return this.urls[this.urlIndex % this.urls.length]!;
+  }
+
   private async open(): Promise<void> {
-    const url = this.urls[this.urlIndex % this.urls.length]!;
+    const url = this.url;
     this.setState('connecting');
     this.emit('connecting', { url, attempt: this.attempt });
     let token: string;
@@ -211,7 +216,7 @@ export class RtgwClient extends Emitter<ClientEvents> {
       token = await this.currentToken();
     } catch (e) {
       if (this.state !== 'connecting') return;
-      this.emit('error', e instanceof Error ? e : new Error(String(e)));
+      this.emit('error', asError(e));
       if (this.opts.getToken === undefined) return this.finish(CloseCode.Unauthorized, 'the token was refused and there is no getToken');
       return this.retry(CLIENT_DEAD, 'getToken failed', fullJitter(this.attempt++, this.backoff));
     }
@@ -222,7 +227,7 @@ export class RtgwClient extends Emitter<ClientEvents> {
     try {
       ws = new this.WS(target.toString());
     } catch (e) {
-      this.emit('error', e instanceof Error ? e : new Error(String(e)));
+      this.emit('error', asError(e));
       return this.retry(CLIENT_DEAD, 'cannot open a WebSocket', fullJitter(this.attempt++, this.backoff));
     }
     this.socket = ws;
@@ -246,7 +251,7 @@ export class RtgwClient extends Emitter<ClientEvents> {
     this.scheduleRefresh();
     this.requests.online((text) => this.transmit(text));
     for (const r of this.rooms.values()) r.join();
-    this.emit('connected', { url: this.urls[this.urlIndex % this.urls.length]!, conn: f.conn, user: f.user, hb: f.hb, reconnected });
+    this.emit('connected', { url: this.url, conn: f.conn, user: f.user, hb: f.hb, reconnected });
     this.settleReady();
   }
 
@@ -384,7 +389,7 @@ export class RtgwClient extends Emitter<ClientEvents> {
   /** Swaps in a new token on the open connection; if that fails, tries again until the server closes with 4010. */
   private async refresh(): Promise<void> {
     const again = (e: unknown) => {
-      this.emit('error', e instanceof Error ? e : new Error(String(e)));
+      this.emit('error', asError(e));
       if (this.state === 'connected') this.timer('refresh', Math.max(500, Math.min(5000, ((this.tokenExp ?? 0) - Date.now()) / 2)), () => void this.refresh());
     };
     let token: string;
@@ -475,6 +480,11 @@ function abandon(ws: Socket, code: number): void {
   } catch {
     // already closed, or still connecting in a runtime that refuses close() then
   }
+}
+
+/** What `getToken` or a socket threw, as the Error the `error` event carries. */
+function asError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
 }
 
 /** 12 random base-36 characters: this client's prefix for its message ids. */

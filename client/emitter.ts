@@ -31,8 +31,4 @@ export class Emitter<Events extends object> {
       }
     }
   }
-
-  protected hasListeners(type: keyof Events): boolean {
-    return (this.listeners.get(type)?.size ?? 0) > 0;
-  }
 }
