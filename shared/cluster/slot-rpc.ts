@@ -8,6 +8,7 @@
 // as it is after a handing-over router's "moved" answer, with backoff until the deadline. A request
 // that reached a router and got no answer by the deadline is not repeated (the owner may have acted):
 // it fails with `unavailable`. Deadlines are checked by one timer for all requests, not one each.
+import { BurstBatches } from '../batches.js';
 import { toBytes, toText, type Bus, type BusMsg, type Subscription } from '../bus/bus.js';
 import { RtgwError } from '../errors.js';
 import { ErrorCode } from '../protocol/codes.js';
@@ -129,14 +130,18 @@ export class SlotClient {
  */
 export class SlotReplies {
   readonly #marker: string;
-  #batches = new Map<string, string[]>();
-  #scheduled = false;
+  /** Answer lines by the client's reply subject. */
+  readonly #batches: BurstBatches<string, string>;
 
-  constructor(
-    private readonly bus: Bus,
-    subj: Subjects,
-  ) {
+  constructor(bus: Bus, subj: Subjects) {
     this.#marker = subj.replies('');
+    this.#batches = new BurstBatches((client, lines) => {
+      try {
+        bus.publish(`${client}.${BATCH}`, lines.join('\n'));
+      } catch {
+        // The bus is closing: those clients time out, as they would with a router that died.
+      }
+    });
   }
 
   send(msg: BusMsg, answer: string): void {
@@ -146,25 +151,6 @@ export class SlotReplies {
       msg.respond(answer);
       return;
     }
-    const client = to.slice(0, dot);
-    let lines = this.#batches.get(client);
-    if (!lines) this.#batches.set(client, (lines = []));
-    lines.push(`${to.slice(dot + 1)} ${answer}`);
-    if (this.#scheduled) return;
-    this.#scheduled = true;
-    queueMicrotask(() => this.#flush());
-  }
-
-  #flush(): void {
-    this.#scheduled = false;
-    const batches = this.#batches;
-    this.#batches = new Map();
-    for (const [client, lines] of batches) {
-      try {
-        this.bus.publish(`${client}.${BATCH}`, lines.join('\n'));
-      } catch {
-        // The bus is closing: those clients time out, as they would with a router that died.
-      }
-    }
+    this.#batches.add(to.slice(0, dot), `${to.slice(dot + 1)} ${answer}`);
   }
 }

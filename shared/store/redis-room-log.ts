@@ -3,6 +3,7 @@
 // batched per slot (one script call for a burst of them).
 import type { Redis } from 'ioredis';
 import { keys, type Keys } from '../cluster/keys.js';
+import { BurstBatches } from '../batches.js';
 import { NotOwnerError } from '../errors.js';
 import { scripts, type Scripts } from '../redis/scripts.js';
 import type { AppendRequest, AppendResult, HistoryFrame, HistoryRead, Lease, RoomLog, RoomLogLimits } from './ports.js';
@@ -17,6 +18,7 @@ const MAX_BATCH = 256;
 
 interface QueuedAppend {
   req: AppendRequest;
+  lease: Lease;
   resolve: (r: AppendResult) => void;
   reject: (e: unknown) => void;
 }
@@ -24,8 +26,10 @@ interface QueuedAppend {
 export class RedisRoomLog implements RoomLog {
   private readonly k: Keys;
   private readonly lua: Scripts;
-  private batches = new Map<string, { lease: Lease; items: QueuedAppend[] }>();
-  private scheduled = false;
+  /** By slot and lease: one batch is fenced by one lease. */
+  private readonly batches = new BurstBatches<string, QueuedAppend>((_, items) => {
+    for (let i = 0; i < items.length; i += MAX_BATCH) void this.appendBatch(items[0]!.lease, items.slice(i, i + MAX_BATCH));
+  });
 
   constructor(
     redis: Redis,
@@ -43,24 +47,7 @@ export class RedisRoomLog implements RoomLog {
   append(req: AppendRequest, lease: Lease): Promise<AppendResult> {
     // A lease of another slot would be checked against the wrong key.
     if (lease.slot !== req.slot) return Promise.reject(new NotOwnerError(req.slot));
-    return new Promise((resolve, reject) => {
-      const key = `${lease.slot}|${lease.fence}|${lease.owner}`;
-      let batch = this.batches.get(key);
-      if (!batch) this.batches.set(key, (batch = { lease, items: [] }));
-      batch.items.push({ req, resolve, reject });
-      if (this.scheduled) return;
-      this.scheduled = true;
-      queueMicrotask(() => this.flush());
-    });
-  }
-
-  private flush(): void {
-    this.scheduled = false;
-    const batches = this.batches;
-    this.batches = new Map();
-    for (const { lease, items } of batches.values()) {
-      for (let i = 0; i < items.length; i += MAX_BATCH) void this.appendBatch(lease, items.slice(i, i + MAX_BATCH));
-    }
+    return new Promise((resolve, reject) => this.batches.add(`${lease.slot}|${lease.fence}|${lease.owner}`, { req, lease, resolve, reject }));
   }
 
   private async appendBatch(lease: Lease, items: QueuedAppend[]): Promise<void> {
