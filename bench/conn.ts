@@ -49,21 +49,39 @@ export interface BenchConn {
   destroy(): void;
 }
 
-/** Answers are told apart from joins by order: a connection joins before it publishes. */
-class LeanConn implements BenchConn {
+/** What every client kind counts the same way: the answers to its publishes. */
+abstract class Answers {
   oks = 0;
   errs = 0;
   readonly errSample: string[] = [];
   onClose: BenchConn['onClose'];
+
+  constructor(protected readonly o: ConnOptions) {
+    this.onClose = o.onClose;
+  }
+
+  /** An `ok`, or an error with what it said. */
+  protected answered(error?: string): void {
+    if (error === undefined) this.oks++;
+    else {
+      this.errs++;
+      if (this.errSample.length < 5) this.errSample.push(error);
+    }
+    this.o.onAnswer?.(error === undefined);
+  }
+}
+
+/** Answers are told apart from joins by order: a connection joins before it publishes. */
+class LeanConn extends Answers implements BenchConn {
   private readonly ws: LeanWs;
   private readonly wire;
   private nextId = 1;
   private ready: ((e?: Error) => void) | undefined;
   private joining: ((e?: Error) => void) | undefined;
 
-  constructor(private readonly o: ConnOptions) {
+  constructor(o: ConnOptions) {
+    super(o);
     this.wire = WIRES[o.wire];
-    this.onClose = o.onClose;
     const onStamp = o.onStamp;
     this.ws = new LeanWs({
       host: o.host,
@@ -125,12 +143,7 @@ class LeanConn implements BenchConn {
       this.joining = undefined;
       return j(a === 'ok' ? undefined : new Error(`join refused: ${text.slice(0, 200)}`));
     }
-    if (a === 'ok') this.oks++;
-    else {
-      this.errs++;
-      if (this.errSample.length < 5) this.errSample.push(text.slice(0, 200));
-    }
-    this.o.onAnswer?.(a === 'ok');
+    this.answered(a === 'ok' ? undefined : text.slice(0, 200));
   }
 
   async connect(): Promise<void> {
@@ -157,18 +170,14 @@ class LeanConn implements BenchConn {
 }
 
 /** socket.io-client over WebSocket only, against socketio-server.ts's `join`, `pub` and `msg` events. */
-class SocketIoClientConn implements BenchConn {
+class SocketIoClientConn extends Answers implements BenchConn {
   data = 0;
-  oks = 0;
-  errs = 0;
-  readonly errSample: string[] = [];
-  onClose: BenchConn['onClose'];
   closeCode: number | undefined;
   private readonly socket: Socket;
 
-  constructor(private readonly o: ConnOptions) {
+  constructor(o: ConnOptions) {
+    super(o);
     if (o.wire !== 'socketio') throw new Error('socket.io-client speaks only to the Socket.IO server');
-    this.onClose = o.onClose;
     this.socket = io(`http://${o.host}:${o.port}`, {
       transports: ['websocket'],
       reconnection: false,
@@ -208,10 +217,7 @@ class SocketIoClientConn implements BenchConn {
 
   publish(room: string, datas: string[]): void {
     for (const d of datas) {
-      this.socket.emit('pub', { room, data: JSON.parse(d) as unknown }, () => {
-        this.oks++;
-        this.o.onAnswer?.(true);
-      });
+      this.socket.emit('pub', { room, data: JSON.parse(d) as unknown }, () => this.answered());
     }
   }
 
@@ -239,18 +245,14 @@ let sdk: Promise<Sdk> | undefined;
 const loadSdk = () => (sdk ??= import(new URL('../../dist/client/index.js', import.meta.url).href) as Promise<Sdk>);
 
 /** The rtgw client SDK over `ws`: its outbox, dedup and own-message filter included in what it costs. */
-class SdkConn implements BenchConn {
+class SdkConn extends Answers implements BenchConn {
   data = 0;
-  oks = 0;
-  errs = 0;
-  readonly errSample: string[] = [];
-  onClose: BenchConn['onClose'];
   closeCode: number | undefined;
   private client: SdkClient | undefined;
 
-  constructor(private readonly o: ConnOptions) {
+  constructor(o: ConnOptions) {
+    super(o);
     if (o.wire !== 'rtgw') throw new Error('the rtgw SDK speaks only to rtgw');
-    this.onClose = o.onClose;
   }
 
   get open() {
@@ -287,15 +289,8 @@ class SdkConn implements BenchConn {
   publish(room: string, datas: string[], echo: boolean): void {
     for (const d of datas) {
       this.client!.publish(room, JSON.parse(d) as unknown, { echo }).then(
-        () => {
-          this.oks++;
-          this.o.onAnswer?.(true);
-        },
-        (e: Error) => {
-          this.errs++;
-          if (this.errSample.length < 3) this.errSample.push(e.message);
-          this.o.onAnswer?.(false);
-        },
+        () => this.answered(),
+        (e: Error) => this.answered(e.message),
       );
     }
   }
