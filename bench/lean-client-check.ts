@@ -2,7 +2,7 @@
 // 1. Frames of every length class (7/16/64-bit), fragmented messages with a ping between fragments,
 //    a server close: fed to the parser split at every byte boundary, and in random chunks.
 // 2. Against a real `ws` server (which refuses unmasked client frames): handshake with the bearer
-//    header, masked sends, pongs to pings, counting.
+//    header, masked sends, pongs to pings, counting; a refused upgrade rejects without a close.
 // 3. The Socket.IO wire (wire.ts) through BenchConn against a real Socket.IO server with the baseline's
 //    events: handshake, join and pub acks, data counted by its event name, Engine.IO pings answered.
 import { createServer } from 'node:http';
@@ -140,6 +140,14 @@ async function wsCheck(): Promise<void> {
   if (ws.data !== 200 || ws.other !== 4) fail(`counted ${ws.data} data / ${ws.other} other from ws, expected 200 / 4`);
   if (pongs < 2) fail(`ws server got ${pongs} pongs`);
   ws.close();
+  // A refused upgrade rejects connect() and is not reported as a close: the storm would reconnect it.
+  let closes = 0;
+  const refused = new LeanWs({ host: '127.0.0.1', port, path: '/nope', onClose: () => closes++ });
+  wss.options.verifyClient = () => false;
+  const err = await refused.connect().then(() => undefined, (e: Error) => e.message);
+  await new Promise((r) => setTimeout(r, 100));
+  if (!err?.startsWith('upgrade refused')) fail(`refused upgrade: connect gave ${err ?? 'success'}`);
+  if (closes !== 0) fail(`refused upgrade reported ${closes} close(s)`);
   wss.close();
   http.close();
 }

@@ -141,6 +141,7 @@ export class LeanWs {
       this.socket = s;
       let head: Buffer | undefined = Buffer.alloc(0);
       let settled = false;
+      let upgraded = false;
       const timer = setTimeout(() => fail(new Error('handshake timeout')), o.connectTimeoutMs ?? 10_000);
       const fail = (e: Error) => {
         if (settled) return;
@@ -157,12 +158,14 @@ export class LeanWs {
             '\r\n',
         );
       });
+      // Until the upgrade succeeded, an end is the handshake failing (connect rejects), not a close:
+      // onClose is only for connections that were open.
       s.on('error', (e) => {
-        if (!settled) return fail(e);
+        if (!upgraded) return fail(e);
         this.closed(undefined, e.message);
       });
       s.on('close', () => {
-        if (!settled) return fail(new Error('closed during handshake'));
+        if (!upgraded) return fail(new Error('closed during handshake'));
         this.closed(this.closeCode, 'socket closed');
       });
       s.on('data', (chunk: Buffer) => {
@@ -180,7 +183,7 @@ export class LeanWs {
         if (!/^HTTP\/1\.1 101\b/.test(lines[0] ?? '')) return fail(new Error(`upgrade refused: ${lines[0]} ${rest.toString('utf8').slice(0, 200)}`));
         const accept = lines.find((l) => /^sec-websocket-accept:/i.test(l))?.split(':')[1]?.trim();
         if (accept !== expect) return fail(new Error('bad Sec-WebSocket-Accept'));
-        settled = true;
+        settled = upgraded = true;
         clearTimeout(timer);
         this.open = true;
         resolve();
