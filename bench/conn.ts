@@ -4,7 +4,8 @@
 // the record. Another client: a class implementing BenchConn, a ClientKind, and a case in openConn.
 import { io, type Socket } from 'socket.io-client';
 import WebSocket from 'ws';
-import { encodeFrame, LeanWs } from './lean-client.js';
+import { encodeFrame, LeanWs, signHs256 } from './lean-client.js';
+import type { Target } from './protocol.js';
 import { WIRES, type Stamp, type WireName } from './wire.js';
 
 export type ClientKind = 'lean' | 'socket.io-client' | 'rtgw-sdk';
@@ -311,6 +312,23 @@ export function openConn(kind: ClientKind, o: ConnOptions): BenchConn {
   }
 }
 
+/** A load-generator token for `sub`: HS256 with the secret the bench gave its workers, valid for an hour. */
+export const benchToken = (sub: string): string => signHs256(process.env.BENCH_JWT_SECRET ?? '', { sub, exp: Math.floor(Date.now() / 1000) + 3600 });
+
+/** The endpoint connection number `n` uses: members spread over a system's endpoints by their number. */
+export const endpointOf = (target: Target, n: number) => target.endpoints[n % target.endpoints.length]!;
+
+/** Member `user` of `room`: opened on its endpoint and joined, as user `m<user>` (`m<user>.<attempt>` on a retry). */
+export function joinMember(target: Target, user: number, room: string, extra: Pick<ConnOptions, 'onStamp' | 'onAnswer'>, errors: string[]): Promise<{ conn: BenchConn; retried: number }> {
+  const ep = endpointOf(target, user);
+  return joinWithRetry(
+    (attempt) => openConn(target.client, { ...ep, wire: target.wire, room, token: benchToken(attempt === 1 ? `m${user}` : `m${user}.${attempt}`), ...extra }),
+    room,
+    JOIN_ATTEMPTS,
+    errors,
+  );
+}
+
 /**
  * Opens a connection with `make(attempt)` (a fresh user id per attempt) and joins `room`, up to `attempts`
  * times: the gateway used to drop a share of new connections (bench/README.md), and a retry is counted.
@@ -332,6 +350,7 @@ export async function joinWithRetry(make: (attempt: number) => BenchConn, room: 
 }
 
 const JOIN_TIMEOUT_MS = 15_000;
+const JOIN_ATTEMPTS = 5;
 
 export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

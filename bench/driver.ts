@@ -1,16 +1,13 @@
 // Load-generator worker: the publisher and the one probe member of a one-room fan-out, in one process so
 // that the probe measures publish-to-receive latency on the same clock (performance.now) the publisher
 // stamped. The publisher writes each tick's frames (pace.ts) in one write.
-import { joinWithRetry, openConn, type BenchConn } from './conn.js';
-import { signHs256 } from './lean-client.js';
+import { benchToken, joinMember, openConn, type BenchConn } from './conn.js';
 import type { DriverCmd, DriverReply, StepPlan, StepReport, Target } from './protocol.js';
 import { pace } from './pace.js';
 import { stampText, WIRES, type Stamp } from './wire.js';
 
-const secret = process.env.BENCH_JWT_SECRET ?? '';
 const reply = (r: DriverReply) => process.send!(r);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const token = (sub: string) => signHs256(secret, { sub, exp: Math.floor(Date.now() / 1000) + 3600 });
 
 let publisher: BenchConn;
 let probe: BenchConn;
@@ -39,16 +36,10 @@ async function connect(target: Target, r: string, probeUser: number): Promise<nu
   room = r;
   acksPub = WIRES[target.wire].acksPub;
   // The publisher joins nothing; it uses the first endpoint, the probe the one its user number picks, as members do.
-  publisher = openConn(target.client, { ...target.endpoints[0]!, wire: target.wire, room, token: token('publisher') });
+  publisher = openConn(target.client, { ...target.endpoints[0]!, wire: target.wire, room, token: benchToken('publisher') });
   await publisher.connect();
   const errors: string[] = [];
-  const ep = target.endpoints[probeUser % target.endpoints.length]!;
-  const made = await joinWithRetry(
-    (attempt) => openConn(target.client, { ...ep, wire: target.wire, room, token: token(attempt === 1 ? `m${probeUser}` : `m${probeUser}.${attempt}`), onStamp: onProbe }),
-    room,
-    5,
-    errors,
-  );
+  const made = await joinMember(target, probeUser, room, { onStamp: onProbe }, errors);
   probe = made.conn;
   return made.retried;
 }

@@ -2,20 +2,16 @@
 // rooms and, in publishing rooms (chat), publishes from every member in turn; it also runs the connection
 // storm (and reconnects what a stopping gateway closes) and the router-ingest publishers. Driven over IPC
 // by bench.ts; exits when its parent goes away.
-import { joinWithRetry, openConn, withTimeout, type BenchConn } from './conn.js';
-import { signHs256 } from './lean-client.js';
+import { benchToken, endpointOf, joinMember, openConn, withTimeout, type BenchConn } from './conn.js';
 import type { IngestReport, MemberCounts, MembersCmd, MembersReply, PublishReport, ReconnectReport, RoomPlan, StormReport, Target } from './protocol.js';
 import { pace } from './pace.js';
 import { summarize } from './stats.js';
 import { stampText, WIRES } from './wire.js';
 
 const POLL_MS = 5;
-const JOIN_ATTEMPTS = 5;
 const MAX_SAMPLES = 200_000;
-const secret = process.env.BENCH_JWT_SECRET ?? '';
 const reply = (r: MembersReply) => process.send!(r);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const token = (sub: string) => signHs256(secret, { sub, exp: Math.floor(Date.now() / 1000) + 3600 });
 const errText = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 interface Room {
@@ -40,10 +36,8 @@ let acksPub = false;
 /** Publishes of members sent and answered since they connected: a step starts only once they are equal (or quiet). */
 let pubsSent = 0;
 let pubsAnswered = 0;
-
-function pick(target: Target, n: number) {
-  return target.endpoints[n % target.endpoints.length]!;
-}
+/** pubsAnswered at the last reset: the current step's answers are those after it. */
+let answeredAtReset = 0;
 
 async function connectAll(target: Target, plans: RoomPlan[], firstUser: number, concurrency: number, samplers: number): Promise<MembersReply> {
   const t0 = performance.now();
@@ -63,27 +57,13 @@ async function connectAll(target: Target, plans: RoomPlan[], firstUser: number, 
   const worker = async () => {
     while (next < todo.length) {
       const t = todo[next++]!;
-      const ep = pick(target, t.user);
       const onStamp = t.sampler
         ? (s: { s: number; ts: number }) => {
             if (s.s === step && samples.length < MAX_SAMPLES) samples.push(performance.now() - s.ts);
           }
         : undefined;
       try {
-        const made = await joinWithRetry(
-          (attempt) =>
-            openConn(target.client, {
-              ...ep,
-              wire: target.wire,
-              room: t.room.plan.room,
-              token: token(attempt === 1 ? `m${t.user}` : `m${t.user}.${attempt}`),
-              onStamp,
-              onAnswer: () => pubsAnswered++,
-            }),
-          t.room.plan.room,
-          JOIN_ATTEMPTS,
-          errors,
-        );
+        const made = await joinMember(target, t.user, t.room.plan.room, { onStamp, onAnswer: () => pubsAnswered++ }, errors);
         retried += made.retried;
         const m: Member = { conn: made.conn, room: t.room };
         made.conn.onClose = (code) => {
@@ -112,8 +92,9 @@ function spreadPublishers(): void {
   for (let k = 0; lists.some((l) => k < l.length); k++) for (const l of lists) if (k < l.length) publishers.push(l[k]!);
 }
 
-function counts(base: number): MemberCounts {
-  let reached = 0, over = 0, total = 0, open = 0, expected = 0;
+/** `settled`: members that have their target or are closed (none of them can still get further). */
+function counts(base: number): MemberCounts & { settled: number } {
+  let reached = 0, over = 0, total = 0, open = 0, expected = 0, settled = 0;
   let minShort = Infinity, maxOver = -Infinity;
   for (const m of members) {
     const target = m.room.plan.publish ? m.room.sent : base;
@@ -125,9 +106,10 @@ function counts(base: number): MemberCounts {
     minShort = Math.min(minShort, d - target);
     maxOver = Math.max(maxOver, d - target);
     if (m.conn.open) open++;
+    if (d >= target || !m.conn.open) settled++;
   }
   const none = members.length === 0;
-  return { members: members.length, open, reached, minShort: none ? 0 : minShort, maxOver: none ? 0 : maxOver, over, total, expected, closeCodes: { ...closeCodes } };
+  return { members: members.length, open, reached, minShort: none ? 0 : minShort, maxOver: none ? 0 : maxOver, over, total, expected, closeCodes: { ...closeCodes }, settled };
 }
 
 /** Publishes `count` messages at `rate` (pace.ts), each from the next publisher in turn, one write each. */
@@ -152,13 +134,13 @@ async function wait(cmd: Extract<MembersCmd, { cmd: 'wait' }>): Promise<MembersR
     step = cmd.publish.step;
     const p = await publish(cmd.publish);
     pub = { ...p, oks: 0, errs: 0, errSample: [], samples: [] };
-    if (acksPub) acked = () => answers() >= p.sent;
+    if (acksPub) acked = () => pubsAnswered - answeredAtReset >= p.sent;
   }
   for (;;) {
-    const c = counts(cmd.base);
+    const { settled, ...c } = counts(cmd.base);
     const ms = performance.now() - t0;
     const done = c.reached === c.members && acked();
-    const stuck = members.every((m) => m.conn.data >= (m.room.plan.publish ? m.room.sent : cmd.base) || !m.conn.open);
+    const stuck = settled === c.members;
     if (done || (stuck && acked()) || ms > cmd.timeoutMs) {
       if (pub) {
         for (const m of publishers) {
@@ -172,12 +154,6 @@ async function wait(cmd: Extract<MembersCmd, { cmd: 'wait' }>): Promise<MembersR
     }
     await sleep(POLL_MS);
   }
-}
-
-function answers(): number {
-  let n = 0;
-  for (const m of publishers) n += m.conn.oks + m.conn.errs;
-  return n;
 }
 
 /**
@@ -211,6 +187,7 @@ function reset(): void {
     m.conn.errs = 0;
     m.room.sent = 0;
   }
+  answeredAtReset = pubsAnswered;
   samples = [];
 }
 
@@ -228,10 +205,10 @@ async function ingest(cmd: Extract<MembersCmd, { cmd: 'ingest' }>): Promise<void
   const room = () => `ingest-${turn++ % cmd.rooms}`;
   for (let i = 0; i < cmd.publishers; i++) {
     const conn: BenchConn = openConn(cmd.target.client, {
-      ...pick(cmd.target, cmd.firstUser + i),
+      ...endpointOf(cmd.target, cmd.firstUser + i),
       wire: cmd.target.wire,
       room: 'ingest',
-      token: token(`p${cmd.firstUser + i}`),
+      token: benchToken(`p${cmd.firstUser + i}`),
       onAnswer: (ok) => {
         if (!run.running) return;
         if (ok) run.acked++;
@@ -286,7 +263,7 @@ async function onIdleClose(target: Target, it: Idle, code: number | undefined): 
   // Reconnect at once, to the next endpoint, as a client told to drain would; bounded attempts.
   for (let attempt = 1; attempt <= 50 && !dropping; attempt++) {
     const endpoint = (it.endpoint + attempt) % target.endpoints.length;
-    const next = idleConn(target, it.user, endpoint, token(`s${it.user}`));
+    const next = idleConn(target, it.user, endpoint, benchToken(`s${it.user}`));
     try {
       await withTimeout(next.conn.connect(), 10_000, 'reconnect timeout');
       Object.assign(it, { conn: next.conn, endpoint });
@@ -307,7 +284,7 @@ async function onIdleClose(target: Target, it: Idle, code: number | undefined): 
 async function storm(cmd: Extract<MembersCmd, { cmd: 'storm' }>): Promise<StormReport> {
   dropping = false;
   // Tokens are signed before the clock starts: the storm measures the server, not our HMACs.
-  const toks = Array.from({ length: cmd.count }, (_, i) => token(`s${cmd.firstUser + i}`));
+  const toks = Array.from({ length: cmd.count }, (_, i) => benchToken(`s${cmd.firstUser + i}`));
   const lat = new Float64Array(cmd.count);
   const errors: string[] = [];
   let next = 0, ok = 0, failed = 0;
