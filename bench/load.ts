@@ -6,15 +6,14 @@
 import { cpus } from 'node:os';
 import type { ClientKind } from './conn.js';
 import type { Options } from './options.js';
-import { cpuSeconds, HOST, machineBusySeconds, rssBytes, type Proc } from './procs.js';
-import type { MemberCounts, PublishReport, RoomPlan, StepReport, Target } from './protocol.js';
-import { histogram, spread, summarize, type Histogram, type LatencySummary } from './stats.js';
-import type { RunningSystem } from './systems.js';
+import { cpuSeconds, machineBusySeconds, rssBytes, type Proc } from './procs.js';
+import type { MemberCounts, PublishReport, RoomPlan, StepReport } from './protocol.js';
+import { histogram, round3, spread, summarize, type Histogram, type LatencySummary } from './stats.js';
+import { targetOf, type RunningSystem } from './systems.js';
 import { WIRES } from './wire.js';
 import { forkDriver, forkMembers, type DriverWorker, type MembersWorker } from './workers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-export const round3 = (v: number) => Math.round(v * 1000) / 1000;
 export const fmt = (n: number) => (n >= 100 ? Math.round(n).toLocaleString('en-US') : String(Math.round(n * 10) / 10));
 
 export interface Layout {
@@ -100,13 +99,40 @@ interface RunCtx {
   procs: () => Record<string, Proc>;
 }
 
-function cpuSnapshot(procs: Record<string, Proc>): Record<string, number> {
-  const s: Record<string, number> = {};
-  for (const [name, p] of Object.entries(procs)) s[name] = cpuSeconds(p.pid);
-  const u = process.cpuUsage();
-  s.orchestrator = (u.user + u.system) / 1e6;
-  return s;
+/**
+ * CPU seconds of each of `procs` (and, with `orchestrator`, of this process) from now on, and how busy the
+ * machine was meanwhile: the function it returns reads what was used since.
+ */
+export function cpuMeter(procs: Record<string, { pid: number }>, orchestrator = false) {
+  const at = () => {
+    const s: Record<string, number> = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, cpuSeconds(p.pid)]));
+    if (orchestrator) {
+      const u = process.cpuUsage();
+      s.orchestrator = (u.user + u.system) / 1e6;
+    }
+    return s;
+  };
+  const c0 = at();
+  const b0 = machineBusySeconds();
+  const t0 = performance.now();
+  return () => {
+    const c1 = at();
+    const wallS = (performance.now() - t0) / 1000;
+    const cpuS = Object.fromEntries(Object.keys(c1).map((k) => [k, round3(c1[k]! - c0[k]!)]));
+    const ours = Object.values(cpuS).reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
+    const busy = machineBusySeconds() - b0;
+    const other = Math.max(0, busy - ours);
+    return {
+      wallS: round3(wallS),
+      cpuS,
+      cores: Object.fromEntries(Object.entries(cpuS).map(([k, v]) => [k, round3(v / wallS)])),
+      otherCpuS: round3(other),
+      machineBusyShare: round3(busy / wallS / cpus().length),
+      otherShare: round3(other / wallS / cpus().length),
+    };
+  };
 }
+export type CpuReading = ReturnType<ReturnType<typeof cpuMeter>>;
 
 export const rssOf = (procs: Record<string, Proc>) => Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, rssBytes(p.pid)]));
 
@@ -141,13 +167,13 @@ async function runStep(ctx: RunCtx, kind: StepResult['kind'], rate: number, dura
   if (!(await quietMembers(ctx))) reasons.push('messages of an earlier step were still arriving');
   await Promise.all(ctx.members.map((m) => m.expect({ cmd: 'reset' }, 'reset', 5000)));
   const count = Math.max(MIN_STEP_MESSAGES, Math.round((rate * durationMs) / 1000));
-  const procs = ctx.procs();
-  const cpu0 = cpuSnapshot(procs);
-  const busy0 = machineBusySeconds();
-  const t0 = performance.now();
+  const meter = cpuMeter(ctx.procs(), true);
   const step = ++ctx.stepNo;
   const waitMs = Math.max(durationMs, (count * 1000) / rate) * 2 + o.graceMs;
   const chat = layout.kind === 'chat';
+  // In a chat, members process i publishes its share of the rooms' messages.
+  const shares = ctx.members.map((_, i) => roomShare(ctx, i));
+  const pubCounts = shares.map((share) => Math.max(1, Math.round(count * share)));
   const [d, ...waited] = await Promise.all([
     chat ? undefined : ctx.driver!.expect({ cmd: 'step', step, rate, count, graceMs: o.graceMs }, 'stepped', waitMs + 30_000),
     ...ctx.members.map((w, i) =>
@@ -155,7 +181,7 @@ async function runStep(ctx: RunCtx, kind: StepResult['kind'], rate: number, dura
         {
           cmd: 'wait',
           base: chat ? 0 : count,
-          publish: chat ? { step, rate: rate * roomShare(ctx, i), count: Math.max(1, Math.round(count * roomShare(ctx, i))) } : undefined,
+          publish: chat ? { step, rate: rate * shares[i]!, count: pubCounts[i]! } : undefined,
           timeoutMs: waitMs,
         },
         'waited',
@@ -163,26 +189,24 @@ async function runStep(ctx: RunCtx, kind: StepResult['kind'], rate: number, dura
       ),
     ),
   ]);
-  const wallS = (performance.now() - t0) / 1000;
-  const cpu1 = cpuSnapshot(procs);
-  const busyS = machineBusySeconds() - busy0;
+  const { wallS, cpuS, otherCpuS, machineBusyShare, otherShare } = meter();
   const counts = mergeCounts(waited.map((w) => w.counts));
   const pubs = waited.flatMap((w) => (w.publish ? [w.publish] : []));
   const sent = d ? d.sent : pubs.reduce((a, p) => a + p.sent, 0);
-  const wanted = chat ? waited.reduce((a, _, i) => a + Math.max(1, Math.round(count * roomShare(ctx, i))), 0) : count;
+  const wanted = chat ? pubCounts.reduce((a, n) => a + n, 0) : count;
   const achieved = d ? d.achievedRate : pubs.reduce((a, p) => a + p.achievedRate, 0);
   const sendMs = Math.max(d?.sendMs ?? 0, ...pubs.map((p) => p.sendMs));
   const completeMs = Math.max(d?.probeDoneMs ?? 0, ...waited.map((w) => w.ms));
   const samples = d ? d.samples : pubs.flatMap((p) => p.samples);
-  const latencyMs = summarize(Float64Array.from(samples));
+  const latencyMs = summarize(samples);
   if (sent !== wanted) reasons.push(`published ${sent} of ${wanted}`);
   if (achieved < rate * 0.9) reasons.push(`publishers reached only ${Math.round(achieved)} of ${Math.round(rate)} msg/s`);
   if (d && (d.probeReceived !== count || !d.probeInOrder)) reasons.push(`probe got ${d.probeReceived}/${count}${d.probeInOrder ? '' : ' out of order or duplicated'}`);
   const answers = d ? [{ oks: d.oks, errs: d.errs, errSample: d.errSample, sent: d.sent }] : pubs;
-  if (WIRES[ctx.sys.wire].acksPub) {
-    const oks = answers.reduce((a, p) => a + p.oks, 0);
-    const errs = answers.reduce((a, p) => a + p.errs, 0);
-    if (oks !== sent || errs !== 0) reasons.push(`pub answers: ${oks} ok, ${errs} err of ${sent} ${answers.flatMap((p) => p.errSample).slice(0, 3).join(' | ')}`);
+  const oks = answers.reduce((a, p) => a + p.oks, 0);
+  const errs = answers.reduce((a, p) => a + p.errs, 0);
+  if (WIRES[ctx.sys.wire].acksPub && (oks !== sent || errs !== 0)) {
+    reasons.push(`pub answers: ${oks} ok, ${errs} err of ${sent} ${answers.flatMap((p) => p.errSample).slice(0, 3).join(' | ')}`);
   }
   if (counts.minShort !== 0 || counts.maxOver !== 0 || !waited.every((w) => w.done)) {
     reasons.push(`${counts.members - counts.reached} members short (by up to ${-Math.min(0, counts.minShort)}), ${counts.over} over (by up to ${Math.max(0, counts.maxOver)})`);
@@ -192,9 +216,6 @@ async function runStep(ctx: RunCtx, kind: StepResult['kind'], rate: number, dura
   if (!(latencyMs.p99 <= layout.p99MaxMs)) reasons.push(`p99 ${latencyMs.p99} ms > ${layout.p99MaxMs} ms`);
   // Every member's target, plus the probe's (a fan-out's probe is a member held by the driver).
   const deliveries = counts.expected + (d ? count : 0);
-  const cpuS: Record<string, number> = {};
-  for (const k of Object.keys(cpu1)) cpuS[k] = round3(cpu1[k]! - cpu0[k]!);
-  const ours = Object.values(cpuS).reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
   const serverUsPerDelivery: Record<string, number> = {};
   let serverTotal = 0;
   for (const name of Object.keys(ctx.sys.procs)) {
@@ -216,16 +237,16 @@ async function runStep(ctx: RunCtx, kind: StepResult['kind'], rate: number, dura
     deliveriesPerSec: Math.round(layout.roomSize * achieved),
     completeMs: Math.round(completeMs),
     sendMs: Math.round(sendMs),
-    wallS: round3(wallS),
+    wallS,
     latencyMs,
     histogram: kind === 'search' ? undefined : histogram(samples),
     members: counts,
     driver: d && strip(d),
-    publish: pubs.length ? { ...strip(pubs[0]!), sent, achievedRate: achieved, oks: answers.reduce((a, p) => a + p.oks, 0), errs: answers.reduce((a, p) => a + p.errs, 0) } : undefined,
+    publish: pubs.length ? { ...strip(pubs[0]!), sent, achievedRate: achieved, oks, errs } : undefined,
     cpuS,
-    otherCpuS: round3(Math.max(0, busyS - ours)),
-    machineBusyShare: round3(busyS / wallS / cpus().length),
-    otherShare: round3(Math.max(0, busyS - ours) / wallS / cpus().length),
+    otherCpuS,
+    machineBusyShare,
+    otherShare,
     serverUsPerDelivery,
   };
 }
@@ -296,7 +317,7 @@ export interface RunSpec {
 export async function runRates(spec: RunSpec): Promise<RunResult> {
   const { o, sys, layout, run, log } = spec;
   const room = `${layout.kind}-${Date.now().toString(36)}-${run}`;
-  const target: Target = { endpoints: sys.endpoints.map((e) => ({ host: HOST, port: e.port })), wire: sys.wire, client: spec.client };
+  const target = targetOf(sys, spec.client);
   const idleBefore = await waitForIdle(o);
   const result: RunResult = {
     system: sys.kind,

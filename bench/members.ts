@@ -320,7 +320,7 @@ async function reconnected(expected: number, timeoutMs: number): Promise<Reconne
     failedAttempts: rc.failedAttempts,
     ms: rc.reconnected ? rc.lastReconnect - rc.firstClose : NaN,
     closeCodes: { ...rc.codes },
-    gapMs: summarize(Float64Array.from(rc.gaps)),
+    gapMs: summarize(rc.gaps),
     errors: [...rc.errors],
   };
   Object.assign(rc, { closed: 0, reconnected: 0, failedAttempts: 0, firstClose: 0, lastReconnect: 0, gaps: [], codes: {}, errors: [] });

@@ -1,9 +1,9 @@
 // Summaries over runs (medians with min-max), the issue's targets as ratios measured in the same
 // session with pass/fail, and the markdown of the results file.
 import type { BarGroup } from './chart.js';
-import { fmt, round3, type RunResult, type StepResult } from './load.js';
+import { fmt, type RunResult, type StepResult } from './load.js';
 import type { IngestResult, RateScenario, StormResult } from './scenarios.js';
-import { spread, type Histogram, type Spread } from './stats.js';
+import { round3, spread, type Histogram, type Spread } from './stats.js';
 import { SYSTEMS, type SystemKind } from './systems.js';
 
 /** Latency and CPU of one kind of measuring step (half of each run's max, or the equal load), over runs. */
@@ -58,9 +58,17 @@ function mergeHistograms(hs: (Histogram | undefined)[]): Histogram | undefined {
   return { edgesMs: list[0]!.edgesMs, counts: list[0]!.counts.map((_, i) => list.reduce((a, h) => a + h.counts[i]!, 0)) };
 }
 
+/** Every step a run counted: the search, then the half-load and equal-load steps. */
+const stepsOf = (r: RunResult): StepResult[] => [...r.steps, ...(r.half ? [r.half] : []), ...(r.ref ? [r.ref] : [])];
+
+/** Cores each process used, by process, over `steps`. */
+function coresBy(steps: StepResult[]): Record<string, Spread> {
+  const keys = new Set(steps.flatMap((s) => Object.keys(s.cpuS)));
+  return Object.fromEntries([...keys].map((k) => [k, spread(steps.map((s) => round3(s.cpuS[k]! / s.wallS)))]));
+}
+
 function summarizeLoad(steps: StepResult[]): LoadSummary {
   const keys = new Set(steps.flatMap((h) => Object.keys(h.serverUsPerDelivery)));
-  const cpuKeys = new Set(steps.flatMap((h) => Object.keys(h.cpuS)));
   return {
     rate: spread(steps.map((h) => h.rate)),
     p50: spread(steps.map((h) => h.latencyMs.p50)),
@@ -70,7 +78,7 @@ function summarizeLoad(steps: StepResult[]): LoadSummary {
     passed: steps.filter((h) => h.pass).length,
     of: steps.length,
     serverUsPerDelivery: Object.fromEntries([...keys].map((k) => [k, spread(steps.map((h) => h.serverUsPerDelivery[k]!))])),
-    cores: Object.fromEntries([...cpuKeys].map((k) => [k, spread(steps.map((h) => round3(h.cpuS[k]! / h.wallS)))])),
+    cores: coresBy(steps),
     histogram: mergeHistograms(steps.map((h) => h.histogram)),
   };
 }
@@ -80,7 +88,7 @@ function summarizeLoad(steps: StepResult[]): LoadSummary {
  * and the repeats did not help) says more about them than about the system.
  */
 export function runDisturbed(r: RunResult): boolean {
-  const steps = [...r.steps, ...(r.half ? [r.half] : []), ...(r.ref ? [r.ref] : [])];
+  const steps = stepsOf(r);
   return steps.length > 0 && steps.filter((s) => s.disturbed).length * 2 > steps.length;
 }
 
@@ -90,7 +98,6 @@ export function summarizeSystem(system: string, edge: string[], all: RunResult[]
   const runs = quiet.length ? quiet : all;
   const ok = runs.filter((r) => r.max);
   const atMax = ok.map((r) => r.steps[r.max!.step]!);
-  const keys = new Set(atMax.flatMap((s) => Object.keys(s.cpuS)));
   const sumCores = (s: StepResult, pick: (k: string) => boolean) => round3(Object.entries(s.cpuS).reduce((a, [k, v]) => a + (pick(k) ? v : 0), 0) / s.wallS);
   return {
     system,
@@ -102,7 +109,7 @@ export function summarizeSystem(system: string, edge: string[], all: RunResult[]
     maxDeliveriesPerSec: spread(ok.map((r) => r.max!.deliveriesPerSec)),
     maxMsgPerSec: spread(ok.map((r) => r.max!.rate)),
     maxServerUsPerDelivery: spread(atMax.map((s) => s.serverUsPerDelivery.total!)),
-    coresAtMax: Object.fromEntries([...keys].map((k) => [k, spread(atMax.map((s) => round3(s.cpuS[k]! / s.wallS)))])),
+    coresAtMax: coresBy(atMax),
     serverCoresAtMax: spread(atMax.map((s) => sumCores(s, isServer))),
     loadgenCoresAtMax: spread(atMax.map((s) => sumCores(s, isLoadgen))),
     machineBusyAtMax: spread(atMax.map((s) => s.machineBusyShare)),
@@ -113,7 +120,7 @@ export function summarizeSystem(system: string, edge: string[], all: RunResult[]
     ),
     otherCpuSharePerStep: spread(runs.flatMap((r) => r.steps.map((s) => s.otherShare))),
     disturbedRepeated: runs.reduce((a, r) => a + r.disturbed.length, 0),
-    disturbedCounted: runs.reduce((a, r) => a + [...r.steps, r.half, r.ref].filter((s) => s?.disturbed).length, 0),
+    disturbedCounted: runs.reduce((a, r) => a + stepsOf(r).filter((s) => s.disturbed).length, 0),
   };
 }
 
@@ -292,8 +299,8 @@ export function markdown(meta: Record<string, unknown>, optionsLine: string, r: 
   L.push('## Targets (ratios measured in this session)', '');
   L.push('| target | measured | bound | result | detail |', '| --- | --- | --- | --- | --- |');
   for (const x of t) {
-    const v = x.value === undefined ? 'n/a' : x.unit === '/s' ? fmt(x.value) + '/s' : `${x.value}${x.unit === '×' ? '×' : ' ' + x.unit}`;
-    L.push(`| ${x.what} | ${v} | ${x.cmp} ${x.unit === '/s' ? fmt(x.bound) + '/s' : `${x.bound}${x.unit === '×' ? '×' : ' ' + x.unit}`} | ${x.pass === undefined ? 'not measured' : x.pass ? 'pass' : '**FAIL**'} | ${x.detail} |`);
+    const show = (v: number) => (x.unit === '/s' ? fmt(v) + '/s' : `${v}${x.unit === '×' ? '×' : ' ' + x.unit}`);
+    L.push(`| ${x.what} | ${x.value === undefined ? 'n/a' : show(x.value)} | ${x.cmp} ${show(x.bound)} | ${x.pass === undefined ? 'not measured' : x.pass ? 'pass' : '**FAIL**'} | ${x.detail} |`);
   }
   L.push('');
   if (chartFile) L.push(`![chart](${chartFile})`, '');
@@ -348,7 +355,7 @@ export function markdown(meta: Record<string, unknown>, optionsLine: string, r: 
   }
   const failures = r.rates.flatMap((sc) =>
     sc.runs.flatMap((run) =>
-      [...run.steps, ...(run.half ? [run.half] : []), ...(run.ref ? [run.ref] : [])]
+      stepsOf(run)
         .filter((s) => !s.pass)
         .map((s) => `- ${sc.scenario} ${run.system} run ${run.run + 1}, ${s.kind} ${fmt(s.rate)} msg/s: ${s.reasons.join('; ')}`),
     ),

@@ -1,12 +1,11 @@
 // The scenarios of `npm run bench`. Each starts the systems it measures (fresh processes, so that memory
 // figures start from a clean server), runs its load, and stops them again.
-import { cpus } from 'node:os';
 import type { ClientKind } from './conn.js';
-import { fmt, interleave, round3, rssOf, waitForIdle, type Layout, type RunResult } from './load.js';
+import { cpuMeter, fmt, interleave, rssOf, waitForIdle, type CpuReading, type Layout, type RunResult } from './load.js';
 import { systemsFor, type Options, type Scenario } from './options.js';
-import { cpuSeconds, HOST, machineBusySeconds } from './procs.js';
-import type { IngestReport, ReconnectReport, StormReport, Target } from './protocol.js';
-import { startSystem, type RunningSystem, type StartContext, type SystemKind } from './systems.js';
+import type { IngestReport, ReconnectReport, StormReport } from './protocol.js';
+import { round3 } from './stats.js';
+import { startSystem, targetOf, type RunningSystem, type StartContext, type SystemKind } from './systems.js';
 import { forkMembers } from './workers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -41,29 +40,6 @@ async function withSystems<T>(env: Env, kinds: SystemKind[], body: (systems: Run
   }
 }
 
-const target = (sys: RunningSystem, client: ClientKind): Target => ({ endpoints: sys.endpoints.map((e) => ({ host: HOST, port: e.port })), wire: sys.wire, client });
-
-/** CPU seconds of each of `sys`'s processes and of the load generator, as a function that returns what was used since. */
-function cpuMeter(procs: Record<string, { pid: number }>) {
-  const at = () => Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, cpuSeconds(p.pid)]));
-  const c0 = at();
-  const b0 = machineBusySeconds();
-  const t0 = performance.now();
-  return () => {
-    const c1 = at();
-    const wallS = (performance.now() - t0) / 1000;
-    const cpuS = Object.fromEntries(Object.keys(c1).map((k) => [k, round3(c1[k]! - c0[k]!)]));
-    const ours = Object.values(cpuS).reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
-    const busy = machineBusySeconds() - b0;
-    return {
-      wallS: round3(wallS),
-      cpuS,
-      cores: Object.fromEntries(Object.entries(cpuS).map(([k, v]) => [k, round3(v / wallS)])),
-      otherShare: round3(Math.max(0, busy - ours) / wallS / cpus().length),
-    };
-  };
-}
-export type CpuReading = ReturnType<ReturnType<typeof cpuMeter>>;
 
 // ---------------------------------------------------------------------------------------------------
 // Rate scenarios: one big room, many small rooms, the record run with the official client
@@ -120,7 +96,7 @@ export interface StormResult {
   /** (RSS idle - RSS before) / connections, per process and over the processes that hold connections. */
   bytesPerConn: Record<string, number>;
   /** rtgw with 2 gateways: the first gateway stops (SIGTERM: drain, 1001) and starts again. */
-  restart?: { reconnect: ReconnectReport & { perSec: number }; restartMs: number; rebalance?: string };
+  restart?: { reconnect: ReconnectReport & { perSec: number }; restartMs: number };
   error?: string;
 }
 
@@ -149,7 +125,7 @@ async function storm(env: Env, sys: RunningSystem): Promise<StormResult> {
   const m = forkMembers(0, env.start.secret, o.pin);
   try {
     const meter = cpuMeter({ ...sys.procs, members0: m.proc });
-    const s = await m.expect({ cmd: 'storm', target: target(sys, 'lean'), count: o.stormConnections, concurrency: o.stormConcurrency, firstUser: 0 }, 'stormed', 300_000);
+    const s = await m.expect({ cmd: 'storm', target: targetOf(sys, 'lean'), count: o.stormConnections, concurrency: o.stormConcurrency, firstUser: 0 }, 'stormed', 300_000);
     const cpu = meter();
     const serverS = Object.keys(sys.procs).reduce((a, k) => a + (cpu.cpuS[k] ?? 0), 0);
     r.storm = { ...s, perSec: Math.round((s.ok * 1000) / s.ms), cpu, serverUsPerConnect: round3((serverS / Math.max(1, s.ok)) * 1e6) };
@@ -217,7 +193,7 @@ export async function ingests(env: Env): Promise<IngestResult[]> {
         const m = forkMembers(0, env.start.secret, o.pin);
         try {
           await m.expect(
-            { cmd: 'ingest', target: target(sys, 'lean'), publishers: o.ingestPublishers, rooms: o.ingestRooms, window: o.ingestWindow, warmupMs: INGEST_WARMUP_MS, firstUser: 0 },
+            { cmd: 'ingest', target: targetOf(sys, 'lean'), publishers: o.ingestPublishers, rooms: o.ingestRooms, window: o.ingestWindow, warmupMs: INGEST_WARMUP_MS, firstUser: 0 },
             'ingesting',
             120_000,
           );

@@ -16,9 +16,12 @@ export interface LatencySummary {
   max: number;
 }
 
-export function summarize(samples: Float64Array): LatencySummary {
+export const round3 = (v: number) => Math.round(v * 1000) / 1000;
+
+/** Percentiles of `samples` (copied, then sorted). */
+export function summarize(samples: ArrayLike<number>): LatencySummary {
   const s = Float64Array.from(samples).sort();
-  const r = (v: number) => Math.round(v * 1000) / 1000;
+  const r = round3;
   return { n: s.length, p50: r(percentile(s, 0.5)), p90: r(percentile(s, 0.9)), p99: r(percentile(s, 0.99)), p999: r(percentile(s, 0.999)), max: r(s.length ? s[s.length - 1]! : NaN) };
 }
 

@@ -17,6 +17,8 @@ import {
   waitFor,
   type Proc,
 } from './procs.js';
+import type { ClientKind } from './conn.js';
+import type { Target } from './protocol.js';
 import type { WireName } from './wire.js';
 
 export const SYSTEM_KINDS = ['rtgw', 'rtgw2', 'standalone', 'socketio', 'bare', 'bare-nats'] as const;
@@ -62,6 +64,9 @@ export interface RunningSystem {
   startEdge(i: number): Promise<void>;
   stop(): Promise<void>;
 }
+
+/** What a load-generator worker needs to reach `sys` with `client`. */
+export const targetOf = (sys: RunningSystem, client: ClientKind): Target => ({ endpoints: sys.endpoints, wire: sys.wire, client });
 
 /** This environment without any RTGW_* variable of the caller's, plus `extra`. */
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
@@ -140,21 +145,22 @@ function running(kind: SystemKind, b: Builder, edges: EdgeSpec[], routers: strin
   };
 }
 
-const rtgwReady = (adminPort: number, what: string) => (p: Proc) =>
-  waitFor(`${what} /readyz 200`, p, async () => (await httpStatus(adminPort, '/readyz')) === 200, 30_000);
+/** Ready once `port` answers /readyz with 200 (an rtgw node's admin port, or a baseline server's own). */
+const readyz = (port: number, what: string, timeoutMs?: number) => (p: Proc) => waitFor(`${what} /readyz 200`, p, async () => (await httpStatus(port, '/readyz')) === 200, timeoutMs);
+const rtgwReady = (adminPort: number, what: string) => readyz(adminPort, what, 30_000);
+
+/** What every rtgw process of the bench runs with. */
+const rtgwEnv = (c: StartContext) => ({
+  RTGW_JWT_SECRET: c.secret,
+  RTGW_HOST: HOST,
+  RTGW_LOG_LEVEL: 'warn',
+  RTGW_RATE_LIMIT: '1000000',
+  RTGW_DRAIN_SECONDS: '0',
+});
 
 async function startRtgw(kind: SystemKind, b: Builder, c: StartContext, gateways: number, routers: number): Promise<RunningSystem> {
   const [natsUrl, redisUrl] = await Promise.all([b.nats(), b.redis()]);
-  const common = {
-    RTGW_NATS_URL: natsUrl,
-    RTGW_REDIS_URL: redisUrl,
-    RTGW_JWT_SECRET: c.secret,
-    RTGW_HOST: HOST,
-    RTGW_LOG_LEVEL: 'warn',
-    RTGW_RATE_LIMIT: '1000000',
-    RTGW_DRAIN_SECONDS: '0',
-    RTGW_NATS_PREFIX: 'bench',
-  };
+  const common = { ...rtgwEnv(c), RTGW_NATS_URL: natsUrl, RTGW_REDIS_URL: redisUrl, RTGW_NATS_PREFIX: 'bench' };
   const cli = join(ROOT, 'dist/cli.js');
   const routerNames: string[] = [];
   const routerReady: Promise<void>[] = [];
@@ -179,16 +185,7 @@ async function startRtgw(kind: SystemKind, b: Builder, c: StartContext, gateways
 
 async function startStandalone(b: Builder, c: StartContext): Promise<RunningSystem> {
   const [port, admin] = [await freePort(), await freePort()];
-  const env = {
-    RTGW_JWT_SECRET: c.secret,
-    RTGW_HOST: HOST,
-    RTGW_PORT: String(port),
-    RTGW_ADMIN_PORT: String(admin),
-    RTGW_LOG_LEVEL: 'warn',
-    RTGW_RATE_LIMIT: '1000000',
-    RTGW_DRAIN_SECONDS: '0',
-    RTGW_NODE_ID: 'bench-standalone',
-  };
+  const env = { ...rtgwEnv(c), RTGW_PORT: String(port), RTGW_ADMIN_PORT: String(admin), RTGW_NODE_ID: 'bench-standalone' };
   const edge: EdgeSpec = {
     label: 'standalone',
     port,
@@ -209,7 +206,7 @@ async function startSocketIo(b: Builder): Promise<RunningSystem> {
       label,
       port,
       start: () => b.node(label, [join(HERE, 'socketio-server.js'), '--host', HOST, '--port', String(port), '--redis', redisUrl], {}, false),
-      ready: (p) => waitFor(`${label} /readyz 200`, p, async () => (await httpStatus(port, '/readyz')) === 200),
+      ready: readyz(port, label),
     });
   }
   await Promise.all(edges.map((e) => e.ready(e.start())));
@@ -224,7 +221,7 @@ async function startBare(kind: SystemKind, b: Builder, c: StartContext): Promise
     label: 'bare',
     port,
     start: () => b.node('bare', args, {}, false),
-    ready: (p) => waitFor('bare uWS /readyz 200', p, async () => (await httpStatus(port, '/readyz')) === 200),
+    ready: readyz(port, 'bare uWS'),
   };
   await edge.ready(edge.start());
   return running(kind, b, [edge], []);
