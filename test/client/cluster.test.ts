@@ -10,7 +10,7 @@ import { uid, type Node } from '../harness/cluster.js';
 import { History } from '../harness/history.js';
 import { recordApp, SdkPool, type SdkClient } from '../harness/sdk.js';
 import { useCluster } from '../harness/suite.js';
-import { waitFor } from '../harness/wait.js';
+import { sleep, waitFor } from '../harness/wait.js';
 import { waitBalanced } from '../fault/kit.js';
 
 const HEARTBEAT_MS = 1000;
@@ -23,11 +23,11 @@ const suite = useCluster({
   env: { RTGW_HEARTBEAT_MS: String(HEARTBEAT_MS), RTGW_DM_ACK_TIMEOUT_MS: '500', RTGW_DRAIN_SECONDS: '2', RTGW_PRESENCE_TTL_MS: '3000' },
   bus: 'rtgw-sdk-cluster-test',
   logLines: 60,
+  ready: (c) => waitBalanced(c),
 });
-const pool = new SdkPool();
+const pool = new SdkPool({ reconnect: RECONNECT });
 afterEach(() => pool.closeAll());
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Member {
   who: string;
@@ -41,7 +41,7 @@ async function members(history: History, room: string, n: number, urls: (i: numb
   for (let i = 0; i < n; i++) {
     const who = `${tag}${i}`;
     const user = uid(who);
-    const c = pool.create({ url: urls(i), getToken: () => suite.cluster.token(user), reconnect: RECONNECT });
+    const c = pool.create({ url: urls(i), getToken: () => suite.cluster.token(user) });
     c.client.join(room);
     recordApp(history, who, c).room(room);
     out.push({ who, user, c });
@@ -87,7 +87,6 @@ async function verdict(history: History): Promise<string[]> {
 
 it('a gateway killed with SIGKILL: its SDK clients come back on the other within a bound, spread by jitter, and no application loses or repeats a message', async () => {
   const { cluster } = suite;
-  await waitBalanced(cluster);
   const [A, B] = [cluster.gateways[0]!, cluster.gateways[1]!];
   const room = uid('sdk-kill');
   const history = new History();
@@ -100,7 +99,7 @@ it('a gateway killed with SIGKILL: its SDK clients come back on the other within
 
   const startedAt = Date.now();
   const run = traffic(history, room, everyone, startedAt + 7000, 200);
-  await waitFor(() => Date.now() - startedAt >= 2000, 3000, 'the kill point');
+  await sleep(2000); // the kill point, with traffic running
   const killedAt = Date.now();
   A.kill('SIGKILL');
   await A.exited;
@@ -141,7 +140,7 @@ it('a gateway draining on SIGTERM: its SDK clients get `drain` and move to the o
   const { X: C, B, room, history, x: onC, b: onB } = await fresh('c', 8, 2);
   const startedAt = Date.now();
   const run = traffic(history, room, [...onC, ...onB], startedAt + 4000, 200);
-  await waitFor(() => Date.now() - startedAt >= 1000, 2000, 'the drain point');
+  await sleep(1000); // the drain point, with traffic running
   const drainAt = Date.now();
   const exited = C.stop();
   await waitFor(() => onC.every((m) => m.c.eventsOf('connected').some((e) => e.at > drainAt)), 5000, 'every client of C reconnected');
@@ -182,7 +181,7 @@ it('a backend disconnecting the user (4011) ends the client for good; backend re
   const { cluster, bus, subjects } = suite;
   const B = cluster.gateways[1]!;
   const user = uid('kick');
-  const c = pool.create({ url: B.url, getToken: () => cluster.token(user), reconnect: RECONNECT });
+  const c = pool.create({ url: B.url, getToken: () => cluster.token(user) });
   await c.client.connect();
 
   const route = `sdk.${uid('echo')}`;
@@ -199,7 +198,7 @@ it('a backend disconnecting the user (4011) ends the client for good; backend re
   }
 
   expect(await suite.api('disconnect', { user, reason: 'banned' })).toEqual({ count: 1 });
-  const closed = await c.nextEvent('closed', 3000);
+  const closed = await c.event('closed', 3000);
   expect(closed).toEqual({ code: 4011, reason: 'banned' });
   expect(c.client.state).toBe('closed');
   await sleep(RECONNECT.baseMs);

@@ -5,12 +5,12 @@
 // refusals that fail a request without touching the connection.
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { RtgwClientError, type DirectMessage, type RoomMessage } from '../../client/index.js';
-import { connect } from '../harness/client.js';
+import { RtgwClientError, type ClientOptions, type DirectMessage, type RoomMessage } from '../../client/index.js';
+import { ClientPool } from '../harness/client.js';
 import { signToken, startNode, uid, type Node } from '../harness/cluster.js';
 import { TcpProxy } from '../harness/proxy.js';
 import { SdkPool, type SdkClient } from '../harness/sdk.js';
-import { waitFor } from '../harness/wait.js';
+import { sleep, waitFor } from '../harness/wait.js';
 
 const secret = randomBytes(32).toString('base64url');
 const HEARTBEAT_MS = 1000;
@@ -21,7 +21,9 @@ const RECONNECT = { baseMs: 100, maxMs: 400 };
 
 let node: Node;
 let proxy: TcpProxy;
-const pool = new SdkPool();
+const pool = new SdkPool({ reconnect: RECONNECT });
+/** Raw protocol clients, beside the SDK ones. */
+const raw = new ClientPool();
 
 beforeAll(async () => {
   node = await startNode('standalone', {
@@ -33,8 +35,9 @@ beforeAll(async () => {
   });
   proxy = await TcpProxy.start(node.port);
 });
-afterEach(() => {
+afterEach(async () => {
   pool.closeAll();
+  await raw.closeAll();
   proxy.refuse(false);
   proxy.holdDownstream(false);
   proxy.cut();
@@ -46,9 +49,12 @@ afterAll(async () => {
 
 const token = (user: string, claims: Record<string, unknown> = {}, expIn?: number) => signToken({ secret }, user, claims, { expIn });
 
-/** A connected SDK client for `user`, directly or through the proxy. */
-async function sdk(user = uid('u'), opts: { viaProxy?: boolean; claims?: Record<string, unknown> } = {}): Promise<SdkClient> {
-  const c = pool.create({ url: opts.viaProxy ? proxy.url : node.url, getToken: () => token(user, opts.claims), reconnect: RECONNECT });
+/** An SDK client for `user` (a fresh one unless given) on `url`, not connected yet. */
+const client = (url: string | string[], user = uid('u'), extra: Partial<ClientOptions> = {}): SdkClient => pool.create({ url, getToken: () => token(user), ...extra });
+
+/** A connected SDK client for `user`, straight to the node. */
+async function sdk(user = uid('u'), claims?: Record<string, unknown>): Promise<SdkClient> {
+  const c = client(node.url, user, { getToken: () => token(user, claims) });
   await c.client.connect();
   return c;
 }
@@ -75,7 +81,7 @@ function online(): void {
 describe('connection and rooms', () => {
   it('goes idle → connecting → connected, and members get each message once in seq order; the sender only with echo', async () => {
     const room = uid('room');
-    const a = pool.create({ url: node.url, getToken: () => token('alice-' + room), reconnect: RECONNECT });
+    const a = client(node.url, 'alice-' + room);
     const aGot = collect(a, room);
     await a.client.connect();
     expect(a.eventsOf('state').map((e) => e.ev.state)).toEqual(['connecting', 'connected']);
@@ -99,7 +105,7 @@ describe('connection and rooms', () => {
 
   it('after a lost connection it reconnects to the next URL, re-joins with since and gets exactly what it missed', async () => {
     const room = uid('room');
-    const m = pool.create({ url: [proxy.url, node.url], getToken: () => token(uid('m')), reconnect: RECONNECT });
+    const m = client([proxy.url, node.url]);
     const got = collect(m, room);
     await m.client.connect();
     await m.client.room(room)!.joined;
@@ -108,10 +114,10 @@ describe('connection and rooms', () => {
     await waitFor(() => got.length === 1, 3000, 'first message');
 
     offline();
-    const d = await m.nextEvent('disconnected', 3000);
+    const d = await m.event('disconnected', 3000);
     expect(d.code).toBe(1006);
     for (let n = 2; n <= 6; n++) await pub.client.publish(room, { n });
-    await m.nextEvent('connected', 3000, (e) => e.reconnected);
+    await m.event('connected', 3000, (e) => e.reconnected);
     expect(m.eventsOf('connected').at(-1)!.ev.url).toBe(node.url);
     await waitFor(() => got.length === 6, 3000, 'the missed messages');
     expect(got.map((x) => x.data)).toEqual([1, 2, 3, 4, 5, 6].map((n) => ({ n })));
@@ -125,7 +131,7 @@ describe('connection and rooms', () => {
 
   it('beyond history it says `unrecovered` (why: history) and goes on live from the head', async () => {
     const room = uid('room');
-    const m = pool.create({ url: proxy.url, getToken: () => token(uid('m')), reconnect: RECONNECT });
+    const m = client(proxy.url);
     const got = collect(m, room);
     const lost: unknown[] = [];
     m.client.room(room)!.on('unrecovered', (u) => lost.push(u));
@@ -137,7 +143,7 @@ describe('connection and rooms', () => {
     await waitFor(() => got.length === 1, 3000, 'first message');
 
     offline();
-    await m.nextEvent('disconnected', 3000);
+    await m.event('disconnected', 3000);
     for (let n = 2; n <= HISTORY + 5; n++) await pub.client.publish(room, { n });
     const resubscribed = new Promise((resolve) => m.client.room(room)!.on('subscribed', resolve));
     online();
@@ -171,9 +177,9 @@ describe('connection and rooms', () => {
 describe('the outbox', () => {
   it('a connection that dies between sending and `ok` publishes exactly once, and the sender does not get its own message back', async () => {
     const room = uid('room');
-    const member = await connect(node.url, { token: await token(uid('member')) });
+    const member = await raw.connect(node.url, { token: await token(uid('member')) });
     await member.ok({ t: 'join', room });
-    const s = pool.create({ url: proxy.url, getToken: () => token(uid('sender')), reconnect: RECONNECT });
+    const s = client(proxy.url, uid('sender'));
     const sGot = collect(s, room);
     await s.client.connect();
     await s.client.room(room)!.joined;
@@ -196,7 +202,6 @@ describe('the outbox', () => {
     // The re-join replayed the sender's own message (the raw frame came), but the application never saw it.
     expect(receivedOf(s, 'msg').map((f) => f.seq)).toContain(seq);
     expect(sGot).toEqual([]);
-    member.terminate();
   });
 
   it('publishes and direct messages made while offline are sent once when a connection comes', async () => {
@@ -209,10 +214,10 @@ describe('the outbox', () => {
     const r = await sdk(rcpt);
     r.client.onDirect((dm) => void dmsGot.push(dm));
 
-    const s = pool.create({ url: proxy.url, getToken: () => token(uid('s')), reconnect: RECONNECT });
+    const s = client(proxy.url, uid('s'));
     offline();
     void s.client.connect();
-    await s.nextEvent('disconnected', 3000);
+    await s.event('disconnected', 3000);
     const pubs = [1, 2, 3].map((n) => s.client.publish(room, { n }));
     const dms = [1, 2].map((n) => s.client.sendDirect(rcpt, { n }));
     expect(s.client.pending).toBe(5);
@@ -227,7 +232,7 @@ describe('the outbox', () => {
   });
 
   it('a refused publish fails at once and is not sent again; the connection stays usable', async () => {
-    const s = await sdk(uid('s'), { claims: { rooms: ['ok-*'] } });
+    const s = await sdk(uid('s'), { rooms: ['ok-*'] });
     await expect(s.client.publish('nope', { x: 1 })).rejects.toMatchObject({ code: 'forbidden' });
     await expect(s.client.publish('bad room!', { x: 1 })).rejects.toMatchObject({ code: 'bad_request' });
     const refused = s.client.join('nope');
@@ -266,8 +271,7 @@ describe('direct messages', () => {
     expect(got).toEqual(seqs);
     expect(sentOf(r, 'ack').map((f) => f.seq)).toEqual(seqs);
     // Past several ack timeouts: no copy came (acks arrived), and the application got nothing more.
-    const until = Date.now() + 4 * ACK_TIMEOUT_MS;
-    await waitFor(() => Date.now() > until, 5 * ACK_TIMEOUT_MS, 'several ack timeouts');
+    await sleep(4 * ACK_TIMEOUT_MS);
     expect(receivedOf(r, 'dm')).toHaveLength(5);
     expect(got).toHaveLength(5);
   });
@@ -286,8 +290,7 @@ describe('direct messages', () => {
     expect(sentOf(r, 'ack')).toEqual([{ t: 'ack', seq }]);
     // A copy already on its way may still come: it is acknowledged again, never handed over.
     const copies = receivedOf(r, 'dm').length;
-    const until = Date.now() + 4 * ACK_TIMEOUT_MS;
-    await waitFor(() => Date.now() > until, 5 * ACK_TIMEOUT_MS, 'several ack timeouts');
+    await sleep(4 * ACK_TIMEOUT_MS); // several ack timeouts
     expect(receivedOf(r, 'dm').length).toBeLessThanOrEqual(copies + 1);
     expect(got).toHaveLength(1);
   });
@@ -324,10 +327,9 @@ describe('tokens and heartbeats', () => {
   it('refreshes before expiry: one connection outlives several short tokens', async () => {
     const user = uid('t');
     let issued = 0;
-    const c = pool.create({ url: node.url, getToken: () => (issued++, token(user, {}, 2)), reconnect: RECONNECT });
+    const c = client(node.url, user, { getToken: () => (issued++, token(user, {}, 2)) });
     await c.client.connect();
-    const until = Date.now() + 5000;
-    await waitFor(() => Date.now() > until, 6000, 'three token lifetimes');
+    await sleep(5000); // past two token lifetimes
     expect(c.eventsOf('disconnected')).toEqual([]);
     expect(c.eventsOf('token').length).toBeGreaterThanOrEqual(2);
     // One getToken per refresh (plus the first connect); one refresh may be under way right now.
@@ -347,25 +349,24 @@ describe('tokens and heartbeats', () => {
         if (c.client.state === 'connected' && failing) throw new Error('token service down');
         return token(user, {}, 2);
       },
-      reconnect: RECONNECT,
     });
     await c.client.connect();
-    const d = await c.nextEvent('disconnected', 5000);
+    const d = await c.event('disconnected', 5000);
     expect(d).toMatchObject({ code: 4010, reconnectInMs: 0 });
     failing = false;
-    await c.nextEvent('connected', 3000, (e) => e.reconnected);
+    await c.event('connected', 3000, (e) => e.reconnected);
     expect(c.eventsOf('error').some((e) => e.ev.message === 'token service down')).toBe(true);
   }, 15_000);
 
   it('a refused token (4001) makes it ask getToken again; a fixed bad token ends the client', async () => {
     const user = uid('t');
     let calls = 0;
-    const c = pool.create({ url: node.url, getToken: () => (++calls === 1 ? signToken({ secret: 'x'.repeat(32) }, user) : token(user)), reconnect: RECONNECT });
+    const c = client(node.url, user, { getToken: () => (++calls === 1 ? signToken({ secret: 'x'.repeat(32) }, user) : token(user)) });
     await c.client.connect();
     expect(c.eventsOf('disconnected').map((e) => e.ev.code)).toEqual([4001]);
     expect(calls).toBe(2);
 
-    const fixed = pool.create({ url: node.url, token: await signToken({ secret: 'x'.repeat(32) }, user), reconnect: RECONNECT });
+    const fixed = pool.create({ url: node.url, token: await signToken({ secret: 'x'.repeat(32) }, user) });
     await expect(fixed.client.connect()).rejects.toMatchObject({ code: 'closed' });
     expect(fixed.client.state).toBe('closed');
     expect(fixed.eventsOf('closed').map((e) => e.ev.code)).toEqual([4001]);
@@ -373,7 +374,7 @@ describe('tokens and heartbeats', () => {
   });
 
   it('pings at the server’s hb; a connection that stops answering is given up and replaced', async () => {
-    const c = pool.create({ url: proxy.url, getToken: () => token(uid('h')), reconnect: RECONNECT, pongTimeoutMs: 500 });
+    const c = client(proxy.url, uid('h'), { pongTimeoutMs: 500 });
     await c.client.connect();
     await waitFor(() => sentOf(c, 'ping').length >= 2, 3 * HEARTBEAT_MS, 'two pings');
     const pings = c.tap.sent.filter((s) => s.f.t === 'ping').map((s) => s.at);
@@ -384,9 +385,9 @@ describe('tokens and heartbeats', () => {
     const heldAt = Date.now();
     // Let the next connection through (the listener runs before the reconnect is scheduled).
     c.client.on('disconnected', () => proxy.holdDownstream(false));
-    const d = await c.nextEvent('disconnected', 3 * HEARTBEAT_MS);
+    const d = await c.event('disconnected', 3 * HEARTBEAT_MS);
     expect(d).toMatchObject({ code: 1006, reason: 'no answer from the server' });
     expect(c.eventsOf('disconnected')[0]!.at - heldAt).toBeLessThanOrEqual(HEARTBEAT_MS + 500 + 300);
-    await c.nextEvent('connected', 3000, (e) => e.reconnected);
+    await c.event('connected', 3000, (e) => e.reconnected);
   });
 });

@@ -6,7 +6,7 @@
 // every violation with its seq and mid. The per-receiver room checks (`receiverProblems`,
 // `agreementProblems`) predate the event history and stay for the room fault tests.
 import type { Frame, TestClient } from './client.js';
-import { waitFor } from './wait.js';
+import { sleep, waitFor } from './wait.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Records
@@ -230,7 +230,6 @@ const emptyVerdict = (): Verdict => ({
   stats: { ok: 0, delivered: 0, redelivered: 0, acked: 0 },
 });
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const isSeq = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
 const scopeOf = (op: Op): Scope => (op === 'pub' ? 'room' : 'recipient');
 

@@ -4,8 +4,6 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
 export class TcpProxy {
-  /** Connections accepted so far (refused ones included). */
-  accepted = 0;
   private readonly pairs = new Set<{ client: Socket; upstream: Socket }>();
   private refusing = false;
   private holdingDownstream = false;
@@ -13,7 +11,7 @@ export class TcpProxy {
   private constructor(
     private readonly server: Server,
     readonly port: number,
-    private targetPort: number,
+    private readonly targetPort: number,
   ) {}
 
   static async start(targetPort: number): Promise<TcpProxy> {
@@ -31,16 +29,6 @@ export class TcpProxy {
   /** ws://127.0.0.1:<port>/ws */
   get url(): string {
     return `ws://127.0.0.1:${this.port}/ws`;
-  }
-
-  /** Connections now open through the proxy. */
-  get open(): number {
-    return this.pairs.size;
-  }
-
-  /** Sends new connections to another port from now on (open ones stay where they are). */
-  retarget(port: number): void {
-    this.targetPort = port;
   }
 
   /** While on, new connections are closed at once (a gateway that is down). */
@@ -68,7 +56,6 @@ export class TcpProxy {
   }
 
   private accept(client: Socket): void {
-    this.accepted++;
     if (this.refusing) {
       client.destroy();
       return;

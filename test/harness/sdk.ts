@@ -17,7 +17,7 @@ export interface Tap {
 }
 
 /** A `ws` WebSocket that records every frame it sends and receives into `tap`. */
-export function tappedWebSocket(tap: Tap): WebSocketConstructor {
+function tappedWebSocket(tap: Tap): WebSocketConstructor {
   return class TappedWebSocket extends WebSocket {
     constructor(url: string) {
       super(url);
@@ -38,21 +38,24 @@ type Recorded = { [K in keyof ClientEvents]: { type: K; at: number; ev: ClientEv
 export interface SdkClient {
   readonly client: RtgwClient;
   readonly tap: Tap;
-  /** Every client event, in order, with its time. */
-  readonly events: Recorded[];
   /** Events of one type. */
   eventsOf<K extends keyof ClientEvents>(type: K): { at: number; ev: ClientEvents[K] }[];
-  /** Resolves at the next event of `type` after `fromIndex` in `events` that passes `test`. */
-  nextEvent<K extends keyof ClientEvents>(type: K, timeoutMs: number, test?: (ev: ClientEvents[K]) => boolean, fromIndex?: number): Promise<ClientEvents[K]>;
+  /** Resolves at the first event of `type` that passes `test`, whether already recorded or still to come. */
+  event<K extends keyof ClientEvents>(type: K, timeoutMs: number, test?: (ev: ClientEvents[K]) => boolean): Promise<ClientEvents[K]>;
 }
+
+type PoolOptions = Omit<ClientOptions, 'WebSocket'>;
 
 export class SdkPool {
   private readonly clients: RtgwClient[] = [];
 
+  /** `defaults`: options every client of the pool gets unless `create` says otherwise (e.g. fast reconnects). */
+  constructor(private readonly defaults: Partial<PoolOptions> = {}) {}
+
   /** A client with `ws` tapped and every event recorded; not connected yet. */
-  create(opts: Omit<ClientOptions, 'WebSocket'>): SdkClient {
+  create(opts: PoolOptions): SdkClient {
     const tap: Tap = { received: [], sent: [] };
-    const client = new RtgwClient({ ...opts, WebSocket: tappedWebSocket(tap) });
+    const client = new RtgwClient({ ...this.defaults, ...opts, WebSocket: tappedWebSocket(tap) });
     this.clients.push(client);
     const events: Recorded[] = [];
     for (const type of ['state', 'connecting', 'connected', 'disconnected', 'closed', 'drain', 'token', 'error'] as const) {
@@ -63,13 +66,12 @@ export class SdkPool {
     return {
       client,
       tap,
-      events,
       eventsOf,
-      async nextEvent(type, timeoutMs, test = () => true, fromIndex = 0) {
+      async event(type, timeoutMs, test = () => true) {
         let found: ClientEvents[typeof type] | undefined;
         await waitFor(
           () => {
-            const e = events.slice(fromIndex).find((x) => x.type === type && test(x.ev as never));
+            const e = events.find((x) => x.type === type && test(x.ev as never));
             found = e?.ev as never;
             return e !== undefined;
           },
@@ -87,7 +89,7 @@ export class SdkPool {
 }
 
 /** A History message as the SDK hands it over, shaped like the frame the checker reads. */
-export function asFrame(room: string, m: RoomMessage): Frame {
+function asFrame(room: string, m: RoomMessage): Frame {
   return { t: 'msg', room, seq: m.seq, from: m.from, mid: m.mid, data: m.data };
 }
 

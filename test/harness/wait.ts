@@ -1,4 +1,6 @@
-// Waits for a condition instead of for time: tests poll what they expect, never sleep a fixed amount.
+// Waits for a condition instead of for time: tests poll what they expect. A fixed wait (sleep) is only for
+// what must NOT happen over a window (no redelivery, no disconnect), or to act at a chosen moment of
+// running traffic.
 
 const POLL_MS = 20;
 
@@ -25,3 +27,6 @@ export async function waitFor(
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
 }
+
+/** Lets `ms` pass. Not for waiting on something expected to happen: that is waitFor (see the header). */
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
