@@ -29,7 +29,6 @@ const standalone = (port?: number, adminPort?: number) =>
     RTGW_NATS_URL: nats.url,
     RTGW_REDIS_URL: redis.url,
     RTGW_NATS_PREFIX: prefix,
-    RTGW_DRAIN_SECONDS: '1',
     ...(port === undefined ? {} : { RTGW_PORT: String(port), RTGW_ADMIN_PORT: String(adminPort) }),
   });
 
@@ -64,6 +63,9 @@ async function say(page: Page, text: string): Promise<void> {
 const log = (page: Page) =>
   page.$$eval('#log [data-testid="msg"]', (lis) => lis.map((li) => [li.querySelector('.from')!.textContent, li.querySelector('.text')!.textContent, (li as HTMLElement).dataset.seq ?? '']));
 const members = (page: Page) => page.$$eval('#members [data-testid="member"]', (lis) => lis.map((li) => li.textContent));
+/** Waits until `page`'s member list is exactly `names`. */
+const membersAre = (page: Page, names: string[]) =>
+  page.waitForFunction((want) => [...document.querySelectorAll('#members [data-testid="member"]')].map((li) => li.textContent).join(',') === want, names.join(','), { timeout: 10_000 });
 
 /** Waits until `page`'s log holds `n` lines, each with its seq. */
 const settled = (page: Page, n: number) =>
@@ -76,7 +78,7 @@ it('two pages chat, see each other come and go, exchange a direct message, and l
   const alice = await enter('alice');
   const bob = await enter('bob');
   // Presence: alice's list gains bob when bob joins the lobby.
-  await alice.waitForFunction(() => [...document.querySelectorAll('#members [data-testid="member"]')].map((li) => li.textContent).join(',') === 'alice,bob', undefined, { timeout: 10_000 });
+  await membersAre(alice, ['alice', 'bob']);
   expect(await members(bob)).toEqual(['alice', 'bob']);
 
   await say(alice, 'hi bob');
@@ -123,9 +125,9 @@ it('two pages chat, see each other come and go, exchange a direct message, and l
   expect(sorted(a)).toEqual(sorted(b));
 
   // Presence after the restart, and when bob's page goes away.
-  await alice.waitForFunction(() => [...document.querySelectorAll('#members [data-testid="member"]')].map((li) => li.textContent).join(',') === 'alice,bob', undefined, { timeout: 10_000 });
+  await membersAre(alice, ['alice', 'bob']);
   await bob.context().close();
-  await alice.waitForFunction(() => [...document.querySelectorAll('#members [data-testid="member"]')].map((li) => li.textContent).join(',') === 'alice', undefined, { timeout: 10_000 });
+  await membersAre(alice, ['alice']);
 
   // A screenshot, judged by the browser's own PNG decoder: mostly not one colour, with text and widgets.
   mkdirSync(artifacts, { recursive: true });

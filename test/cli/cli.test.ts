@@ -44,7 +44,7 @@ describe('rtgw standalone on a bare machine', () => {
     const n = await standalone();
     expect(n.logs().join('\n')).toMatch(/DEVELOPMENT MODE/);
     expect(n.logs().join('\n')).toContain(`ws://127.0.0.1:${n.port}/ws`);
-    const base = `http://127.0.0.1:${n.port}`;
+    const base = n.httpUrl;
     const tokenFor = async (user: string) => ((await httpGet(`${base}/dev/token?user=${user}`)).json as { token: string }).token;
     const alice = await connect(n.url, { token: await tokenFor('alice') });
     const bob = await connect(n.url, { token: await tokenFor('bob') });
@@ -65,17 +65,17 @@ describe('rtgw standalone on a bare machine', () => {
   it('serves the demo page at / and the SDK bundle it loads, and says where', async () => {
     const n = await standalone();
     expect(n.logs().join('\n')).toContain(`demo page: http://127.0.0.1:${n.port}/`);
-    const page = await fetch(`http://127.0.0.1:${n.port}/`);
+    const page = await fetch(`${n.httpUrl}/`);
     expect(page.status).toBe(200);
     expect(page.headers.get('content-type')).toMatch(/^text\/html/);
     const html = await page.text();
     expect(html).toContain('<title>rtgw demo</title>');
     const script = html.match(/<script type="module" src="([^"]+)">/)?.[1];
     expect(script).toBe('/demo.js');
-    const app = await (await fetch(`http://127.0.0.1:${n.port}${script}`)).text();
+    const app = await (await fetch(`${n.httpUrl}${script}`)).text();
     const sdkPath = app.match(/from '([^']+)'/)?.[1];
     expect(sdkPath).toBe('/sdk/rtgw.js');
-    const sdk = await fetch(`http://127.0.0.1:${n.port}${sdkPath}`);
+    const sdk = await fetch(`${n.httpUrl}${sdkPath}`);
     expect(sdk.headers.get('content-type')).toMatch(/^text\/javascript/);
     const bundle = await sdk.text();
     // One self-contained ES module: it exports the client and imports nothing.
@@ -85,15 +85,15 @@ describe('rtgw standalone on a bare machine', () => {
 
   it('does not serve /dev/token or the demo page when a key is configured', async () => {
     const n = await standalone({ RTGW_JWT_SECRET: 'a-real-secret-of-at-least-32-bytes!!' });
-    expect((await httpGet(`http://127.0.0.1:${n.port}/dev/token?user=alice`)).status).toBe(404);
-    expect((await httpGet(`http://127.0.0.1:${n.port}/`)).status).toBe(404);
-    expect((await httpGet(`http://127.0.0.1:${n.port}/sdk/rtgw.js`)).status).toBe(404);
+    expect((await httpGet(`${n.httpUrl}/dev/token?user=alice`)).status).toBe(404);
+    expect((await httpGet(`${n.httpUrl}/`)).status).toBe(404);
+    expect((await httpGet(`${n.httpUrl}/sdk/rtgw.js`)).status).toBe(404);
     expect(n.logs().join('\n')).not.toMatch(/DEVELOPMENT MODE/);
   });
 
   it('exits 0 after SIGTERM, telling connected clients to go elsewhere first', async () => {
     const n = await standalone({ RTGW_DRAIN_SECONDS: '1' });
-    const token = ((await httpGet(`http://127.0.0.1:${n.port}/dev/token?user=carol`)).json as { token: string }).token;
+    const token = ((await httpGet(`${n.httpUrl}/dev/token?user=carol`)).json as { token: string }).token;
     const c = await connect(n.url, { token });
     const code = await n.stop();
     expect(code).toBe(0);

@@ -3,18 +3,12 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { BusError, toText, type Bus, type BusErrorCode, type BusMsg, type Subscription } from '../../shared/bus/bus.js';
-import { MemoryBus, MemoryHub, type MemoryBusOptions } from '../../shared/bus/memory.js';
+import { MemoryBus, MemoryHub } from '../../shared/bus/memory.js';
 import { connectNats, NatsBus, type NatsStatus } from '../../shared/bus/nats.js';
 import { startNats } from '../harness/nats.js';
+import { memoryBusBackend, natsBusBackend, type BusBackend, type OnError } from './buses.js';
 import { waitFor } from '../harness/wait.js';
 
-type OnError = NonNullable<MemoryBusOptions['onError']>;
-
-interface BusBackend {
-  /** A new client with a connection of its own. */
-  connect(opts?: { onError?: OnError }): Promise<Bus>;
-  stop?(): Promise<void>;
-}
 
 const run = randomBytes(4).toString('hex');
 let seq = 0;
@@ -357,18 +351,8 @@ function busContract(name: string, backend: () => Promise<BusBackend>) {
   });
 }
 
-busContract('MemoryBus', async () => {
-  const hub = new MemoryHub();
-  return { connect: async (opts) => hub.connect(opts) };
-});
-
-busContract('NatsBus', async () => {
-  const server = await startNats();
-  return {
-    connect: async (opts) => new NatsBus(await connectNats([server.url], 'bus-contract'), opts),
-    stop: () => server.stop(),
-  };
-});
+busContract('MemoryBus', memoryBusBackend);
+busContract('NatsBus', () => natsBusBackend('bus-contract'));
 
 describe('MemoryBus on its own', () => {
   it('works without a shared hub and refuses subjects NATS would refuse', async () => {

@@ -5,19 +5,17 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toText, type Bus, type BusMsg } from '../../shared/bus/bus.js';
-import { MemoryHub } from '../../shared/bus/memory.js';
-import { connectNats, NatsBus } from '../../shared/bus/nats.js';
 import { MOVED_REPLY, type SlotRequest } from '../../shared/cluster/messages.js';
 import { SlotClient, SlotReplies } from '../../shared/cluster/slot-rpc.js';
 import { subjects } from '../../shared/cluster/subjects.js';
 import { errorReply } from '../../shared/errors.js';
-import { startNats } from '../harness/nats.js';
 import { waitFor } from '../harness/wait.js';
+import { memoryBusBackend, natsBusBackend, type BusBackend } from './buses.js';
 
 const req = (n: number): SlotRequest => ({ op: 'pub', room: 'r', from: 'u', d: String(n), by: 'u' });
 const TIMEOUT_MS = 1500;
 
-function contract(name: string, open: () => Promise<{ connect: () => Promise<Bus>; stop?: () => Promise<void> }>) {
+function contract(name: string, open: () => Promise<BusBackend>) {
   describe(`slot requests on ${name}`, () => {
     let backend: Awaited<ReturnType<typeof open>>;
     const buses: Bus[] = [];
@@ -114,12 +112,5 @@ function contract(name: string, open: () => Promise<{ connect: () => Promise<Bus
   });
 }
 
-contract('MemoryBus', async () => {
-  const hub = new MemoryHub();
-  return { connect: async () => hub.connect() };
-});
-
-contract('NatsBus', async () => {
-  const server = await startNats();
-  return { connect: async () => new NatsBus(await connectNats([server.url], 'slot-rpc')), stop: () => server.stop() };
-});
+contract('MemoryBus', memoryBusBackend);
+contract('NatsBus', () => natsBusBackend('slot-rpc'));

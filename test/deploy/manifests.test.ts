@@ -820,6 +820,8 @@ describe('deploy/compose.yaml', () => {
 
 describe('deploy/Dockerfile', () => {
   const lines = readFileSync(join(deploy, 'Dockerfile'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  /** The sources of the COPY lines that copy from the build context (not from another stage). */
+  const copiedSources = lines.filter((x) => /^COPY\s/i.test(x) && !x.includes('--from')).flatMap((l) => l.split(/\s+/).slice(1, -1));
   const stages: string[][] = [];
   for (const l of lines) {
     if (/^FROM\s/i.test(l)) stages.push([]);
@@ -844,7 +846,7 @@ describe('deploy/Dockerfile', () => {
   });
 
   it('copies everything `npm run build` reads: the tsconfig includes and the scripts it runs', () => {
-    const copied = new Set(lines.filter((x) => /^COPY\s/i.test(x) && !x.includes('--from')).flatMap((l) => l.split(/\s+/).slice(1, -1)));
+    const copied = new Set(copiedSources);
     const tsconfig = JSON.parse(readFileSync(join(root, 'tsconfig.json'), 'utf8')) as { include: string[] };
     const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: { build: string } };
     const scripts = [...pkg.scripts.build.matchAll(/\bnode\s+(\S+)/g)].map((m) => m[1]!.split('/')[0]!);
@@ -852,8 +854,6 @@ describe('deploy/Dockerfile', () => {
   });
 
   it('copies sources that exist', () => {
-    for (const l of lines.filter((x) => /^COPY\s/i.test(x) && !x.includes('--from'))) {
-      for (const src of l.split(/\s+/).slice(1, -1)) expect(existsSync(join(root, src)), src).toBe(true);
-    }
+    for (const src of copiedSources) expect(existsSync(join(root, src)), src).toBe(true);
   });
 });
