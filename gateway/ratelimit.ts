@@ -23,16 +23,14 @@ export class TokenBucket {
 
 /** True once more than `max` strikes fall within `windowMs` (a sliding window over the last max+1). */
 export class Strikes {
-  /** Made at the first strike: most connections never get one. */
-  private times: number[] | undefined;
+  private readonly times: number[] = [];
   constructor(
     private readonly max = 10,
     private readonly windowMs = 10_000,
   ) {}
   hit(now = performance.now()): boolean {
-    const times = (this.times ??= []);
-    times.push(now);
-    if (times.length > this.max + 1) times.shift();
-    return times.length > this.max && now - times[0]! <= this.windowMs;
+    this.times.push(now);
+    if (this.times.length > this.max + 1) this.times.shift();
+    return this.times.length > this.max && now - this.times[0]! <= this.windowMs;
   }
 }
