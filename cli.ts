@@ -28,6 +28,8 @@ async function openEngine(cfg: Config, log: Logger, metrics: Metrics): Promise<{
     maxAttempts: cfg.dmMaxAttempts,
     inboxMaxAgeMs: cfg.inboxMaxAgeMs,
     inboxMaxMessages: cfg.inboxMaxMessages,
+    inboxMaxPerSender: cfg.inboxMaxPerSender,
+    deadLettersMaxPerSlot: cfg.deadLettersMaxPerSlot,
     slots: cfg.slots,
   };
   const onDeadLetter = (reason: DeadLetterReason, count: number) => metrics.deadLetters.inc({ reason }, count);

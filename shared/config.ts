@@ -18,6 +18,8 @@ export interface JwtConfig {
   issuer?: string;
   audience?: string;
   clockToleranceSec: number;
+  /** Tokens whose `iat` is older than this, or that have no `iat`, are refused; undefined: no limit. */
+  maxAgeSec?: number;
 }
 
 export interface Config {
@@ -53,6 +55,18 @@ export interface Config {
   dmMaxAttempts: number;
   inboxMaxAgeMs: number;
   inboxMaxMessages: number;
+  /** Pending direct messages one sender may have in one recipient's inbox. */
+  inboxMaxPerSender: number;
+  /** Dead letters kept per slot; the oldest past it are dropped (and counted). */
+  deadLettersMaxPerSlot: number;
+  /** Rooms one connection may have joined. */
+  maxRoomsPerConn: number;
+  /** Connections of one user on one gateway. */
+  maxConnsPerUser: number;
+  /** Connections on one gateway; 0: no limit. */
+  maxConnections: number;
+  /** Upgrades accepted per second on one gateway; 0: no limit. */
+  maxConnectRate: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -99,6 +113,7 @@ export function loadConfig(role: string, env: Env = process.env): Readonly<Confi
     issuer: str(env, 'RTGW_JWT_ISSUER'),
     audience: str(env, 'RTGW_JWT_AUDIENCE'),
     clockToleranceSec: int(env, 'RTGW_JWT_CLOCK_TOLERANCE_SEC', 5, 0, 300),
+    maxAgeSec: int(env, 'RTGW_JWT_MAX_AGE_SEC', 0, 0, 10 * 365 * 24 * 3600) || undefined,
   };
   const keyCount = [jwt.secret, jwt.publicKey, jwt.jwksUrl].filter((k) => k !== undefined).length;
   if (keyCount > 1) {
@@ -106,6 +121,10 @@ export function loadConfig(role: string, env: Env = process.env): Readonly<Confi
   }
   if (jwt.secret !== undefined && Buffer.byteLength(jwt.secret) < 32) {
     throw new ConfigError('RTGW_JWT_SECRET must be at least 32 bytes (HS256 needs a 256-bit key)');
+  }
+  // Keys fetched over plain HTTP could be swapped by anyone on the path: every token would then be forgeable.
+  if (jwt.jwksUrl !== undefined && !/^https:\/\//i.test(jwt.jwksUrl)) {
+    throw new ConfigError('RTGW_JWT_JWKS_URL must be an https:// URL');
   }
   const devMode = keyCount === 0;
   if (devMode && r !== 'standalone') {
@@ -151,6 +170,12 @@ export function loadConfig(role: string, env: Env = process.env): Readonly<Confi
     dmMaxAttempts: int(env, 'RTGW_DM_MAX_ATTEMPTS', 8, 1, 1000),
     inboxMaxAgeMs: int(env, 'RTGW_INBOX_MAX_AGE_MS', 7 * 24 * 3600_000, 1000, 365 * 24 * 3600_000),
     inboxMaxMessages: int(env, 'RTGW_INBOX_MAX_MESSAGES', 10_000, 1, 1_000_000),
+    inboxMaxPerSender: int(env, 'RTGW_INBOX_MAX_PER_SENDER', 1000, 1, 1_000_000),
+    deadLettersMaxPerSlot: int(env, 'RTGW_DEAD_LETTERS_MAX_PER_SLOT', 10_000, 1, 10_000_000),
+    maxRoomsPerConn: int(env, 'RTGW_MAX_ROOMS_PER_CONN', 256, 1, 100_000),
+    maxConnsPerUser: int(env, 'RTGW_MAX_CONNS_PER_USER', 32, 1, 1_000_000),
+    maxConnections: int(env, 'RTGW_MAX_CONNECTIONS', 0, 0, 10_000_000),
+    maxConnectRate: int(env, 'RTGW_MAX_CONNECT_RATE', 0, 0, 1_000_000),
   };
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(cfg.logLevel)) {
     throw new ConfigError('RTGW_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent');

@@ -10,6 +10,8 @@ export const ErrorCode = {
   NoRoute: 'no_route',
   Timeout: 'timeout',
   Internal: 'internal',
+  /** A configured limit was reached: retrying the same request at once will not help. */
+  Limit: 'limit',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -27,6 +29,8 @@ export const CloseCode = {
   SlowConsumer: 4009,
   TokenExpired: 4010,
   DisconnectedByBackend: 4011,
+  /** Too many connections of this user on this gateway. */
+  TooManyConnections: 4012,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 

@@ -48,10 +48,12 @@ export type ServerFrame =
   | { t: 'drain'; ms: number }
   /** The room's history was lost and restarted: seqs after `seq` follow, in the new `epoch`. */
   | { t: 'epoch'; room: RoomId; epoch: string; seq: number }
+  /** The connection is no longer in the room (a refresh narrowed its token's `rooms`): nothing more of it follows. */
+  | { t: 'removed'; room: RoomId; reason: 'forbidden' }
   | { t: 'pong' };
 
 export type ServerFrameType = ServerFrame['t'];
 
 /** Frame types counted in metrics: a fixed set, so the label cannot take user-chosen values. */
 export const CLIENT_FRAME_TYPES = ['join', 'leave', 'pub', 'dm', 'ack', 'send', 'presence', 'refresh', 'ping'] as const;
-export const SERVER_FRAME_TYPES = ['welcome', 'ok', 'err', 'msg', 'dm', 'joined', 'left', 'drain', 'epoch', 'pong'] as const;
+export const SERVER_FRAME_TYPES = ['welcome', 'ok', 'err', 'msg', 'dm', 'joined', 'left', 'drain', 'epoch', 'removed', 'pong'] as const;

@@ -199,8 +199,12 @@ export interface DeliveryLimits {
   maxAttempts: number;
   /** A pending message older than this is dead-lettered ('expired'). */
   inboxMaxAgeMs: number;
-  /** Pending messages per recipient; the oldest past it is dead-lettered ('inbox_full'). */
+  /** Pending messages per recipient; a new message past it is refused (LimitError), nothing is evicted. */
   inboxMaxMessages: number;
+  /** Pending messages one sender may have in one recipient's inbox; past it a new one is refused (LimitError). */
+  inboxMaxPerSender: number;
+  /** Dead letters kept per slot; the oldest past it are dropped (DeadLetterObserver's 'dropped'). */
+  deadLettersMaxPerSlot: number;
   dedupWindowMs: number;
 }
 

@@ -18,6 +18,8 @@ export const DEFAULT_LIMITS: StoreLimits = {
   maxAttempts: 8,
   inboxMaxAgeMs: 7 * 24 * 3_600_000,
   inboxMaxMessages: 10_000,
+  inboxMaxPerSender: 1000,
+  deadLettersMaxPerSlot: 10_000,
   slots: 64,
 };
 

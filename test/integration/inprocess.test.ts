@@ -96,6 +96,8 @@ beforeAll(async () => {
     maxAttempts: 8,
     inboxMaxAgeMs: 7 * 24 * 3600_000,
     inboxMaxMessages: 10_000,
+    inboxMaxPerSender: 1000,
+    deadLettersMaxPerSlot: 10_000,
     slots: 8, // RTGW_SLOTS of cfgFor
   });
   const subj = subjects('rtgw');
