@@ -69,6 +69,11 @@ export class DirectHub {
     this.sub = bus.subscribe(subj.dm(node), (msg) => this.onMessage(msg));
   }
 
+  /** Users with a stream here (the holdings gauges). */
+  get userCount(): number {
+    return this.users.size;
+  }
+
   /** The user's open connections on this gateway. */
   connsOf(user: string): Iterable<Conn> {
     return this.users.get(user)?.conns ?? [];

@@ -112,6 +112,19 @@ export class RoomHub {
     }
   }
 
+  /** Counts for the holdings gauges: what this hub holds right now. */
+  holdings(): { rooms: number; roomMembers: number; joiners: number; joinerBuffered: number } {
+    let roomMembers = 0;
+    let joiners = 0;
+    let joinerBuffered = 0;
+    for (const room of this.rooms.values()) {
+      roomMembers += room.members.size;
+      joiners += room.joiners.size;
+      for (const j of room.joiners) joinerBuffered += j.buffer.length;
+    }
+    return { rooms: this.rooms.size, roomMembers, joiners, joinerBuffered };
+  }
+
   leave(conn: Conn, name: string): void {
     const room = this.rooms.get(name);
     if (!room || !room.members.delete(conn)) return;

@@ -5,6 +5,7 @@ import type { Subscription } from '../shared/bus/bus.js';
 import type { NodeRequest } from '../shared/cluster/messages.js';
 import { SlotClient } from '../shared/cluster/slot-rpc.js';
 import type { RoleDeps } from '../shared/deps.js';
+import { closeCodeLabel } from '../shared/metrics.js';
 import { CloseCode, ErrorCode, PROTOCOL_VERSION } from '../shared/protocol/codes.js';
 import { isUserId } from '../shared/protocol/names.js';
 import { AuthError, createVerifier, signDevToken, type Claims } from './auth.js';
@@ -42,6 +43,8 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
   const direct = new DirectHub(bus, subj, cfg.nodeId, stores.inbox, cfg.slots, backpressure, metrics, log);
   const slots = new SlotClient(bus, subj, `gateway-${cfg.nodeId}`, cfg.requestTimeoutMs);
   const ingress = new Ingress({ cfg, bus, subj, presence: stores.presence, hub, direct, verify, slots, backpressure, metrics, log, armExpiry: (c) => expiry.arm(c) });
+
+  metrics.observeGateway(() => ({ ...hub.holdings(), dmUsers: direct.userCount }));
 
   const originAllowed = (origin: string) => cfg.allowedOrigins.includes('*') || cfg.allowedOrigins.includes(origin);
   const event = (kind: 'connect' | 'disconnect', conn: Conn) =>
@@ -155,7 +158,7 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
     expiry.disarm(conn);
     direct.detach(conn);
     metrics.connections.dec();
-    metrics.connectionsClosed.inc({ code: String(code) });
+    metrics.connectionsClosed.inc({ code: closeCodeLabel(code) });
     log.debug({ conn: conn.id, code }, 'connection closed');
     for (const room of [...(conn.rooms?.keys() ?? [])]) {
       ingress.leave(conn, room).catch((e: unknown) => log.warn({ err: e, conn: conn.id, room }, 'presence leave failed'));

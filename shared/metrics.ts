@@ -1,8 +1,26 @@
 // One Prometheus registry per process, with typed handles. Labels take only fixed sets of values
 // (frame types, reasons, codes): never a room, user or connection.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { CloseCode } from './protocol/codes.js';
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** What a gateway holds for its connections right now: sampled at every scrape, so a leak shows. */
+export interface GatewayHoldings {
+  /** Rooms with a local member (each one a bus subscription). */
+  rooms: number;
+  /** Connections in rooms, counted once per room. */
+  roomMembers: number;
+  /** Joins waiting for their replay, and the messages they hold meanwhile. */
+  joiners: number;
+  joinerBuffered: number;
+  /** Users with a direct-message stream here. */
+  dmUsers: number;
+}
+
+/** The close codes counted by their number: the server's own and the standard ones; any other is `other`. */
+const COUNTED_CLOSE_CODES = new Set<number>([...Object.values(CloseCode), 1005, 1006, 1011]);
+export const closeCodeLabel = (code: number): string => (COUNTED_CLOSE_CODES.has(code) ? String(code) : 'other');
 
 export function createMetrics(role: string) {
   const registry = new Registry();
@@ -21,7 +39,7 @@ export function createMetrics(role: string) {
     }),
     connectionsClosed: new Counter({
       name: 'rtgw_connections_closed_total',
-      help: 'Client connections closed, by close code',
+      help: 'Client connections closed, by close code (codes a client chose count as other)',
       labelNames: ['code'],
       registers: r,
     }),
@@ -68,5 +86,15 @@ export function createMetrics(role: string) {
       registers: r,
     }),
     upstreamUp: new Gauge({ name: 'rtgw_upstream_up', help: '1 while connected to the named dependency', labelNames: ['dep'], registers: r }),
+    /** Registers the gateway's holdings gauges, read from `sample` at every scrape (gateway roles only). */
+    observeGateway(sample: () => GatewayHoldings): void {
+      const gauge = (name: string, help: string, pick: (h: GatewayHoldings) => number) =>
+        new Gauge({ name, help, registers: r, collect() { this.set(pick(sample())); } });
+      gauge('rtgw_gateway_rooms', 'Rooms with a local member (one bus subscription each)', (h) => h.rooms);
+      gauge('rtgw_gateway_room_members', 'Local connections in rooms, once per room', (h) => h.roomMembers);
+      gauge('rtgw_gateway_joiners', 'Joins waiting for their replay', (h) => h.joiners);
+      gauge('rtgw_gateway_joiner_buffered_messages', 'Messages held for joins waiting for their replay', (h) => h.joinerBuffered);
+      gauge('rtgw_gateway_dm_users', 'Users with a direct-message stream on this gateway', (h) => h.dmUsers);
+    },
   };
 }
