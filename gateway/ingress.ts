@@ -10,9 +10,9 @@ import type { Config } from '../shared/config.js';
 import { RtgwError, toRtgwError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { Metrics } from '../shared/metrics.js';
-import { parseClientFrame, jsonText } from '../shared/protocol/codec.js';
+import { parseClientFrame } from '../shared/protocol/codec.js';
 import { CloseCode, ErrorCode, isErrorCode } from '../shared/protocol/codes.js';
-import type { ClientFrame, Request } from '../shared/protocol/frames.js';
+import type { ClientFrame, RawJson, Request } from '../shared/protocol/frames.js';
 import { matchesAny } from '../shared/protocol/names.js';
 import type { PresenceStore } from '../shared/store/ports.js';
 import { AuthError, type Verifier } from './auth.js';
@@ -168,19 +168,19 @@ export class Ingress {
 
   private async pub(conn: Conn, f: Extract<ClientFrame, { t: 'pub' }>): Promise<Answer> {
     this.allowed(conn.claims.pub, f.room, 'publish');
-    const req: PubRequest = { op: 'pub', room: f.room, from: conn.user, d: jsonText(f.data), mid: f.mid, by: conn.user, exclude: f.echo ? undefined : conn.id };
+    const req: PubRequest = { op: 'pub', room: f.room, from: conn.user, d: f.data, mid: f.mid, by: conn.user, exclude: f.echo ? undefined : conn.id };
     const { seq } = await this.d.slots.request<SeqReply>(roomSlot(f.room, this.d.cfg.slots), req);
     return { seq };
   }
 
   private async dm(conn: Conn, f: Extract<ClientFrame, { t: 'dm' }>): Promise<Answer> {
-    const req: DmRequest = { op: 'dm', to: f.to, from: conn.user, d: jsonText(f.data), mid: f.mid, by: conn.user };
+    const req: DmRequest = { op: 'dm', to: f.to, from: conn.user, d: f.data, mid: f.mid, by: conn.user };
     const { seq } = await this.d.slots.request<SeqReply>(userSlot(f.to, this.d.cfg.slots), req);
     return { seq };
   }
 
-  private async sendToRoute(conn: Conn, route: string, data: unknown): Promise<Answer> {
-    const body = toBytes(JSON.stringify({ user: conn.user, conn: conn.id, data }));
+  private async sendToRoute(conn: Conn, route: string, data: RawJson): Promise<Answer> {
+    const body = toBytes(`{"user":${JSON.stringify(conn.user)},"conn":${JSON.stringify(conn.id)},"data":${data}}`);
     let reply: unknown;
     try {
       reply = toJson(await this.d.bus.request(this.d.subj.route(route), body, this.d.cfg.requestTimeoutMs));

@@ -1,6 +1,8 @@
 // Parsing and strict validation of client frames. Pure: the gateway and tests call it, nothing else.
+// A frame's `data` is carried on as the JSON text the client sent (never re-serialized), and nesting
+// is bounded before anything is parsed, so a frame costs time linear in its size.
 import { ErrorCode } from './codes.js';
-import { CLIENT_FRAME_TYPES, type ClientFrame, type Json } from './frames.js';
+import { CLIENT_FRAME_TYPES, type ClientFrame, type RawJson } from './frames.js';
 import { isRoomId, isUserId } from './names.js';
 
 export type Parsed =
@@ -8,6 +10,8 @@ export type Parsed =
   | { ok: false; id?: number; code: ErrorCode; msg: string };
 
 export const MAX_MID_CHARS = 64;
+/** Deepest nesting of arrays and objects in a client frame, the frame object itself counted (contract 7.1). */
+export const MAX_JSON_DEPTH = 32;
 export const MAX_ROUTE_CHARS = 128;
 const MAX_TOKEN_CHARS = 16_384;
 
@@ -62,8 +66,82 @@ function problem(o: Obj): string | undefined {
   return 'unknown frame type';
 }
 
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/**
+ * One pass over a frame's text, before it is parsed: false when arrays and objects nest deeper than
+ * `MAX_JSON_DEPTH`, else the span of the top-level `data` value (its last occurrence, as JSON.parse
+ * keeps), or undefined when there is none. On text that is not valid JSON the answer is meaningless,
+ * and JSON.parse refuses the text anyway.
+ */
+function scan(text: string): { from: number; to: number } | undefined | false {
+  let depth = 0;
+  // At depth 1: the key just read, and where its value started (-1 while reading a key).
+  let key: string | undefined;
+  let valueAt = -1;
+  let data: { from: number; to: number } | undefined;
+  const endValue = (at: number) => {
+    if (key === 'data' && valueAt >= 0) {
+      let to = at;
+      while (to > valueAt && text.charCodeAt(to - 1) <= 0x20) to--;
+      data = { from: valueAt, to };
+    }
+    key = undefined;
+    valueAt = -1;
+  };
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) {
+      const start = i;
+      for (i++; i < text.length; i++) {
+        const d = text.charCodeAt(i);
+        if (d === BACKSLASH) i++;
+        else if (d === QUOTE) break;
+      }
+      if (depth === 1 && valueAt < 0) {
+        const raw = text.slice(start, i + 1);
+        key = raw.includes('\\') ? safeString(raw) : raw.slice(1, -1);
+      }
+      continue;
+    }
+    switch (c) {
+      case 0x7b: // {
+      case 0x5b: // [
+        if (++depth > MAX_JSON_DEPTH) return false;
+        break;
+      case 0x7d: // }
+      case 0x5d: // ]
+        if (depth-- === 1) endValue(i);
+        break;
+      case 0x3a: // :
+        if (depth === 1) {
+          valueAt = i + 1;
+          while (valueAt < text.length && text.charCodeAt(valueAt) <= 0x20) valueAt++;
+        }
+        break;
+      case 0x2c: // ,
+        if (depth === 1) endValue(i);
+        break;
+    }
+  }
+  return data;
+}
+
+const safeString = (raw: string): string | undefined => {
+  try {
+    return JSON.parse(raw) as string;
+  } catch {
+    return undefined;
+  }
+};
+
 /** Parses one text frame. Never throws: every failure is a `bad_request` with the request id when known. */
 export function parseClientFrame(text: string): Parsed {
+  const data = scan(text);
+  if (data === false) {
+    return { ok: false, code: ErrorCode.BadRequest, msg: `JSON nested deeper than ${MAX_JSON_DEPTH} levels` };
+  }
   let v: unknown;
   try {
     v = JSON.parse(text);
@@ -80,8 +158,7 @@ export function parseClientFrame(text: string): Parsed {
   }
   const why = problem(o);
   if (why !== undefined) return { ok: false, id, code: ErrorCode.BadRequest, msg: why };
+  // The parsed value was only for validation: `data` goes on as the client's own text.
+  if (data !== undefined && 'data' in o) o.data = text.slice(data.from, data.to) as RawJson;
   return { ok: true, frame: o as unknown as ClientFrame };
 }
-
-/** JSON text of a value that came from JSON.parse; `undefined` (absent) becomes null. */
-export const jsonText = (v: Json | undefined): string => (v === undefined ? 'null' : JSON.stringify(v));

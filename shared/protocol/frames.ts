@@ -5,13 +5,16 @@ import type { RoomId, UserId } from './names.js';
 /** Any JSON value, as carried in `data`. */
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
+/** JSON text exactly as a client sent it (one value: valid, nesting bounded), carried on without re-encoding. */
+export type RawJson = string & { readonly __rawJson: unique symbol };
+
 export type ClientFrame =
   | { t: 'join'; id: number; room: RoomId; since?: number; epoch?: string; presence?: boolean }
   | { t: 'leave'; id: number; room: RoomId }
-  | { t: 'pub'; id: number; room: RoomId; data: Json; mid?: string; echo?: boolean }
-  | { t: 'dm'; id: number; to: UserId; data: Json; mid?: string }
+  | { t: 'pub'; id: number; room: RoomId; data: RawJson; mid?: string; echo?: boolean }
+  | { t: 'dm'; id: number; to: UserId; data: RawJson; mid?: string }
   | { t: 'ack'; seq: number }
-  | { t: 'send'; id: number; route: string; data: Json }
+  | { t: 'send'; id: number; route: string; data: RawJson }
   | { t: 'presence'; id: number; room: RoomId }
   | { t: 'refresh'; id: number; token: string }
   | { t: 'ping' };

@@ -2,15 +2,18 @@
 // (keeping the request id when the frame carries one) otherwise, and never throwing.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { MAX_MID_CHARS, parseClientFrame, type Parsed } from '../../shared/protocol/codec.js';
+import { MAX_JSON_DEPTH, MAX_MID_CHARS, parseClientFrame, type Parsed } from '../../shared/protocol/codec.js';
 import { CLIENT_FRAME_TYPES } from '../../shared/protocol/frames.js';
 import { isName } from '../../shared/protocol/names.js';
 
 const parse = (v: unknown): Parsed => parseClientFrame(JSON.stringify(v));
 
+/** An accepted frame is the value sent, with `data` as the JSON text it was sent as. */
 function expectOk(v: unknown): void {
   const r = parse(v);
-  expect(r, JSON.stringify(v)).toEqual({ ok: true, frame: v });
+  const o = v as Record<string, unknown>;
+  const frame = 'data' in o ? { ...o, data: JSON.stringify(o.data) } : v;
+  expect(r, JSON.stringify(v)).toEqual({ ok: true, frame });
 }
 
 function expectBad(v: unknown, id: number | undefined, msg?: RegExp): void {
@@ -204,7 +207,11 @@ function checkResult(input: string, r: Parsed): void {
   if (f.t !== 'ack' && f.t !== 'ping') expect(isIdLike(f.id)).toBe(true);
   if (['join', 'leave', 'pub', 'presence'].includes(f.t as string)) expect(isName(f.room)).toBe(true);
   if (f.t === 'dm') expect(isName(f.to)).toBe(true);
-  if (f.t === 'pub' || f.t === 'dm' || f.t === 'send') expect('data' in f).toBe(true);
+  if (f.t === 'pub' || f.t === 'dm' || f.t === 'send') {
+    // `data` is the client's own text of the value JSON.parse reads from the frame.
+    expect(typeof f.data).toBe('string');
+    expect(JSON.parse(f.data as string)).toEqual((JSON.parse(input) as { data: unknown }).data);
+  }
   if (f.mid !== undefined && (f.t === 'pub' || f.t === 'dm')) {
     expect(typeof f.mid === 'string' && f.mid.length >= 1 && f.mid.length <= MAX_MID_CHARS).toBe(true);
   }
@@ -264,6 +271,57 @@ describe('properties', () => {
           expectOk(frame);
         },
       ),
+    );
+  });
+});
+
+/** `levels` arrays nested inside each other: `[[[]]]` is 3. */
+const nested = (levels: number): string => '['.repeat(levels) + ']'.repeat(levels);
+
+describe('nesting and data as sent', () => {
+  it(`accepts ${MAX_JSON_DEPTH} levels (the frame object is the first) and refuses one more, as bad_request with the id`, () => {
+    const frame = (levels: number) => `{"t":"pub","id":7,"room":"r","data":${nested(levels - 1)}}`;
+    expect(parseClientFrame(frame(MAX_JSON_DEPTH)).ok).toBe(true);
+    const r = parseClientFrame(frame(MAX_JSON_DEPTH + 1));
+    expect(r).toMatchObject({ ok: false, code: 'bad_request' });
+    expect(!r.ok && r.msg).toMatch(/nested/);
+  });
+
+  it('refuses nesting in any field, and objects count like arrays', () => {
+    const deepObj = '{"a":'.repeat(MAX_JSON_DEPTH) + '1' + '}'.repeat(MAX_JSON_DEPTH);
+    expectBadText(`{"t":"join","id":1,"room":"r","x":${deepObj}}`, undefined, /nested/);
+    expectBadText(`{"t":"ping","x":${nested(MAX_JSON_DEPTH)}}`, undefined, /nested/);
+  });
+
+  it('refuses 30,000 levels (what made JSON.stringify throw) without parsing them', () => {
+    const text = `{"t":"pub","id":1,"room":"r","data":${nested(30_000)}}`;
+    expectBadText(text, undefined, /nested/);
+    // Brackets inside strings are text, not nesting.
+    expect(parseClientFrame(`{"t":"pub","id":1,"room":"r","data":"${'['.repeat(30_000)}"}`).ok).toBe(true);
+  });
+
+  it('carries data exactly as sent: spacing, number spelling and escapes kept', () => {
+    const text = '{"t":"pub","id":1,"room":"r","data" :  { "n" : 1.50, "s":"\\u0041\\"}]" } , "mid":"m"}';
+    const r = parseClientFrame(text);
+    expect(r.ok && r.frame.t === 'pub' && r.frame.data).toBe('{ "n" : 1.50, "s":"\\u0041\\"}]" }');
+  });
+
+  it('takes the last of repeated data keys, and a key spelled with escapes, as JSON.parse does', () => {
+    const r1 = parseClientFrame('{"t":"dm","id":1,"to":"u","data":1,"data":[2]}');
+    expect(r1.ok && r1.frame.t === 'dm' && r1.frame.data).toBe('[2]');
+    const r2 = parseClientFrame('{"t":"dm","id":1,"to":"u","d\\u0061ta":{"x":"y"},"note":"data"}');
+    expect(r2.ok && r2.frame.t === 'dm' && r2.frame.data).toBe('{"x":"y"}');
+  });
+
+  it('data text parses to the value sent, however the frame is laid out', () => {
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 6 }), fc.constantFrom(undefined, 0, 1, 2, '\t'), (data, indent) => {
+        const text = JSON.stringify({ t: 'send', id: 1, route: 'a.b', data, z: [data] }, null, indent);
+        const r = parseClientFrame(text);
+        expect(r.ok).toBe(true);
+        if (r.ok && r.frame.t === 'send') expect(JSON.parse(r.frame.data)).toEqual(JSON.parse(JSON.stringify(data)));
+      }),
+      { seed: 7, numRuns: 2000 },
     );
   });
 });
