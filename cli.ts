@@ -105,6 +105,8 @@ async function main(role: string): Promise<void> {
   const gateway = hasGateway
     ? await (await import('./gateway/server.js')).startGateway(deps).catch((e: unknown) => fail(e instanceof Error ? e.message : String(e), e) as never)
     : undefined;
+  // Full: the load balancer should send new clients elsewhere (existing ones are fine).
+  if (gateway) checks.push(() => (gateway.full ? 'full' : undefined));
   const upstream = setInterval(() => {
     metrics.upstreamUp.set({ dep: 'nats' }, bus.connected ? 1 : 0);
     metrics.upstreamUp.set({ dep: 'redis' }, stores.connected ? 1 : 0);

@@ -74,6 +74,11 @@ export class DirectHub {
     return this.users.size;
   }
 
+  /** How many connections the user has on this gateway. */
+  connCount(user: string): number {
+    return this.users.get(user)?.conns.size ?? 0;
+  }
+
   /** The user's open connections on this gateway. */
   connsOf(user: string): Iterable<Conn> {
     return this.users.get(user)?.conns ?? [];

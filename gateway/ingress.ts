@@ -24,6 +24,12 @@ import { presenceTopic, RoomHub } from './rooms.js';
 
 type Answer = Record<string, unknown> | undefined;
 
+/**
+ * What a frame costs of the rate limit, in frames (contract 7.1): a join that replays history and a
+ * presence read do many times the work of a ping. The first frame's worth is taken before parsing.
+ */
+const frameCost = (f: ClientFrame): number => ((f.t === 'join' && f.since !== undefined) || f.t === 'presence' ? 10 : 1);
+
 export interface IngressDeps {
   cfg: Config;
   bus: Bus;
@@ -46,14 +52,15 @@ export class Ingress {
   /** One text frame from a client. Synchronous up to the first await; never throws. */
   handle(conn: Conn, text: string): void {
     if (!conn.bucket.take()) {
-      this.d.metrics.rateLimited.inc();
       // Not parsed (that is the work being refused), but the id lets the client tell which request was dropped.
       const id = /"id"\s*:\s*(\d{1,15})\b/.exec(text)?.[1];
-      return this.refuse(conn, id === undefined ? undefined : Number(id), ErrorCode.RateLimited, 'rate limit exceeded; frame dropped');
+      return this.rateLimited(conn, id === undefined ? undefined : Number(id));
     }
     const parsed = parseClientFrame(text);
     if (!parsed.ok) return this.refuse(conn, parsed.id, parsed.code, parsed.msg);
     const f = parsed.frame;
+    const cost = frameCost(f);
+    if (cost > 1 && !conn.bucket.take(cost - 1)) return this.rateLimited(conn, 'id' in f ? f.id : undefined);
     this.d.metrics.framesReceived.inc({ type: f.t });
     switch (f.t) {
       case 'ping':
@@ -63,6 +70,11 @@ export class Ingress {
       default:
         this.answer(conn, f, this.request(conn, f));
     }
+  }
+
+  private rateLimited(conn: Conn, id: number | undefined): void {
+    this.d.metrics.rateLimited.inc();
+    this.refuse(conn, id, ErrorCode.RateLimited, 'rate limit exceeded; frame dropped');
   }
 
   /** Sends an error; too many within the window close the connection with 1008. */
@@ -123,14 +135,20 @@ export class Ingress {
 
   private async join(conn: Conn, f: Extract<ClientFrame, { t: 'join' }>): Promise<() => void> {
     this.allowed(conn.claims.rooms, f.room, 'join');
+    const max = this.d.cfg.maxRoomsPerConn;
+    if (!conn.rooms?.has(f.room) && (conn.rooms?.size ?? 0) >= max) {
+      throw new RtgwError(ErrorCode.Limit, `a connection may be in at most ${max} rooms; leave one first`);
+    }
     const presence = f.presence === true;
     if (conn.rooms?.has(f.room)) {
       // A repeated join re-reads from `since`; the simplest correct way is a leave and a fresh join.
       this.d.hub.leave(conn, f.room);
     }
-    // This join's own entry: a leave or another join of the room meanwhile replaces or removes it.
+    // This join's own entry: a leave, a close or another join of the room meanwhile replaces or removes it,
+    // and from then on this join adds nothing (presence, subscriptions) that nothing would remove.
     const entry = { presence };
     (conn.rooms ??= new Map()).set(f.room, entry);
+    const current = () => conn.open && conn.rooms?.get(f.room) === entry;
     let joined;
     try {
       joined = await this.d.hub.join(conn, f.room, f.since, f.epoch);
@@ -138,18 +156,21 @@ export class Ingress {
       if (conn.rooms?.get(f.room) === entry) conn.rooms.delete(f.room);
       throw e;
     }
-    const member = { room: f.room, user: conn.user, conn: conn.id };
-    // Presence is best effort next to the join itself: a store hiccup must not fail the join.
-    this.d.presence
-      .join(this.d.cfg.nodeId, member)
-      .then((isNew) => {
-        if (isNew) this.d.bus.publish(this.d.subj.room(f.room), encodePresence(conn.id, JSON.stringify({ t: 'joined', ...member })));
-      })
-      .catch((e: unknown) => this.d.log.warn({ err: e, conn: conn.id }, 'presence join failed'));
+    if (current()) {
+      const member = { room: f.room, user: conn.user, conn: conn.id };
+      // Presence is best effort next to the join itself: a store hiccup must not fail the join. A leave
+      // issued after this write reaches the store after it, so it cannot be overtaken.
+      this.d.presence
+        .join(this.d.cfg.nodeId, member)
+        .then((isNew) => {
+          if (isNew) this.d.bus.publish(this.d.subj.room(f.room), encodePresence(conn.id, JSON.stringify({ t: 'joined', ...member })));
+        })
+        .catch((e: unknown) => this.d.log.warn({ err: e, conn: conn.id }, 'presence join failed'));
+    }
     return () => {
       // Every request is answered, even one superseded by a leave or a newer join; only the current one goes live.
       this.send(conn, JSON.stringify({ t: 'ok', id: f.id, room: f.room, ...joined.result }), 'ok');
-      if (!conn.open || conn.rooms?.get(f.room) !== entry) return;
+      if (!current()) return;
       if (presence) conn.ws.subscribe(presenceTopic(f.room));
       joined.start();
     };
@@ -206,6 +227,12 @@ export class Ingress {
     if (claims.sub !== conn.user) throw new RtgwError(ErrorCode.Unauthorized, 'token is for another user');
     conn.claims = claims;
     this.d.armExpiry(conn);
+    // Rooms the new token no longer allows are left at once (joins under way too), before the answer.
+    for (const room of [...(conn.rooms?.keys() ?? [])]) {
+      if (matchesAny(claims.rooms, room)) continue;
+      this.send(conn, JSON.stringify({ t: 'removed', room, reason: 'forbidden' }), 'removed');
+      this.leave(conn, room).catch((e: unknown) => this.d.log.warn({ err: e, conn: conn.id, room }, 'presence leave failed'));
+    }
     return { exp: claims.exp };
   }
 }

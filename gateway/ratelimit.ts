@@ -11,12 +11,13 @@ export class TokenBucket {
     this.tokens = burst;
     this.last = performance.now();
   }
-  take(): boolean {
+  /** Takes `cost` tokens, or none when fewer are left. */
+  take(cost = 1): boolean {
     const now = performance.now();
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.perSec) / 1000);
     this.last = now;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
+    if (this.tokens < cost) return false;
+    this.tokens -= cost;
     return true;
   }
 }

@@ -16,13 +16,16 @@ import type { Conn } from './connection.js';
 
 type MsgEvent = Extract<StreamEvent, { kind: 'm' }>;
 
-/** A connection between its join request and its first live message: it collects what it must not miss. */
+/**
+ * A join from its request to its first live message. It is in its room's `joiners` from the first step,
+ * so a leave or a close (both end in `leave`) removes it wherever the join is: no later step of a join
+ * that is gone may add state. Meanwhile it collects the messages it must not miss.
+ */
 interface Joiner {
   conn: Conn;
   buffer: MsgEvent[];
   /** Seq the replay ended at, set once the replay is sent; the joiner goes live once the room has delivered up to it. */
   until?: number;
-  done: () => void;
 }
 
 interface Room {
@@ -69,32 +72,34 @@ export class RoomHub {
 
   /**
    * Adds `conn` to `room`. The caller sends the returned `ok` first and then calls `start`, which
-   * writes the replay and makes the connection live; nothing is delivered to it before that.
+   * writes the replay and makes the connection live; nothing is delivered to it before that. A join
+   * that a leave or close overtook still gets its answer, but `start` then does nothing.
    */
   async join(conn: Conn, name: string, since: number | undefined, epoch: string | undefined): Promise<{ result: JoinResult; start: () => void }> {
     const room = this.open(name);
     room.members.add(conn);
-    let joiner: Joiner | undefined;
+    const joiner: Joiner = { conn, buffer: [] };
+    room.joiners.add(joiner);
     try {
       await room.ready;
       if (since === undefined && !room.filling) {
         // Nothing to replay: live from the next message on.
-        return { result: { seq: room.lastSeq, epoch: room.epoch }, start: () => conn.open && conn.ws.subscribe(room.topic) };
+        room.joiners.delete(joiner);
+        const result = { seq: room.lastSeq, epoch: room.epoch };
+        return { result, start: () => this.rooms.get(name) === room && room.members.has(conn) && conn.open && conn.ws.subscribe(room.topic) };
       }
-      joiner = { conn, buffer: [], done: () => {} };
-      room.joiners.add(joiner);
       const read = await this.log.read(room.slot, name, since ?? HEAD);
-      if (read.epoch !== room.epoch) this.resetEpoch(room, read.epoch, read.seq);
+      if (read.epoch !== room.epoch && this.rooms.get(name) === room) this.resetEpoch(room, read.epoch, read.seq);
       const recovered = since !== undefined && (epoch === undefined || epoch === read.epoch) && read.complete;
       // History names each message's sender: a connection re-joining does not get its own back.
       const replay = recovered ? read.frames.filter((f) => f.exclude !== conn.id) : [];
-      const j = joiner;
       return {
         result: since === undefined ? { seq: read.seq, epoch: read.epoch } : { seq: read.seq, epoch: read.epoch, recovered },
         start: () => {
-          if (!conn.open) return room.joiners.delete(j);
+          // Gone when a leave, a close or a newer join of the room took it out meanwhile.
+          if (!room.joiners.has(joiner)) return;
           // Set only now: until then a live message must not make the joiner go live (before its ok).
-          j.until = read.seq;
+          joiner.until = read.seq;
           conn.ws.cork(() => {
             for (const m of replay) conn.ws.send(m.frame);
           });
@@ -106,8 +111,9 @@ export class RoomHub {
         },
       };
     } catch (e) {
-      if (joiner) room.joiners.delete(joiner);
-      this.leave(conn, name);
+      // Still in place: this join's membership is undone. Gone (or its room dropped after a failed
+      // start): whatever took it out has done so.
+      if (room.joiners.delete(joiner) && this.rooms.get(name) === room) this.leave(conn, name);
       throw e;
     }
   }

@@ -20,6 +20,8 @@ import { RoomHub } from './rooms.js';
 
 export interface Gateway {
   readonly port: number;
+  /** At RTGW_MAX_CONNECTIONS: new upgrades are refused, and readiness says so. */
+  readonly full: boolean;
   /** Stops accepting, tells clients to go elsewhere and closes them spread over the drain window. */
   drain(): Promise<void>;
   close(): Promise<void>;
@@ -37,6 +39,10 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
   const backpressure = new Backpressure();
   const hub = new RoomHub(app, bus, subj, stores.log, cfg.slots, conns, backpressure, metrics, log);
   let draining = false;
+  /** Sockets from upgrade to close, verified or not: what RTGW_MAX_CONNECTIONS counts. */
+  let sockets = 0;
+  const isFull = () => cfg.maxConnections > 0 && sockets >= cfg.maxConnections;
+  const connectRate = cfg.maxConnectRate > 0 ? new TokenBucket(cfg.maxConnectRate, cfg.maxConnectRate) : undefined;
 
   const expiry = new Expiry((conn) => conn.ws.end(CloseCode.TokenExpired, 'token expired'));
 
@@ -67,6 +73,13 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
       res.writeStatus('403 Forbidden').end('origin not allowed');
       return;
     }
+    // Before any token work: a full or stormed gateway sends clients elsewhere for the price of a response.
+    if (isFull() || (connectRate && !connectRate.take())) {
+      const full = isFull();
+      metrics.connectionsRejected.inc({ reason: full ? 'full' : 'connect_rate' });
+      res.writeStatus('503 Service Unavailable').writeHeader('Retry-After', full ? '5' : '1').end(full ? 'gateway full; connect to another gateway' : 'too many connects; retry');
+      return;
+    }
     const auth = req.getHeader('authorization');
     const token = auth.toLowerCase().startsWith('bearer ') ? auth.slice(7).trim() : req.getQuery('token') || undefined;
     res.upgrade<ConnData>(
@@ -84,6 +97,7 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
   }
 
   function open(ws: uWS.WebSocket<ConnData>): void {
+    sockets++;
     const data = ws.getUserData();
     const token = data.token;
     data.token = undefined; // not kept past verification
@@ -101,6 +115,11 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
   }
 
   function accept(ws: uWS.WebSocket<ConnData>, data: ConnData, claims: Claims): void {
+    if (direct.connCount(claims.sub) >= cfg.maxConnsPerUser) {
+      metrics.connectionsRejected.inc({ reason: 'user_limit' });
+      ws.end(CloseCode.TooManyConnections, 'too many connections for this user on this gateway');
+      return;
+    }
     const conn: Conn = {
       id: newConnId(cfg.nodeId),
       user: claims.sub,
@@ -149,6 +168,7 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
   }
 
   function close(ws: uWS.WebSocket<ConnData>, code: number): void {
+    sockets--;
     const data = ws.getUserData();
     data.closed = true;
     const conn = data.conn;
@@ -256,6 +276,9 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
 
   return {
     port,
+    get full() {
+      return isFull();
+    },
     async drain() {
       if (draining) return;
       draining = true;

@@ -33,7 +33,7 @@ export function createMetrics(role: string) {
     connectionsOpened: new Counter({ name: 'rtgw_connections_opened_total', help: 'Client connections accepted', registers: r }),
     connectionsRejected: new Counter({
       name: 'rtgw_connections_rejected_total',
-      help: 'Connection attempts refused, by reason (origin, unauthorized, draining)',
+      help: 'Connection attempts refused, by reason (origin, unauthorized, draining, full, connect_rate, user_limit)',
       labelNames: ['reason'],
       registers: r,
     }),

@@ -69,23 +69,25 @@ function problem(o: Obj): string | undefined {
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 
+type Span = { from: number; to: number };
+
 /**
- * One pass over a frame's text, before it is parsed: false when arrays and objects nest deeper than
- * `MAX_JSON_DEPTH`, else the span of the top-level `data` value (its last occurrence, as JSON.parse
- * keeps), or undefined when there is none. On text that is not valid JSON the answer is meaningless,
- * and JSON.parse refuses the text anyway.
+ * One pass over a frame's text, before it is parsed: whether arrays and objects nest deeper than
+ * `MAX_JSON_DEPTH`, and the spans of the top-level `data` and `id` values read so far (the last of
+ * repeated keys, as JSON.parse keeps). On text that is not valid JSON the spans are meaningless, and
+ * JSON.parse refuses the text anyway.
  */
-function scan(text: string): { from: number; to: number } | undefined | false {
+function scan(text: string): { tooDeep: boolean; data?: Span; id?: Span } {
+  const found: { tooDeep: boolean; data?: Span; id?: Span } = { tooDeep: false };
   let depth = 0;
   // At depth 1: the key just read, and where its value started (-1 while reading a key).
   let key: string | undefined;
   let valueAt = -1;
-  let data: { from: number; to: number } | undefined;
   const endValue = (at: number) => {
-    if (key === 'data' && valueAt >= 0) {
+    if ((key === 'data' || key === 'id') && valueAt >= 0) {
       let to = at;
       while (to > valueAt && text.charCodeAt(to - 1) <= 0x20) to--;
-      data = { from: valueAt, to };
+      found[key] = { from: valueAt, to };
     }
     key = undefined;
     valueAt = -1;
@@ -108,7 +110,10 @@ function scan(text: string): { from: number; to: number } | undefined | false {
     switch (c) {
       case 0x7b: // {
       case 0x5b: // [
-        if (++depth > MAX_JSON_DEPTH) return false;
+        if (++depth > MAX_JSON_DEPTH) {
+          found.tooDeep = true;
+          return found;
+        }
         break;
       case 0x7d: // }
       case 0x5d: // ]
@@ -125,7 +130,7 @@ function scan(text: string): { from: number; to: number } | undefined | false {
         break;
     }
   }
-  return data;
+  return found;
 }
 
 const safeString = (raw: string): string | undefined => {
@@ -138,9 +143,11 @@ const safeString = (raw: string): string | undefined => {
 
 /** Parses one text frame. Never throws: every failure is a `bad_request` with the request id when known. */
 export function parseClientFrame(text: string): Parsed {
-  const data = scan(text);
-  if (data === false) {
-    return { ok: false, code: ErrorCode.BadRequest, msg: `JSON nested deeper than ${MAX_JSON_DEPTH} levels` };
+  const { tooDeep, data, id: idSpan } = scan(text);
+  if (tooDeep) {
+    // Not parsed (that is the work refused), but an id read before the deep part is answered.
+    const id = idSpan && /^\d{1,15}$/.test(text.slice(idSpan.from, idSpan.to)) ? Number(text.slice(idSpan.from, idSpan.to)) : undefined;
+    return { ok: false, id, code: ErrorCode.BadRequest, msg: `JSON nested deeper than ${MAX_JSON_DEPTH} levels` };
   }
   let v: unknown;
   try {

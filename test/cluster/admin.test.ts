@@ -7,6 +7,7 @@ import { httpGet, startCluster, startNode, tcpOpen, uid, type Cluster, type Node
 import { startNats } from '../harness/nats.js';
 import { startRedis } from '../harness/redis.js';
 import { waitFor } from '../harness/wait.js';
+import { metrics, parseMetrics, sum, type Exposition } from '../harness/metrics.js';
 
 let cluster: Cluster;
 let standalone: Node;
@@ -139,48 +140,6 @@ describe('SIGTERM', () => {
 
 // -----------------------------------------------------------------------------------------------------
 // /metrics
-
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-interface Exposition {
-  types: Map<string, string>;
-  samples: Sample[];
-}
-
-function parseMetrics(text: string): Exposition {
-  const types = new Map<string, string>();
-  const samples: Sample[] = [];
-  for (const line of text.split('\n')) {
-    if (line.startsWith('# TYPE ')) {
-      const [, , name, type] = line.split(' ');
-      if (name && type) types.set(name, type);
-      continue;
-    }
-    if (line === '' || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
-    if (!m) continue;
-    const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!;
-    samples.push({ name: m[1]!, labels, value: Number(m[3]) });
-  }
-  return { types, samples };
-}
-
-async function metrics(n: Node): Promise<Exposition> {
-  const r = await httpGet(`${n.adminUrl}/metrics`);
-  expect(r.status, `${n.role} /metrics`).toBe(200);
-  return parseMetrics(r.body);
-}
-
-/** Sum of the samples named `name` whose labels include `labels`. */
-function sum(e: Exposition, name: string, labels: Record<string, string> = {}): number {
-  return e.samples
-    .filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
-    .reduce((acc, s) => acc + s.value, 0);
-}
 
 const CONTRACT_METRICS: [string, string][] = [
   ['rtgw_connections', 'gauge'],
