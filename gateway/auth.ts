@@ -1,6 +1,9 @@
-// Token verification: HS256 on node:crypto, public keys and JWKS with jose. Algorithms are pinned to the
-// configured key's type, `exp` and `sub` are required, `iss`/`aud` checked when configured. Tokens are
-// never logged: errors carry a reason only.
+// Token verification (protocol.md sections 3 and 7.1). This module owns what a token must look like and
+// claim: one strict decoding of the compact JWS that every token passes first (canonical base64url, `typ`,
+// no `crit`, `b64` absent or true), the signature and time checks (HS256 on node:crypto, public keys and JWKS
+// with jose), then the `iat` rules and the claims the gateway uses. Algorithms are pinned to the configured
+// key's type, `exp` and `sub` are required, `iss`/`aud` checked when configured. Tokens are never logged:
+// errors carry a short reason only.
 import { createHmac, createPublicKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { SignJWT, createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import type { JwtConfig } from '../shared/config.js';
@@ -54,7 +57,10 @@ function algorithmsFor(key: KeyObject): string[] {
 export function createVerifier(cfg: JwtConfig): Verifier {
   const verifySignatureAndTime = cfg.secret !== undefined ? hs256(cfg) : viaJose(cfg);
   return async (token) => {
-    const { sub, exp, rooms, pub } = (await verifySignatureAndTime(token)) as JWTPayload & { rooms?: unknown; pub?: unknown };
+    const jws = decodeStrict(token);
+    const payload = (await verifySignatureAndTime(token, jws)) as JWTPayload & { rooms?: unknown; pub?: unknown };
+    checkIssuedAt(payload, cfg);
+    const { sub, exp, rooms, pub } = payload;
     if (!isUserId(sub)) throw new AuthError('invalid sub');
     if (typeof exp !== 'number') throw new AuthError('invalid exp');
     if (rooms !== undefined && !isPatternList(rooms)) throw new AuthError('invalid rooms claim');
@@ -63,8 +69,90 @@ export function createVerifier(cfg: JwtConfig): Verifier {
   };
 }
 
-/** Checks signature, algorithm and the time, iss and aud claims; resolves the payload or throws AuthError. */
-type PayloadVerifier = (token: string) => Promise<JWTPayload>;
+const invalid = () => new AuthError('invalid token');
+
+/** A compact JWS that passed decodeStrict. */
+interface Jws {
+  header: Record<string, unknown>;
+  payload: Record<string, unknown>;
+  /** The first two segments and their dot: what the signature covers. */
+  signingInput: string;
+  signature: Buffer;
+}
+
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+// Fatal, as jose's: a segment that is not UTF-8 is refused rather than read with replacement characters.
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * One segment's bytes, only from canonical base64url. Node's decoder (and jose's, through atob) skips
+ * characters outside the alphabet, accepts `=` padding and whitespace and ignores the unused bits of the
+ * last character, so many texts decode to the same bytes; only the one that re-encodes to itself passes.
+ */
+function canonicalSegment(text: string): Buffer {
+  if (!BASE64URL.test(text)) throw invalid();
+  const bytes = Buffer.from(text, 'base64url');
+  if (bytes.toString('base64url') !== text) throw invalid();
+  return bytes;
+}
+
+function jsonObject(bytes: Buffer): Record<string, unknown> {
+  const v: unknown = JSON.parse(utf8.decode(bytes));
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw invalid();
+  return v as Record<string, unknown>;
+}
+
+/**
+ * The shape every token must have, checked the same way before either path looks at the signature:
+ * exactly three canonical base64url segments, header and payload JSON objects, `typ` (when present) `JWT`
+ * or `at+jwt` in any case, no `crit` (no extension is supported; jose would let `crit: ["b64"]` through)
+ * and `b64` absent or true (a JWT payload is always encoded; jose ignores `b64: false` without `crit`).
+ */
+function decodeStrict(token: string): Jws {
+  const parts = token.split('.');
+  if (parts.length !== 3) throw invalid();
+  const [h, p, s] = parts as [string, string, string];
+  let header: Record<string, unknown>;
+  let payload: Record<string, unknown>;
+  let signature: Buffer;
+  try {
+    header = jsonObject(canonicalSegment(h));
+    payload = jsonObject(canonicalSegment(p));
+    signature = canonicalSegment(s);
+  } catch {
+    throw invalid();
+  }
+  const { typ, crit, b64 } = header;
+  if (typ !== undefined && !(typeof typ === 'string' && /^(jwt|at\+jwt)$/i.test(typ))) throw invalid();
+  if (crit !== undefined || (b64 !== undefined && b64 !== true)) throw invalid();
+  return { header, payload, signingInput: `${h}.${p}`, signature };
+}
+
+/**
+ * Section 7.1's `iat` rules, after the signature, for both paths (jose checks only that `iat` is a number,
+ * and a future one only under `maxTokenAge`): numeric when present, not later than now plus the clock
+ * tolerance, and with a maximum age configured, present and not older than it. The tolerance widens the
+ * maximum age as it widens `exp`, which is also what jose's `maxTokenAge` does: the issuer's clock may be
+ * that far off ours.
+ */
+function checkIssuedAt(payload: JWTPayload, cfg: JwtConfig): void {
+  const { iat } = payload;
+  const now = Math.floor(Date.now() / 1000);
+  const tolerance = cfg.clockToleranceSec;
+  if (iat === undefined) {
+    if (cfg.maxAgeSec !== undefined) throw new AuthError('missing iat');
+    return;
+  }
+  if (typeof iat !== 'number') throw invalid();
+  if (iat > now + tolerance) throw new AuthError('iat in the future');
+  if (cfg.maxAgeSec !== undefined && now - iat - tolerance > cfg.maxAgeSec) throw new AuthError('token too old');
+}
+
+/**
+ * Checks signature, algorithm and the exp, nbf, iss and aud claims of a token that passed decodeStrict;
+ * resolves the payload or throws AuthError.
+ */
+type PayloadVerifier = (token: string, jws: Jws) => Promise<JWTPayload>;
 
 function viaJose(cfg: JwtConfig): PayloadVerifier {
   let key: Key;
@@ -99,39 +187,21 @@ function viaJose(cfg: JwtConfig): PayloadVerifier {
 /**
  * HS256 on node:crypto, synchronous: jose verifies through WebCrypto, a thread-pool job and a chain of
  * promises per token (about 80 µs of a busy gateway's CPU against 5 µs here), which is most of what a
- * connection storm costs. The checks are jose's for these options: a JWS of three base64url parts whose
- * header says HS256 and no unencoded payload (`b64: false`; any `crit` is refused, where jose would let
- * `crit: ["b64"]` through), the MAC compared in constant time, then `exp` (required, numeric), `nbf` and `iat` (numeric when present) against the clock with
- * its tolerance, and `iss`/`aud` when configured.
+ * connection storm costs. On top of decodeStrict the checks are jose's for these options (and
+ * test/unit/token-differential.test.ts holds it to that): header `alg` HS256, the MAC compared in
+ * constant time, then `exp` (required, numeric), `nbf` (numeric when present) against the clock with its
+ * tolerance, `sub` present, and `iss`/`aud` when configured. `iat` is checkIssuedAt's.
  */
 function hs256(cfg: JwtConfig): PayloadVerifier {
   const key = Buffer.from(new TextEncoder().encode(cfg.secret));
   const tolerance = cfg.clockToleranceSec;
-  const invalid = () => new AuthError('invalid token');
-  const json = (part: string): Record<string, unknown> => {
-    const v: unknown = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw invalid();
-    return v as Record<string, unknown>;
-  };
-  return async (token) => {
-    const a = token.indexOf('.');
-    const b = token.indexOf('.', a + 1);
-    if (a <= 0 || b <= a + 1 || b === token.length - 1 || token.indexOf('.', b + 1) !== -1) throw invalid();
-    let header: Record<string, unknown>;
-    let payload: Record<string, unknown>;
-    try {
-      header = json(token.slice(0, a));
-      const mac = createHmac('sha256', key).update(token.slice(0, b)).digest();
-      const sig = Buffer.from(token.slice(b + 1), 'base64url');
-      if (header.alg !== 'HS256' || header.crit !== undefined || header.b64 === false) throw invalid();
-      if (sig.length !== mac.length || !timingSafeEqual(sig, mac)) throw invalid();
-      payload = json(token.slice(a + 1, b));
-    } catch {
-      throw invalid();
-    }
+  return async (_token, { header, payload, signingInput, signature }) => {
+    if (header.alg !== 'HS256') throw invalid();
+    const mac = createHmac('sha256', key).update(signingInput).digest();
+    if (signature.length !== mac.length || !timingSafeEqual(signature, mac)) throw invalid();
     const now = Math.floor(Date.now() / 1000);
-    const { exp, nbf, iat, iss, aud, sub } = payload;
-    if (sub === undefined || typeof exp !== 'number' || (nbf !== undefined && typeof nbf !== 'number') || (iat !== undefined && typeof iat !== 'number')) throw invalid();
+    const { exp, nbf, iss, aud, sub } = payload;
+    if (sub === undefined || typeof exp !== 'number' || (nbf !== undefined && typeof nbf !== 'number')) throw invalid();
     if (exp <= now - tolerance) throw new AuthError('token expired');
     if (nbf !== undefined && nbf > now + tolerance) throw invalid();
     if (cfg.issuer !== undefined && iss !== cfg.issuer) throw invalid();

@@ -1,8 +1,10 @@
 // Connecting to a real cluster: Origin checks, every kind of bad token (close 4001, nothing sent), both
 // token carriers, expiry (4010) and refresh. Tokens are HS256 with the cluster's secret, iss and aud.
-import { describe, expect, it } from 'vitest';
+// The strict token rules of section 7.1 are checked once more end to end, on a memory-engine standalone.
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConnectOptions } from '../harness/client.js';
-import { uid, type Cluster } from '../harness/cluster.js';
+import { signToken, startNode, uid, type Cluster, type Node } from '../harness/cluster.js';
 import { useCluster } from '../harness/suite.js';
 
 const ORIGIN = 'https://app.example.test';
@@ -195,5 +197,34 @@ describe('logs', () => {
       }
     }
     expect(leaks).toEqual([]);
+  });
+});
+
+describe('strict tokens on a standalone (section 7.1)', () => {
+  const secret = randomBytes(32).toString('base64url');
+  let node: Node;
+  beforeAll(async () => {
+    node = await startNode('standalone', { RTGW_JWT_SECRET: secret, RTGW_JWT_MAX_AGE_SEC: '3600', RTGW_NODE_ID: uid('strict') });
+  }, 60_000);
+  afterAll(() => node?.stop(5000));
+
+  const now = () => Math.floor(Date.now() / 1000);
+  const sign = (claims: Record<string, unknown> = {}) => signToken({ secret }, uid('u'), claims);
+
+  it('the untouched token connects', async () => {
+    const c = await pool.connect(node.url, { token: await sign() });
+    expect(c.welcome.t).toBe('welcome');
+  });
+
+  it.each<[string, () => Promise<string>]>([
+    ['`!!!` appended to the signature', async () => `${await sign()}!!!`],
+    ['the signature padded with `=`', async () => `${await sign()}=`],
+    ['iat an hour in the future', () => sign({ iat: now() + 3600 })],
+    ['iat older than RTGW_JWT_MAX_AGE_SEC', () => sign({ iat: now() - 7200 })],
+  ])('%s: 4001, no welcome', async (_label, make) => {
+    const err = await pool.refused(node.url, { token: await make() });
+    expect(err.status, err.message).toBeUndefined();
+    expect(err.code, err.message).toBe(4001);
+    expect(err.frames).toEqual([]);
   });
 });

@@ -1,6 +1,9 @@
 // createVerifier / signDevToken (protocol.md section 3): HS256 secrets, PEM public keys (RSA, EC, Ed25519; RSA-PSS
 // and Ed448 refused at startup) and a JWKS URL served locally. Checks claim validation, algorithm pinning (including the classic HS256
 // "PEM text as HMAC secret" confusion), clock tolerance, and that every refusal is an AuthError with a short reason.
+// The strict token rules of section 7.1 (canonical base64url, typ, crit/b64, iat and the maximum age) are checked
+// on both paths: the HS256 fast path and jose (an Ed25519 PEM key). test/unit/token-differential.test.ts holds the
+// fast path to jose plus these rules on generated tokens.
 import {
   createHmac,
   generateKeyPairSync,
@@ -568,6 +571,117 @@ describe('clock tolerance', () => {
       sub: 'alice',
     });
     expect(await rejection(createVerifier(cfg({ publicKey: pemOf(ec.publicKey) })), token)).toBe('token expired');
+  });
+});
+
+describe.each<[string, { alg: string; key: Pick<JwtConfig, 'secret' | 'publicKey'>; sign: (input: Buffer) => Buffer }]>([
+  ['HS256 secret (node:crypto)', (() => {
+    const secret = randomBytes(32).toString('base64url');
+    return { alg: 'HS256', key: { secret }, sign: (input: Buffer) => createHmac('sha256', secret).update(input).digest() };
+  })()],
+  ['Ed25519 PEM key (jose)', (() => {
+    const ed = generateKeyPairSync('ed25519');
+    return { alg: 'EdDSA', key: { publicKey: pemOf(ed.publicKey) }, sign: (input: Buffer) => cryptoSign(null, input, ed.privateKey) };
+  })()],
+])('strict tokens (section 7.1), %s', (_path, { alg, key, sign }) => {
+  const verify = createVerifier(cfg({ ...key }));
+  const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+  /**
+   * A token under `header` (merged over `{ alg }`) and `claims` (merged over sub alice, exp in 10 minutes;
+   * `undefined` removes one). `edit` may rewrite the header and payload text before it is signed, so only
+   * that rewriting can make the token invalid.
+   */
+  const token = (header: Record<string, unknown> = {}, claims: Record<string, unknown> = {}, edit = (h: string, p: string) => [h, p]) => {
+    const payload: Record<string, unknown> = { sub: 'alice', exp: now() + 600, ...claims };
+    for (const [k, v] of Object.entries(payload)) if (v === undefined) delete payload[k];
+    const input = edit(b64url({ alg, ...header }), b64url(payload)).join('.');
+    return `${input}.${sign(Buffer.from(input)).toString('base64url')}`;
+  };
+  /** Edits the signature segment only (no re-signing: the bytes it decodes to must not change). */
+  const withSignature = (edit: (s: string) => string) => {
+    const [h, p, s] = token().split('.') as [string, string, string];
+    return `${h}.${p}.${edit(s)}`;
+  };
+  const padded = (seg: string) => seg + '='.repeat((4 - (seg.length % 4)) % 4);
+  /** The same bytes with the unused low bits of the last character set (a segment whose length is not a multiple of 4). */
+  const nonCanonical = (seg: string) => {
+    expect(seg.length % 4).not.toBe(0);
+    return seg.slice(0, -1) + B64URL[B64URL.indexOf(seg.at(-1)!) | 1];
+  };
+
+  it('accepts the untouched token (the control for every case below)', async () => {
+    await expect(verify(token())).resolves.toMatchObject({ sub: 'alice' });
+    await expect(verify(withSignature((s) => s))).resolves.toMatchObject({ sub: 'alice' });
+  });
+
+  it.each<[string, (s: string) => string]>([
+    ['`!!!` appended', (s) => `${s}!!!`],
+    ['`*` inserted', (s) => `${s.slice(0, 10)}*${s.slice(10)}`],
+    ['`=` padding', padded],
+    ['a space inserted', (s) => `${s.slice(0, 10)} ${s.slice(10)}`],
+    ['a non-canonical last character', nonCanonical],
+  ])('refuses a signature with %s, though it decodes to the right bytes', async (_what, edit) => {
+    expect(await rejection(verify, withSignature(edit))).toBe('invalid token');
+  });
+
+  it.each<[string, (h: string, p: string) => string[]]>([
+    ['`+` and `/` (base64, not base64url) in the payload', (h, p) => [h, p.replace(/-/g, '+').replace(/_/g, '/')]],
+    ['`=` padding on the payload', (h, p) => [h, padded(p)]],
+    ['a non-canonical last character of the payload', (h, p) => [h, nonCanonical(p)]],
+  ])('refuses %s, signed over the edited text', async (_what, edit) => {
+    // `~~~~~` holds a 3-byte group that encodes to `fn5-` wherever it falls, so the payload has a `-` to turn
+    // into `+`; `nn` makes the payload's length leave unused bits in its last character (and need padding).
+    let nn = '';
+    while (b64url({ sub: 'alice', exp: now() + 600, x: '~~~~~', nn }).length % 4 === 0) nn += 'n';
+    const claims = { x: '~~~~~', nn };
+    let edited = '';
+    const t = token({}, claims, (h, p) => {
+      const out = edit(h, p);
+      edited = out.join('.');
+      expect(edited).not.toBe(`${h}.${p}`);
+      return out;
+    });
+    expect(edited).not.toBe('');
+    expect(await rejection(verify, t)).toBe('invalid token');
+  });
+
+  it.each(['JWT', 'jwt', 'at+jwt', 'AT+JWT'])('accepts typ %s', async (typ) => {
+    await expect(verify(token({ typ }))).resolves.toMatchObject({ sub: 'alice' });
+  });
+
+  it.each<[string, Record<string, unknown>]>([
+    ['typ foo', { typ: 'foo' }],
+    ['typ application/jwt (only JWT and at+jwt are named)', { typ: 'application/jwt' }],
+    ['a non-string typ', { typ: 1 }],
+    ['crit naming b64, with b64: true (jose accepts it)', { b64: true, crit: ['b64'] }],
+    ['b64: false without crit (jose ignores it)', { b64: false }],
+  ])('refuses %s', async (_what, header) => {
+    expect(await rejection(verify, token(header))).toBe('invalid token');
+  });
+
+  it('refuses an iat beyond the clock tolerance in the future, accepts one within it', async () => {
+    const tolerant = createVerifier(cfg({ ...key, clockToleranceSec: 5 }));
+    expect(await rejection(tolerant, token({}, { iat: now() + 60 }))).toBe('iat in the future');
+    expect(await rejection(verify, token({}, { iat: now() + 3 }))).toBe('iat in the future');
+    await expect(tolerant(token({}, { iat: now() + 3 }))).resolves.toMatchObject({ sub: 'alice' });
+    await expect(verify(token({}, { iat: now() - 3600 }))).resolves.toMatchObject({ sub: 'alice' });
+  });
+
+  it('refuses a non-numeric iat', async () => {
+    expect(await rejection(verify, token({}, { iat: String(now()) }))).toBe('invalid token');
+  });
+
+  it('with a maximum age: refuses an older iat and a missing one, accepts a younger one', async () => {
+    const young = createVerifier(cfg({ ...key, maxAgeSec: 600 }));
+    expect(await rejection(young, token({}, { iat: now() - 700 }))).toBe('token too old');
+    expect(await rejection(young, token())).toBe('missing iat');
+    await expect(young(token({}, { iat: now() - 500 }))).resolves.toMatchObject({ sub: 'alice' });
+  });
+
+  it('without a maximum age: an old iat and a missing one are accepted', async () => {
+    await expect(verify(token({}, { iat: now() - 10 * 24 * 3600 }))).resolves.toMatchObject({ sub: 'alice' });
+    await expect(verify(token())).resolves.toMatchObject({ sub: 'alice' });
   });
 });
 

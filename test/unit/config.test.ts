@@ -216,6 +216,24 @@ describe('token keys', () => {
     configError(() => loadConfig('gateway', { ...cluster, ...env }));
   });
 
+  it('a JWKS URL over plain http:// is refused, naming the variable (section 7.1)', () => {
+    for (const role of ['gateway', 'router', 'standalone'] as const) {
+      const e = configError(() => loadConfig(role, { ...cluster, RTGW_JWT_JWKS_URL: 'http://issuer.example/.well-known/jwks.json' }));
+      expect(e.message).toContain('RTGW_JWT_JWKS_URL');
+    }
+    expect(loadConfig('gateway', { ...cluster, RTGW_JWT_JWKS_URL: 'https://issuer.example/jwks' }).jwt.jwksUrl).toBe('https://issuer.example/jwks');
+  });
+
+  it('RTGW_JWT_MAX_AGE_SEC is read in seconds; unset or 0 means no maximum age; a bad value names it', () => {
+    expect(loadConfig('gateway', { ...cluster, RTGW_JWT_SECRET: SECRET, RTGW_JWT_MAX_AGE_SEC: '3600' }).jwt.maxAgeSec).toBe(3600);
+    expect(loadConfig('gateway', { ...cluster, RTGW_JWT_SECRET: SECRET }).jwt.maxAgeSec).toBeUndefined();
+    expect(loadConfig('gateway', { ...cluster, RTGW_JWT_SECRET: SECRET, RTGW_JWT_MAX_AGE_SEC: '0' }).jwt.maxAgeSec).toBeUndefined();
+    for (const bad of ['-1', '1h', '1.5']) {
+      const e = configError(() => loadConfig('gateway', { ...cluster, RTGW_JWT_SECRET: SECRET, RTGW_JWT_MAX_AGE_SEC: bad }));
+      expect(e.message).toContain('RTGW_JWT_MAX_AGE_SEC');
+    }
+  });
+
   it('a HS256 secret under 32 bytes is refused', () => {
     const e = configError(() => loadConfig('gateway', { ...cluster, RTGW_JWT_SECRET: 'x'.repeat(31) }));
     expect(e.message).toContain('RTGW_JWT_SECRET');
