@@ -32,7 +32,8 @@ async function openEngine(cfg: Config, log: Logger, metrics: Metrics): Promise<{
     deadLettersMaxPerSlot: cfg.deadLettersMaxPerSlot,
     slots: cfg.slots,
   };
-  const onDeadLetter = (reason: DeadLetterReason, count: number) => metrics.deadLetters.inc({ reason }, count);
+  const onDeadLetter = (reason: DeadLetterReason | 'dropped', count: number) =>
+    reason === 'dropped' ? metrics.deadLettersDropped.inc(count) : metrics.deadLetters.inc({ reason }, count);
   if (!cfg.natsUrls || !cfg.redisUrl) {
     log.info('memory engine: no NATS or Redis configured; state lives in this process only');
     return { bus: new MemoryBus(), stores: memoryStores(limits, { onDeadLetter }) };

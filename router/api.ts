@@ -117,7 +117,8 @@ export function serveApi(bus: Bus, subj: Subjects, slots: SlotClient, cfg: Confi
       for (const { slot, letter } of letters) {
         const id = letter.id;
         const original = JSON.parse(letter.frame) as { from: string; data: unknown };
-        const mid = 'redrive:' + createHash('sha256').update(id).digest('base64url').slice(0, 32);
+        // The id and the letter's sentTs: ids may repeat once a recipient's seqs restarted (ports.ts dmMetaTtlMs).
+        const mid = 'redrive:' + createHash('sha256').update(`${id}|${letter.sentTs}`).digest('base64url').slice(0, 32);
         const { seq } = await sendDm(letter.user, original.from, original.data, mid, 'rtgw/redrive');
         await inbox.takeDeadLetter(slot, id);
         redriven.push({ id, seq });

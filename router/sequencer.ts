@@ -118,6 +118,13 @@ export class Sequencer implements SlotEvents {
         return;
       }
       const err = toRtgwError(e);
+      if (err.code === ErrorCode.Limit) {
+        // The sender reached a limit (a full inbox, its share of one): its own doing, answered as is,
+        // and no warning (a client can cause as many as it likes; contract section 7.1).
+        this.logger.debug({ slot, op: req.op, msg: err.message }, 'slot request refused by a limit');
+        this.replies.send(msg, JSON.stringify(errorReply(ErrorCode.Limit, err.message)));
+        return;
+      }
       this.logger.warn({ err: e, slot, op: req.op }, 'slot request failed');
       this.replies.send(msg, JSON.stringify(errorReply(err.code === ErrorCode.Internal ? ErrorCode.Unavailable : err.code, 'could not store the message; try again')));
     } finally {
@@ -140,7 +147,7 @@ export class Sequencer implements SlotEvents {
   /** Stored in the recipient's inbox before the answer; delivered at once to wherever they are connected. */
   private async dm(slot: number, lease: Lease, req: DmRequest): Promise<string> {
     failpoint('router.before-append');
-    const r = await this.inbox.append({ slot, to: req.to, from: req.from, dataJson: req.d, mid: req.mid, dedupBy: req.mid === undefined ? undefined : req.by }, lease);
+    const r = await this.inbox.append({ slot, to: req.to, from: req.from, dataJson: req.d, mid: req.mid, dedupBy: req.mid === undefined ? undefined : req.by, sender: req.by }, lease);
     failpoint('router.after-append');
     if (!r.duplicate) {
       this.metrics.dmStored.inc();

@@ -20,6 +20,17 @@ export class NotOwnerError extends RtgwError {
   }
 }
 
+/**
+ * A configured limit refused the request (a full inbox, a sender's share of one). The client caused it,
+ * so it goes to the client as is (`limit`), and retrying at once will not help.
+ */
+export class LimitError extends RtgwError {
+  override name = 'LimitError';
+  constructor(message: string) {
+    super(ErrorCode.Limit, message);
+  }
+}
+
 /** The body of an error reply on NATS: `{"error":{"code","msg"}}` (protocol section 5). */
 export const errorReply = (code: ErrorCode, msg: string) => ({ error: { code, msg } });
 

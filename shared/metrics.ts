@@ -66,6 +66,11 @@ export function createMetrics(role: string) {
       registers: r,
     }),
     deadLetters: new Counter({ name: 'rtgw_dead_letters_total', help: 'Messages moved to the dead-letter list', labelNames: ['reason'], registers: r }),
+    deadLettersDropped: new Counter({
+      name: 'rtgw_dead_letters_dropped_total',
+      help: 'Oldest dead letters dropped to keep a slot within RTGW_DEAD_LETTERS_MAX_PER_SLOT',
+      registers: r,
+    }),
     slowConsumerDisconnects: new Counter({
       name: 'rtgw_slow_consumer_disconnects_total',
       help: 'Connections closed with 4009 because their send buffer overflowed',

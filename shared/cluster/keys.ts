@@ -23,7 +23,10 @@ export function keys(prefix: string) {
     /** Like `dedup`, for room messages only: a room and a recipient of the same name in one slot never share one. */
     roomDedup: (slot: number, room: string, sender: string, mid: string) =>
       `${tag(slot)}:rd:${encodeName(room)}:${encodeName(sender)}:${encodeName(mid)}`,
-    /** Hash {seq}: a direct-message recipient's last per-recipient seq. Never expires, so seqs never restart. */
+    /**
+     * Hash {seq}: a direct-message recipient's last per-recipient seq. Expires dmMetaTtlMs (ports.ts) after
+     * the recipient's last append, when nothing can still refer to its seqs; then they start again at 1.
+     */
     dmMeta: (slot: number, user: string) => `${tag(slot)}:um:${encodeName(user)}`,
     /** Sorted set of `dm` frames scored by seq: a recipient's pending (unacknowledged) direct messages. */
     inbox: (slot: number, user: string) => `${tag(slot)}:ui:${encodeName(user)}`,
@@ -39,7 +42,14 @@ export function keys(prefix: string) {
     retry: (slot: number) => `${tag(slot)}:rq`,
     /** Hash `<encoded user>|<seq>` -> deliveries made while the recipient was online. */
     retryAttempts: (slot: number) => `${tag(slot)}:ra`,
-    /** List of dead-letter JSON entries of a slot, oldest first. */
+    /**
+     * Hash `<encoded recipient>|<encoded sender>` -> that sender's pending messages in that inbox (the
+     * inboxMaxPerSender limit). A field is deleted when it reaches 0, so the hash empties with the inboxes.
+     */
+    dmSenders: (slot: number) => `${tag(slot)}:ds`,
+    /** Hash compensation member `<encoded recipient>|<seq>` -> encoded sender, while that message is pending. */
+    dmSenderOf: (slot: number) => `${tag(slot)}:df`,
+    /** List of dead-letter JSON entries of a slot, oldest first; at most deadLettersMaxPerSlot. */
     deadLetters: (slot: number) => `${tag(slot)}:dl`,
     /** Sorted set of live routers scored by their last heartbeat (Redis time, ms). */
     routers: () => `${p}:routers`,

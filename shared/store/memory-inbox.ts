@@ -1,28 +1,33 @@
 // Inbox in process memory for standalone and tests, with the Redis inbox's semantics (dm-*.lua):
-// fenced appends, per-recipient seqs, dedup window, compensation entries scored on Date.now(),
-// claims with backoff and jitter, parking, dead letters. State dies with the process.
-import { NotOwnerError } from '../errors.js';
+// fenced appends, per-recipient seqs, dedup window, limits (per sender, per inbox), compensation entries
+// scored on Date.now(), claims with backoff and jitter, parking, bounded dead letters, and the seq
+// counter's expiry (dmMetaTtlMs). State dies with the process.
+import { LimitError, NotOwnerError } from '../errors.js';
 import type { MemorySlotLeases } from './memory.js';
-import type {
-  DeadLetter,
-  DeadLetterObserver,
-  DeadLetterReason,
-  DeliveryLimits,
-  DmAppendRequest,
-  DmAppendResult,
-  DueDelivery,
-  Inbox,
-  Lease,
-  RetryStats,
+import {
+  dmMetaTtlMs,
+  type DeadLetter,
+  type DeadLetterObserver,
+  type DeadLetterReason,
+  type DeliveryLimits,
+  type DmAppendRequest,
+  type DmAppendResult,
+  type DueDelivery,
+  type Inbox,
+  type Lease,
+  type RetryStats,
 } from './ports.js';
 
 const SWEEP_EVERY_MS = 60_000;
 
 interface Recipient {
-  /** Never reset, as the Redis meta hash never expires: seqs never restart. */
+  /** The last seq; it counts only until `seqExpiresAt`, as the Redis meta hash expires (dm-append.lua). */
   seq: number;
-  /** seq -> pending message; insertion order is seq order (seqs only grow). */
-  inbox: Map<number, { frame: string; ts: number }>;
+  seqExpiresAt: number;
+  /** seq -> pending message and whose share it takes; insertion order is seq order (seqs only grow). */
+  inbox: Map<number, { frame: string; ts: number; sender: string }>;
+  /** sender -> pending messages in `inbox`; a sender is deleted at 0, as its Redis hash field is. */
+  senders: Map<string, number>;
 }
 
 /** One compensation entry: the message's next look and its deliveries while online. */
@@ -63,13 +68,31 @@ export class MemoryInbox implements Inbox {
   private recipient(slot: number, user: string): Recipient {
     const key = JSON.stringify([slot, user]);
     let r = this.recipients.get(key);
-    if (!r) this.recipients.set(key, (r = { seq: 0, inbox: new Map() }));
+    if (!r) this.recipients.set(key, (r = { seq: 0, seqExpiresAt: 0, inbox: new Map(), senders: new Map() }));
     return r;
   }
 
   /** Reads create nothing, as on Redis. */
-  private message(slot: number, user: string, seq: number): { frame: string; ts: number } | undefined {
+  private message(slot: number, user: string, seq: number): { frame: string; ts: number; sender: string } | undefined {
     return this.recipients.get(JSON.stringify([slot, user]))?.inbox.get(seq);
+  }
+
+  /** The recipient's last seq as the Redis meta hash reads: 0 once it expired. */
+  private head(r: Recipient, now: number): number {
+    return r.seqExpiresAt > now ? r.seq : 0;
+  }
+
+  /** Removes a pending message and gives its sender's share back (include/inbox.lua settle). */
+  private settle(slot: number, user: string, seq: number): boolean {
+    this.retry.get(slot)?.delete(this.member(user, seq));
+    const r = this.recipients.get(JSON.stringify([slot, user]));
+    const msg = r?.inbox.get(seq);
+    if (!r || !msg) return false;
+    r.inbox.delete(seq);
+    const left = (r.senders.get(msg.sender) ?? 0) - 1;
+    if (left > 0) r.senders.set(msg.sender, left);
+    else r.senders.delete(msg.sender);
+    return true;
   }
 
   private entries(slot: number): Map<string, Entry> {
@@ -80,20 +103,21 @@ export class MemoryInbox implements Inbox {
 
   private member = (user: string, seq: number) => JSON.stringify([user, seq]);
 
-  /** Drops old dedup entries now and then, so memory does not grow with mids ever used. */
+  /**
+   * Drops old dedup entries and recipients with nothing pending whose seq expired now and then, so
+   * memory does not grow with mids or users ever seen (Redis expires and empties those keys itself).
+   */
   private sweep(now: number): void {
     if (now - this.lastSweep < SWEEP_EVERY_MS) return;
     this.lastSweep = now;
     for (const [k, d] of this.dedup) if (d.expiresAt <= now) this.dedup.delete(k);
+    for (const [k, r] of this.recipients) if (r.inbox.size === 0 && r.seqExpiresAt <= now) this.recipients.delete(k);
   }
 
   private deadLetter(slot: number, user: string, seq: number, reason: DeadLetterReason, now: number, attempts?: number) {
     const msg = this.message(slot, user, seq);
-    const entries = this.entries(slot);
-    const member = this.member(user, seq);
-    const entry = entries.get(member);
-    this.recipients.get(JSON.stringify([slot, user]))?.inbox.delete(seq);
-    entries.delete(member);
+    const entry = this.entries(slot).get(this.member(user, seq));
+    this.settle(slot, user, seq);
     if (!msg) return;
     let list = this.dead.get(slot);
     if (!list) this.dead.set(slot, (list = []));
@@ -108,6 +132,11 @@ export class MemoryInbox implements Inbox {
       ts: now,
     });
     this.onDeadLetter(reason, 1);
+    const over = list.length - this.limits.deadLettersMaxPerSlot;
+    if (over > 0) {
+      list.splice(0, over);
+      this.onDeadLetter('dropped', over);
+    }
   }
 
   async append(req: DmAppendRequest, lease: Lease): Promise<DmAppendResult> {
@@ -125,30 +154,33 @@ export class MemoryInbox implements Inbox {
         return { seq: first.seq, frame: r.inbox.get(first.seq)?.frame ?? '', duplicate: true, inboxSize: r.inbox.size, nodes: this.nodesOf(req.to) };
       }
     }
+    // Limits after dedup (a retried mid is answered with its first seq); nothing is evicted for room.
+    if ((r.senders.get(req.sender) ?? 0) >= this.limits.inboxMaxPerSender) {
+      throw new LimitError('too many of your messages are pending for this recipient');
+    }
+    if (r.inbox.size >= this.limits.inboxMaxMessages) throw new LimitError("the recipient's inbox is full");
+    // An expired counter starts again, after whatever old message still waits in the inbox (dm-append.lua).
+    if (r.seqExpiresAt <= now) r.seq = [...r.inbox.keys()].at(-1) ?? 0;
+    r.seqExpiresAt = now + dmMetaTtlMs(this.limits);
     const seq = ++r.seq;
     const frame =
       `{"t":"dm","seq":${seq},"from":${JSON.stringify(req.from)},"data":${req.dataJson}` +
       `${req.mid === undefined ? '' : `,"mid":${JSON.stringify(req.mid)}`},"ts":${now}}`;
-    r.inbox.set(seq, { frame, ts: now });
+    r.inbox.set(seq, { frame, ts: now, sender: req.sender });
+    r.senders.set(req.sender, (r.senders.get(req.sender) ?? 0) + 1);
     this.entries(req.slot).set(this.member(req.to, seq), {
       user: req.to,
       seq,
       due: now + this.limits.ackTimeoutMs,
       attempts: 1,
     });
-    let over = r.inbox.size - this.limits.inboxMaxMessages;
-    for (const oldest of r.inbox.keys()) {
-      if (over-- <= 0) break;
-      this.deadLetter(req.slot, req.to, oldest, 'inbox_full', now);
-    }
     if (dedupKey !== undefined) this.dedup.set(dedupKey, { seq, expiresAt: now + this.limits.dedupWindowMs });
     return { seq, frame, duplicate: false, inboxSize: r.inbox.size, nodes: this.nodesOf(req.to) };
   }
 
   async ack(slot: number, user: string, seq: number): Promise<boolean> {
     if (!isSeq(seq)) return false;
-    this.retry.get(slot)?.delete(this.member(user, seq));
-    return this.recipients.get(JSON.stringify([slot, user]))?.inbox.delete(seq) ?? false;
+    return this.settle(slot, user, seq);
   }
 
   async pending(slot: number, user: string): Promise<{ head: number; messages: { seq: number; frame: string }[] }> {
@@ -168,7 +200,7 @@ export class MemoryInbox implements Inbox {
       entries.set(this.member(user, seq), { user, seq, due: now + ackTimeoutMs, attempts: 1 });
       messages.push({ seq, frame: msg.frame });
     }
-    return { head: r.seq, messages };
+    return { head: this.head(r, now), messages };
   }
 
   async peek(slot: number, user: string, after: number, limit: number): Promise<{ seq: number; frame: string }[]> {
@@ -192,10 +224,10 @@ export class MemoryInbox implements Inbox {
       .sort(([ma, a], [mb, b]) => a.due - b.due || (ma < mb ? -1 : ma > mb ? 1 : 0))
       .slice(0, Math.floor(limit));
     const out: DueDelivery[] = [];
-    for (const [member, e] of due) {
+    for (const [, e] of due) {
       const msg = this.message(slot, e.user, e.seq);
       if (!msg) {
-        entries.delete(member);
+        this.settle(slot, e.user, e.seq);
         continue;
       }
       if (msg.ts + inboxMaxAgeMs <= now) {
@@ -221,7 +253,7 @@ export class MemoryInbox implements Inbox {
     if (!e || e.due !== due) return;
     const msg = this.message(slot, user, seq);
     if (!msg) {
-      entries.delete(member);
+      this.settle(slot, user, seq);
       return;
     }
     if (e.attempts > 1) e.attempts--;

@@ -142,6 +142,12 @@ export interface DmAppendRequest {
   mid?: string;
   /** Whose mids these are; dedup is per (recipient, dedupBy, mid). */
   dedupBy?: string;
+  /**
+   * Whose share of the recipient's inbox the message takes (inboxMaxPerSender): DmRequest.by, i.e. the
+   * sending user, `backend/<from>` for a backend, `rtgw/redrive` for a re-drive. Not `from`, which a
+   * backend may set to anything.
+   */
+  sender: string;
 }
 
 export interface DmAppendResult {
@@ -168,6 +174,10 @@ export interface DueDelivery {
   nodes: string[];
 }
 
+/**
+ * 'inbox_full' is no longer made (a full inbox refuses new messages, contract 1.1 section 7.1); it stays
+ * so that dead letters stored by earlier versions still read, and its metric series stays at 0.
+ */
 export type DeadLetterReason = 'attempts' | 'inbox_full' | 'expired';
 
 export interface DeadLetter {
@@ -185,10 +195,12 @@ export interface DeadLetter {
 }
 
 /**
- * Told how many messages an operation dead-lettered (for rtgw_dead_letters_total), in the process that
- * ran it: the gateway for 'expired' on connect, the router for the rest. Must not throw.
+ * Told how many messages an operation dead-lettered (for rtgw_dead_letters_total{reason}), or how many of
+ * the slot's oldest dead letters it dropped to stay within deadLettersMaxPerSlot ('dropped', for
+ * rtgw_dead_letters_dropped_total), in the process that ran it: the gateway for 'expired' on connect,
+ * the router for the rest. Must not throw.
  */
-export type DeadLetterObserver = (reason: DeadLetterReason, count: number) => void;
+export type DeadLetterObserver = (reason: DeadLetterReason | 'dropped', count: number) => void;
 
 export interface DeliveryLimits {
   /** A delivery not acknowledged within this is sent again (first retry), then with exponential backoff. */
@@ -209,6 +221,19 @@ export interface DeliveryLimits {
 }
 
 /**
+ * How long a recipient's seq counter outlives their last append, so that no per-user key lives forever.
+ * Once it lapses the recipient's seqs start again at 1. Nothing can still refer to the old ones then:
+ * a dedup entry (which names a seq) lives dedupWindowMs after its append, and a pending message is
+ * dead-lettered once older than inboxMaxAgeMs. Should a message that old still be in the inbox (no
+ * claim looked at it yet), the new seqs continue after the inbox's highest one instead, so two pending
+ * messages never share a seq. A gateway still holding a higher seq for a connected recipient delivers
+ * the lower new ones at once (it takes any seq up to its last + 1 as in order), and the SDK tells them
+ * from earlier ones by their `ts`, as after Redis lost an inbox. Dead-letter ids (`<slot>:<user>:<seq>`)
+ * may repeat across such a restart; a re-drive's mid includes the letter's `sentTs` for that reason.
+ */
+export const dmMetaTtlMs = (limits: DeliveryLimits): number => limits.inboxMaxAgeMs + limits.dedupWindowMs;
+
+/**
  * What memoryStores/redisStores take: the room log's and the inbox's limits (one dedup window for both),
  * and the slot count (RTGW_SLOTS), by which presence files a user's connections under the user's slot.
  */
@@ -226,14 +251,19 @@ export interface RetryStats {
 /**
  * Direct messages: a per-recipient inbox and the compensation sorted set, sharded by slot. Every
  * pending (unacknowledged) message has exactly one entry in its slot's set, scored by the time it must
- * next be looked at (store clock). Nothing leaves the inbox except by `ack` or by dead-lettering, and
- * every dead letter is kept in the slot's dead-letter list with its reason and attempts.
+ * next be looked at (store clock). Nothing leaves the inbox except by `ack` or by dead-lettering (never
+ * to make room), and every dead letter is kept in the slot's dead-letter list with its reason and
+ * attempts, up to deadLettersMaxPerSlot (the oldest are dropped past it). Each pending message counts
+ * against its sender's share of the inbox until it leaves; a sender with nothing pending there, and a
+ * recipient with nothing pending and no append for dmMetaTtlMs, leave nothing stored behind.
  */
 export interface Inbox {
   /**
-   * Fenced like RoomLog.append: lease, dedup, next per-recipient seq, inbox entry and its compensation
-   * entry (due after ackTimeoutMs, attempt 1: the caller delivers at once) in one step. When the inbox
-   * is over inboxMaxMessages, its oldest entries are dead-lettered ('inbox_full').
+   * Fenced like RoomLog.append: lease, dedup, limits, next per-recipient seq, inbox entry and its
+   * compensation entry (due after ackTimeoutMs, attempt 1: the caller delivers at once) in one step.
+   * Dedup comes before the limits: a repeated mid is answered with its first seq even at a limit.
+   * Throws LimitError, storing nothing, when the inbox holds inboxMaxMessages or the sender already has
+   * inboxMaxPerSender pending in it.
    */
   append(req: DmAppendRequest, lease: Lease): Promise<DmAppendResult>;
   /** Settles a message: removes it from the inbox and the compensation set. False when it was not pending. */

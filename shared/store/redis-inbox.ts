@@ -1,23 +1,25 @@
 // Inbox on Redis: one Lua script per operation (dm-*.lua). A recipient's meta, inbox and dedup keys
-// and their slot's compensation set, attempts hash, dead-letter list and lease share the slot's hash
-// tag, so every script touches one Redis Cluster slot. Must not read a process clock: times are TIME.
+// and their slot's compensation set, attempts hash, sender hashes, dead-letter list and lease share the
+// slot's hash tag, so every script touches one Redis Cluster slot. Must not read a process clock: times
+// are TIME.
 import { randomInt } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { decodeName, encodeName } from '../cluster/encode.js';
 import { keys, type Keys } from '../cluster/keys.js';
-import { NotOwnerError } from '../errors.js';
+import { LimitError, NotOwnerError } from '../errors.js';
 import { scripts, type Scripts } from '../redis/scripts.js';
-import type {
-  DeadLetter,
-  DeadLetterObserver,
-  DeadLetterReason,
-  DeliveryLimits,
-  DmAppendRequest,
-  DmAppendResult,
-  DueDelivery,
-  Inbox,
-  Lease,
-  RetryStats,
+import {
+  dmMetaTtlMs,
+  type DeadLetter,
+  type DeadLetterObserver,
+  type DeadLetterReason,
+  type DeliveryLimits,
+  type DmAppendRequest,
+  type DmAppendResult,
+  type DueDelivery,
+  type Inbox,
+  type Lease,
+  type RetryStats,
 } from './ports.js';
 import { leaseValue } from './redis-room-log.js';
 
@@ -73,7 +75,7 @@ export class RedisInbox implements Inbox {
     this.lua = scripts(redis);
   }
 
-  private counted(reason: DeadLetterReason, count: unknown): void {
+  private counted(reason: DeadLetterReason | 'dropped', count: unknown): void {
     const n = Number(count);
     if (n > 0) this.onDeadLetter(reason, n);
   }
@@ -94,7 +96,8 @@ export class RedisInbox implements Inbox {
           k.inbox(req.slot, req.to),
           k.retry(req.slot),
           k.retryAttempts(req.slot),
-          k.deadLetters(req.slot),
+          k.dmSenderOf(req.slot),
+          k.dmSenders(req.slot),
           dedupKey,
           k.userConns(req.slot, req.to),
         ],
@@ -109,14 +112,18 @@ export class RedisInbox implements Inbox {
           limits.ackTimeoutMs,
           limits.inboxMaxMessages,
           limits.dedupWindowMs,
+          encodeName(req.sender),
+          limits.inboxMaxPerSender,
+          dmMetaTtlMs(limits),
         ],
       );
     } catch (e) {
       if (e instanceof Error && /^(ERR )?NOT_OWNER\b/.test(e.message)) throw new NotOwnerError(req.slot);
+      const limit = e instanceof Error ? /^(?:ERR )?LIMIT (.*)$/s.exec(e.message) : null;
+      if (limit) throw new LimitError(limit[1]!);
       throw e;
     }
-    const [seq, frame, duplicate, inboxFull, inboxSize, nodes] = reply as [number, string, number, number, number, string];
-    this.counted('inbox_full', inboxFull);
+    const [seq, frame, duplicate, inboxSize, nodes] = reply as [number, string, number, number, string];
     return { seq: Number(seq), frame: String(frame), duplicate: Number(duplicate) === 1, inboxSize: Number(inboxSize), nodes: splitNodes(nodes) };
   }
 
@@ -124,7 +131,7 @@ export class RedisInbox implements Inbox {
     if (!isSeq(seq)) return false;
     const { k } = this;
     const removed = await this.lua['dm-ack'](
-      [k.inbox(slot, user), k.retry(slot), k.retryAttempts(slot)],
+      [k.inbox(slot, user), k.retry(slot), k.retryAttempts(slot), k.dmSenderOf(slot), k.dmSenders(slot)],
       [encodeName(user), seq],
     );
     return Number(removed) === 1;
@@ -132,11 +139,12 @@ export class RedisInbox implements Inbox {
 
   async pending(slot: number, user: string): Promise<{ head: number; messages: { seq: number; frame: string }[] }> {
     const { k, limits } = this;
-    const [expired, entries, head] = (await this.lua['dm-pending'](
-      [k.inbox(slot, user), k.retry(slot), k.retryAttempts(slot), k.deadLetters(slot), k.dmMeta(slot, user)],
-      [slot, encodeName(user), limits.ackTimeoutMs, limits.inboxMaxAgeMs, limits.inboxMaxMessages],
-    )) as [number, string[], number];
+    const [expired, entries, head, dropped] = (await this.lua['dm-pending'](
+      [k.inbox(slot, user), k.retry(slot), k.retryAttempts(slot), k.deadLetters(slot), k.dmMeta(slot, user), k.dmSenderOf(slot), k.dmSenders(slot)],
+      [slot, encodeName(user), limits.ackTimeoutMs, limits.inboxMaxAgeMs, limits.inboxMaxMessages, limits.deadLettersMaxPerSlot],
+    )) as [number, string[], number, number];
     this.counted('expired', expired);
+    this.counted('dropped', dropped);
     const messages: { seq: number; frame: string }[] = [];
     for (let i = 0; i + 1 < entries.length; i += 2) messages.push({ seq: Number(entries[i + 1]), frame: String(entries[i]) });
     return { head: Number(head), messages };
@@ -152,8 +160,8 @@ export class RedisInbox implements Inbox {
   async claimDue(slot: number, limit: number): Promise<DueDelivery[]> {
     if (!(limit >= 1)) return [];
     const { k, limits } = this;
-    const [expired, outOfAttempts, reply] = (await this.lua['dm-claim'](
-      [k.retry(slot), k.retryAttempts(slot), k.deadLetters(slot)],
+    const [expired, outOfAttempts, dropped, reply] = (await this.lua['dm-claim'](
+      [k.retry(slot), k.retryAttempts(slot), k.deadLetters(slot), k.dmSenderOf(slot), k.dmSenders(slot)],
       [
         slot,
         k.inboxPrefix(slot),
@@ -164,10 +172,12 @@ export class RedisInbox implements Inbox {
         limits.inboxMaxAgeMs,
         randomInt(2 ** 31),
         k.userConnsPrefix(slot),
+        limits.deadLettersMaxPerSlot,
       ],
-    )) as [number, number, (string | number)[]];
+    )) as [number, number, number, (string | number)[]];
     this.counted('expired', expired);
     this.counted('attempts', outOfAttempts);
+    this.counted('dropped', dropped);
     const out: DueDelivery[] = [];
     for (let i = 0; i + 5 < reply.length; i += 6) {
       out.push({
@@ -186,7 +196,7 @@ export class RedisInbox implements Inbox {
     if (!isSeq(seq)) return;
     const { k } = this;
     await this.lua['dm-park'](
-      [k.retry(slot), k.retryAttempts(slot), k.inbox(slot, user)],
+      [k.retry(slot), k.retryAttempts(slot), k.inbox(slot, user), k.dmSenderOf(slot), k.dmSenders(slot)],
       [encodeName(user), seq, due, this.limits.inboxMaxAgeMs],
     );
   }

@@ -27,12 +27,14 @@ export interface Instance {
   stores: Stores;
   /** A second handle on the same data (on Redis: another connection), for concurrency tests. */
   peer: Stores;
-  /** Dead letters reported to the stores' onDeadLetter observer (stores and peer), by reason. */
-  deadLettered: Record<DeadLetterReason, number>;
+  /** Dead letters reported to the stores' onDeadLetter observer (stores and peer), by reason, and old ones dropped. */
+  deadLettered: Record<DeadLetterReason | 'dropped', number>;
   /** Loses all room history and inboxes: FLUSHALL on Redis (leases go too), wipe() on memory. */
   wipe(): Promise<void>;
   /** Only on redis: every key under this instance's prefix (to check hash tags and leftovers). */
   redisKeys?(): Promise<string[]>;
+  /** Only on redis: a key's PTTL (-1 without expiry, -2 when absent). */
+  redisPttl?(key: string): Promise<number>;
   /** True once a presence node's heartbeat has lapsed, as the store sees it. */
   lapsed(node: string): Promise<boolean>;
 }
@@ -48,8 +50,8 @@ export interface Backend {
 export const uniquePrefix = (): string => `t${randomBytes(6).toString('hex')}`;
 
 function deadLetterCounter() {
-  const deadLettered: Record<DeadLetterReason, number> = { attempts: 0, inbox_full: 0, expired: 0 };
-  const onDeadLetter = (reason: DeadLetterReason, count: number) => void (deadLettered[reason] += count);
+  const deadLettered: Record<DeadLetterReason | 'dropped', number> = { attempts: 0, inbox_full: 0, expired: 0, dropped: 0 };
+  const onDeadLetter = (reason: DeadLetterReason | 'dropped', count: number) => void (deadLettered[reason] += count);
   return { deadLettered, onDeadLetter };
 }
 
@@ -91,6 +93,7 @@ async function redisBackend(): Promise<Backend> {
         deadLettered,
         wipe: async () => void (await a.flushall()),
         redisKeys: () => a.keys(`${prefix}:*`),
+        redisPttl: (key) => a.pttl(key),
         lapsed: async (node) => (await a.exists(keys(prefix).nodeAlive(node))) === 0,
       };
     },

@@ -1,13 +1,15 @@
 // Inbox contract: per-recipient gapless seqs, exact frames, dedup, fencing, ack, pending (re-arm),
-// claims (only due, backoff, lease, no double claim), park, dead letters (attempts, inbox_full,
-// expired) and their re-drive, stats. Short timings; tests wait for conditions, never fixed sleeps.
+// claims (only due, backoff, lease, no double claim), park, limits (per sender, full inbox: refused,
+// nothing evicted), dead letters (attempts, expired; bounded per slot) and their re-drive, stats, and
+// what is left in Redis once a recipient has nothing pending. Short timings; tests wait for conditions,
+// never fixed sleeps.
 import { expect, it } from 'vitest';
 import { keys } from '../../shared/cluster/keys.js';
 import { userSlot } from '../../shared/cluster/slots.js';
-import { NotOwnerError } from '../../shared/errors.js';
+import { LimitError, NotOwnerError } from '../../shared/errors.js';
 import type { DmAppendRequest, DmAppendResult, DueDelivery, Lease, Stores } from '../../shared/store/ports.js';
 import { waitFor } from '../harness/wait.js';
-import { forEachBackend } from './backends.js';
+import { DEFAULT_LIMITS, forEachBackend } from './backends.js';
 
 const SLOTS = 64;
 const SLOT = 5;
@@ -30,6 +32,7 @@ const dm = (to: string, extra: Partial<DmAppendRequest> = {}): DmAppendRequest =
   slot: userSlot(to, SLOTS),
   to,
   from: 'alice',
+  sender: 'alice',
   dataJson: '{"n":1}',
   ...extra,
 });
@@ -315,7 +318,7 @@ forEachBackend('Inbox', (backend) => {
       },
     ]);
     expect(dead[0]!.ts).toBeGreaterThanOrEqual(tsOf(a.frame) + ack * (1 + 1 + 2 + 4 + 8) / 2);
-    expect(inst.deadLettered).toEqual({ attempts: 1, inbox_full: 0, expired: 0 });
+    expect(inst.deadLettered).toEqual({ attempts: 1, inbox_full: 0, expired: 0, dropped: 0 });
     expect(await stores.inbox.stats(SLOT)).toEqual({ queued: 0, due: 0, oldestDueMs: 0 });
     expect((await stores.inbox.pending(SLOT, BOB)).messages).toEqual([]);
     expect(await stores.inbox.ack(SLOT, BOB, 1)).toBe(false);
@@ -388,7 +391,7 @@ forEachBackend('Inbox', (backend) => {
     const [dead] = await stores.inbox.deadLetters(SLOT, 10);
     expect(dead).toMatchObject({ user: BOB, seq: 1, frame: a.frame, reason: 'expired', attempts: 1 });
     expect(dead!.ts).toBeGreaterThanOrEqual(tsOf(a.frame) + 1_200);
-    expect(inst.deadLettered).toEqual({ attempts: 0, inbox_full: 0, expired: 1 });
+    expect(inst.deadLettered).toEqual({ attempts: 0, inbox_full: 0, expired: 1, dropped: 0 });
     expect(await stores.inbox.stats(SLOT)).toMatchObject({ queued: 0 });
   });
 
@@ -418,32 +421,121 @@ forEachBackend('Inbox', (backend) => {
     expect((await stores.inbox.pending(SLOT, BOB)).messages).toEqual([]);
   });
 
-  it("dead-letters the oldest messages past inboxMaxMessages ('inbox_full')", async () => {
-    const inst = backend().make({ inboxMaxMessages: 3 });
+  it('refuses a sender past inboxMaxPerSender (LimitError, nothing stored); other senders still can, and a repeated mid still gets its first seq', async () => {
+    const inst = backend().make({ inboxMaxPerSender: 3 });
     const { stores } = inst;
     const l = await lease(stores);
     const sent: DmAppendResult[] = [];
-    for (let i = 0; i < 5; i++) sent.push(await stores.inbox.append(dm(BOB, { dataJson: String(i) }), l));
-    expect(sent.map((s) => s.seq)).toEqual([1, 2, 3, 4, 5]);
-    const dead = await stores.inbox.deadLetters(SLOT, 10);
-    expect(dead.map((d) => ({ ...d, ts: 0 }))).toEqual(
-      [0, 1].map((i) => ({
-        id: `${SLOT}:${BOB}:${i + 1}`,
-        user: BOB,
-        seq: i + 1,
-        frame: sent[i]!.frame,
-        attempts: 1,
-        reason: 'inbox_full',
-        sentTs: tsOf(sent[i]!.frame),
-        ts: 0,
-      })),
+    for (let i = 0; i < 3; i++) sent.push(await stores.inbox.append(dm(BOB, { mid: `a${i}`, dedupBy: 'alice' }), l));
+    await expect(stores.inbox.append(dm(BOB), l)).rejects.toBeInstanceOf(LimitError);
+    await expect(stores.inbox.append(dm(BOB, { mid: 'new', dedupBy: 'alice' }), l)).rejects.toMatchObject({ code: 'limit' });
+    // Dedup comes first: the client is retrying what was stored.
+    expect(await stores.inbox.append(dm(BOB, { mid: 'a1', dedupBy: 'alice' }), l)).toMatchObject({ seq: 2, frame: sent[1]!.frame, duplicate: true });
+    // The share is per (recipient, sender), and the sender is `sender` (DmRequest.by), not `from`.
+    expect(await stores.inbox.append(dm(BOB, { from: 'carol', sender: 'carol' }), l)).toMatchObject({ seq: 4, duplicate: false });
+    expect(await stores.inbox.append(dm(BOB, { sender: 'backend/alice' }), l)).toMatchObject({ seq: 5 });
+    expect(await stores.inbox.append(dm(CAROL), l)).toMatchObject({ seq: 1 });
+    // A refusal stores nothing and takes no seq.
+    expect((await stores.inbox.pending(SLOT, BOB)).messages.map((p) => p.seq)).toEqual([1, 2, 3, 4, 5]);
+    expect((await stores.inbox.stats(SLOT)).queued).toBe(6);
+    // An ack gives back exactly one: a second ack of the same seq gives nothing.
+    expect(await stores.inbox.ack(SLOT, BOB, 2)).toBe(true);
+    expect(await stores.inbox.ack(SLOT, BOB, 2)).toBe(false);
+    expect(await stores.inbox.append(dm(BOB), l)).toMatchObject({ seq: 6 });
+    await expect(stores.inbox.append(dm(BOB), l)).rejects.toBeInstanceOf(LimitError);
+    expect(inst.deadLettered).toEqual({ attempts: 0, inbox_full: 0, expired: 0, dropped: 0 });
+  });
+
+  it("keeps a sender's count exact through dead-lettering by attempts and by expiry, and re-drive", async () => {
+    /** Appends from `sender` until refused; how many were stored. */
+    const room = async (stores: Stores, l: Lease, sender: string, max = 10) => {
+      for (let n = 0; n < max; n++) {
+        try {
+          await stores.inbox.append(dm(BOB, { sender }), l);
+        } catch (e) {
+          expect(e).toBeInstanceOf(LimitError);
+          return n;
+        }
+      }
+      return max;
+    };
+
+    const byAttempts = backend().make({ inboxMaxPerSender: 2, ackTimeoutMs: 50, maxBackoffMs: 50, maxAttempts: 1 });
+    const l1 = await lease(byAttempts.stores);
+    expect(await room(byAttempts.stores, l1, 'alice')).toBe(2);
+    await waitFor(
+      async () => (await byAttempts.stores.inbox.claimDue(SLOT, 10), (await byAttempts.stores.inbox.deadLetters(SLOT, 10)).length === 2),
+      10_000,
+      'both to run out of attempts',
     );
-    for (const d of dead) expect(d.ts).toBeGreaterThanOrEqual(d.sentTs);
-    expect(inst.deadLettered).toEqual({ attempts: 0, inbox_full: 2, expired: 0 });
-    expect((await stores.inbox.pending(SLOT, BOB)).messages.map((p) => p.seq)).toEqual([3, 4, 5]);
-    expect((await stores.inbox.stats(SLOT)).queued).toBe(3);
-    expect(await stores.inbox.ack(SLOT, BOB, 1)).toBe(false);
-    expect(await stores.inbox.deadLetters(SLOT, 1)).toEqual([dead[0]]);
+    expect(byAttempts.deadLettered).toMatchObject({ attempts: 2 });
+    expect(await room(byAttempts.stores, l1, 'alice')).toBe(2);
+
+    const byExpiry = backend().make({ inboxMaxPerSender: 2, ackTimeoutMs: 60_000, inboxMaxAgeMs: 100 });
+    const { stores } = byExpiry;
+    const l2 = await lease(stores);
+    expect(await room(stores, l2, 'alice')).toBe(2);
+    await waitFor(async () => (await stores.inbox.pending(SLOT, BOB)).messages.length === 0, 5_000, 'both to expire');
+    expect(byExpiry.deadLettered).toMatchObject({ expired: 2 });
+    expect(await room(stores, l2, 'alice')).toBe(2);
+    // Taking a dead letter out gives nothing back (its message had left the inbox already); its re-drive
+    // is a new message in the re-driver's share.
+    for (const d of await stores.inbox.deadLetters(SLOT, 10)) {
+      expect(await stores.inbox.takeDeadLetter(SLOT, d.id)).toEqual(d);
+      await stores.inbox.append(dm(BOB, { sender: 'rtgw/redrive', dataJson: JSON.stringify(JSON.parse(d.frame).data) }), l2);
+    }
+    expect(await room(stores, l2, 'alice')).toBe(0);
+    expect(await room(stores, l2, 'rtgw/redrive')).toBe(0);
+    for (const p of (await stores.inbox.pending(SLOT, BOB)).messages) await stores.inbox.ack(SLOT, BOB, p.seq);
+    expect(await room(stores, l2, 'alice')).toBe(2);
+    expect(await room(stores, l2, 'rtgw/redrive')).toBe(2);
+  });
+
+  it("refuses new messages when the inbox is full and evicts nothing: a friend's earlier message stays pending", async () => {
+    const inst = backend().make({ inboxMaxMessages: 4, inboxMaxPerSender: 3 });
+    const { stores } = inst;
+    const l = await lease(stores);
+    const friend = await stores.inbox.append(dm(BOB, { from: 'carol', sender: 'carol' }), l);
+    for (let i = 0; i < 3; i++) await stores.inbox.append(dm(BOB), l);
+    await expect(stores.inbox.append(dm(BOB), l)).rejects.toBeInstanceOf(LimitError); // alice's share
+    await expect(stores.inbox.append(dm(BOB, { from: 'dave', sender: 'dave' }), l)).rejects.toMatchObject({ code: 'limit' }); // full
+    const pending = (await stores.inbox.pending(SLOT, BOB)).messages;
+    expect(pending.map((p) => p.seq)).toEqual([1, 2, 3, 4]);
+    expect(pending[0]).toEqual({ seq: 1, frame: friend.frame });
+    expect(await stores.inbox.deadLetters(SLOT, 10)).toEqual([]);
+    expect(inst.deadLettered).toEqual({ attempts: 0, inbox_full: 0, expired: 0, dropped: 0 });
+    // Room again once one is settled.
+    await stores.inbox.ack(SLOT, BOB, 1);
+    expect(await stores.inbox.append(dm(BOB, { from: 'dave', sender: 'dave' }), l)).toMatchObject({ seq: 5 });
+    await expect(stores.inbox.append(dm(BOB, { from: 'eve', sender: 'eve' }), l)).rejects.toBeInstanceOf(LimitError);
+  });
+
+  it('keeps at most deadLettersMaxPerSlot dead letters per slot, dropping the oldest and reporting them', async () => {
+    const inst = backend().make({ deadLettersMaxPerSlot: 3, ackTimeoutMs: 50, maxBackoffMs: 50, maxAttempts: 1000, inboxMaxAgeMs: 150 });
+    const { stores } = inst;
+    const l = await lease(stores);
+    const other = await lease(stores, SLOT + 1);
+    const elsewhere = usersIn(SLOT + 1, 1)[0]!;
+    for (let i = 0; i < 5; i++) await stores.inbox.append(dm(BOB), l);
+    await stores.inbox.append(dm(CAROL), l);
+    for (let i = 0; i < 2; i++) await stores.inbox.append(dm(DAVE), l);
+    await stores.inbox.append(dm(elsewhere), other);
+    const ids = async (slot = SLOT) => (await stores.inbox.deadLetters(slot, 100)).map((d) => d.id.slice(d.id.indexOf(':') + 1));
+
+    await waitFor(async () => (await stores.inbox.pending(SLOT, BOB)).messages.length === 0, 5_000, "BOB's to expire on connect");
+    expect(await ids()).toEqual([3, 4, 5].map((s) => `${BOB}:${s}`));
+    expect(inst.deadLettered).toMatchObject({ expired: 5, dropped: 2 });
+    await waitFor(async () => (await stores.inbox.pending(SLOT, CAROL)).messages.length === 0, 5_000, "CAROL's to expire on connect");
+    expect(await ids()).toEqual([`${BOB}:4`, `${BOB}:5`, `${CAROL}:1`]);
+    expect(inst.deadLettered).toMatchObject({ expired: 6, dropped: 3 });
+    // The claim path drops too.
+    await waitFor(async () => (await stores.inbox.claimDue(SLOT, 10), (await stores.inbox.stats(SLOT)).queued === 0), 5_000, "DAVE's to expire on claim");
+    expect(await ids()).toEqual([`${CAROL}:1`, `${DAVE}:1`, `${DAVE}:2`]);
+    expect(inst.deadLettered).toEqual({ attempts: 0, inbox_full: 0, expired: 8, dropped: 5 });
+    // Per slot: another slot's list is its own.
+    await waitFor(async () => (await stores.inbox.pending(SLOT + 1, elsewhere)).messages.length === 0, 5_000, 'the other slot’s to expire');
+    expect(await ids(SLOT + 1)).toEqual([`${elsewhere}:1`]);
+    expect(inst.deadLettered).toMatchObject({ expired: 9, dropped: 5 });
   });
 
   it("dead-letters messages older than inboxMaxAgeMs ('expired') on connect and on claim", async () => {
@@ -455,7 +547,7 @@ forEachBackend('Inbox', (backend) => {
     await waitFor(async () => (await stores.inbox.pending(SLOT, BOB)).messages.length === 0, 5_000, 'the message to expire');
     expect(await stores.inbox.deadLetters(SLOT, 10)).toMatchObject([{ seq: 1, frame: a.frame, reason: 'expired', attempts: 1 }]);
     expect(await stores.inbox.stats(SLOT)).toMatchObject({ queued: 0 });
-    expect(inst.deadLettered).toEqual({ attempts: 0, inbox_full: 0, expired: 1 });
+    expect(inst.deadLettered).toEqual({ attempts: 0, inbox_full: 0, expired: 1, dropped: 0 });
 
     const fastInst = backend().make({ ackTimeoutMs: 50, maxBackoffMs: 50, maxAttempts: 1000, inboxMaxAgeMs: 400 });
     const fast = fastInst.stores;
@@ -473,20 +565,20 @@ forEachBackend('Inbox', (backend) => {
     expect(last).toBeGreaterThanOrEqual(2);
     expect(await fast.inbox.deadLetters(SLOT, 10)).toMatchObject([{ seq: 1, reason: 'expired', attempts: last }]);
     expect(await fast.inbox.stats(SLOT)).toMatchObject({ queued: 0 });
-    expect(fastInst.deadLettered).toEqual({ attempts: 0, inbox_full: 0, expired: 1 });
+    expect(fastInst.deadLettered).toEqual({ attempts: 0, inbox_full: 0, expired: 1, dropped: 0 });
   });
 
   it('takes a dead letter out exactly once, whatever the user name', async () => {
-    const { stores, peer } = backend().make({ inboxMaxMessages: 1 });
+    const { stores, peer } = backend().make({ inboxMaxAgeMs: 30 });
     const names = ['a.b', 'a:b', 'q"uo\\te', 'é✓', 'x|y', '%2E', 'lone\ud800', '{tag}', 'ctl\u0001'];
     const leases = new Map<number, Lease>();
     for (const user of names) {
       const slot = userSlot(user, SLOTS);
       if (!leases.has(slot)) leases.set(slot, await lease(stores, slot));
       const first = await stores.inbox.append(dm(user), leases.get(slot)!);
-      await stores.inbox.append(dm(user), leases.get(slot)!);
+      await waitFor(async () => (await stores.inbox.pending(slot, user)).messages.length === 0, 5_000, `${user}'s to expire`);
       const dead = (await stores.inbox.deadLetters(slot, 100)).find((d) => d.user === user);
-      expect(dead).toMatchObject({ id: `${slot}:${user}:1`, user, seq: 1, frame: first.frame, reason: 'inbox_full' });
+      expect(dead).toMatchObject({ id: `${slot}:${user}:1`, user, seq: 1, frame: first.frame, reason: 'expired' });
 
       expect(await stores.inbox.takeDeadLetter(slot, `${slot}:${user}:01`)).toBeUndefined();
       expect(await stores.inbox.takeDeadLetter((slot + 1) % SLOTS, dead!.id)).toBeUndefined();
@@ -499,14 +591,15 @@ forEachBackend('Inbox', (backend) => {
   });
 
   it('keeps dead letters of a slot in order, oldest first', async () => {
-    const { stores } = backend().make({ inboxMaxMessages: 1 });
+    const { stores } = backend().make({ inboxMaxAgeMs: 30 });
     const l = await lease(stores);
-    for (const u of [BOB, CAROL, BOB, DAVE]) await stores.inbox.append(dm(u), l);
-    for (const u of [CAROL, DAVE]) await stores.inbox.append(dm(u), l);
+    for (const u of [BOB, CAROL, DAVE]) await stores.inbox.append(dm(u), l);
+    // Dead-lettered in another order than they were sent: the list is in dead-lettering order.
+    for (const u of [DAVE, BOB, CAROL]) await waitFor(async () => (await stores.inbox.pending(SLOT, u)).messages.length === 0, 5_000, `${u}'s to expire`);
     expect((await stores.inbox.deadLetters(SLOT, 10)).map((d) => d.id)).toEqual(
-      [`${BOB}:1`, `${CAROL}:1`, `${DAVE}:1`].map((s) => `${SLOT}:${s}`),
+      [`${DAVE}:1`, `${BOB}:1`, `${CAROL}:1`].map((s) => `${SLOT}:${s}`),
     );
-    expect((await stores.inbox.deadLetters(SLOT, 2)).map((d) => d.user)).toEqual([BOB, CAROL]);
+    expect((await stores.inbox.deadLetters(SLOT, 2)).map((d) => d.user)).toEqual([DAVE, BOB]);
     expect(await stores.inbox.deadLetters(SLOT + 1, 10)).toEqual([]);
   });
 
@@ -522,17 +615,65 @@ forEachBackend('Inbox', (backend) => {
     expect(await stores.inbox.stats(SLOT)).toMatchObject({ queued: 2, due: 2 });
   });
 
-  it('leaves no keys behind once everything is settled (redis)', async () => {
+  it('leaves only expiring keys once everything is settled: no sender count survives its messages (redis)', async () => {
     const inst = backend().make();
     if (!inst.redisKeys) return;
     const l = await lease(inst.stores);
     await inst.stores.inbox.append(dm(BOB, { mid: 'm', dedupBy: 'alice' }), l);
-    await inst.stores.inbox.append(dm(BOB), l);
+    await inst.stores.inbox.append(dm(BOB, { sender: 'carol' }), l);
+    const k = keys(/^([^:]+):/.exec((await inst.redisKeys())[0]!)![1]!);
+    expect(await inst.redisKeys()).toEqual(expect.arrayContaining([k.dmSenders(SLOT), k.dmSenderOf(SLOT)]));
     await inst.stores.inbox.ack(SLOT, BOB, 1);
     await inst.stores.inbox.ack(SLOT, BOB, 2);
-    const k = keys(/^([^:]+):/.exec((await inst.redisKeys())[0]!)![1]!);
     expect((await inst.redisKeys()).sort()).toEqual(
       [k.lease(SLOT), k.fence(SLOT), k.dmMeta(SLOT, BOB), k.dedup(SLOT, BOB, 'alice', 'm')].sort(),
     );
+    const ttl = DEFAULT_LIMITS.inboxMaxAgeMs + DEFAULT_LIMITS.dedupWindowMs;
+    expect(await inst.redisPttl!(k.dmMeta(SLOT, BOB))).toBeGreaterThan(ttl - 60_000);
+    expect(await inst.redisPttl!(k.dmMeta(SLOT, BOB))).toBeLessThanOrEqual(ttl);
+    expect(await inst.redisPttl!(k.dedup(SLOT, BOB, 'alice', 'm'))).toBeLessThanOrEqual(DEFAULT_LIMITS.dedupWindowMs);
+  });
+
+  it("lets a recipient's seq counter lapse inboxMaxAgeMs + dedupWindowMs after their last append: then no key of theirs is left, and seqs start again after anything still pending", async () => {
+    const limits = { ackTimeoutMs: 60_000, inboxMaxAgeMs: 300, dedupWindowMs: 200 };
+    const ttl = limits.inboxMaxAgeMs + limits.dedupWindowMs;
+    const inst = backend().make(limits);
+    const { stores } = inst;
+    const l = await lease(stores);
+    const k = inst.redisKeys ? keys(/^([^:]+):/.exec((await inst.redisKeys())[0]!)![1]!) : undefined;
+    /** Waits until the counter lapsed: on Redis its key is gone; in memory, by the store clock (Date.now()). */
+    const lapsed = async (lastAppendTs: number) =>
+      waitFor(async () => (k ? !(await inst.redisKeys!()).includes(k.dmMeta(SLOT, BOB)) : Date.now() > lastAppendTs + ttl), 5_000, 'the counter to lapse');
+
+    await stores.inbox.append(dm(BOB, { mid: 'm', dedupBy: 'alice' }), l);
+    const b = await stores.inbox.append(dm(BOB, { sender: 'carol' }), l);
+    await stores.inbox.ack(SLOT, BOB, 1);
+    await stores.inbox.ack(SLOT, BOB, 2);
+    await lapsed(tsOf(b.frame));
+    expect(await stores.inbox.pending(SLOT, BOB)).toEqual({ head: 0, messages: [] });
+    if (k) {
+      // Nothing of BOB's is left, nor any sender count: only the slot's lease and fence.
+      expect((await inst.redisKeys!()).sort()).toEqual([k.fence(SLOT), k.lease(SLOT)].sort());
+    }
+    // Seqs start again at 1; the old mid is new again (its dedup entry lapsed before the counter).
+    expect(await stores.inbox.append(dm(BOB, { mid: 'm', dedupBy: 'alice' }), l)).toMatchObject({ seq: 1, duplicate: false });
+
+    // A message older than inboxMaxAgeMs that nothing looked at yet is still pending when the counter
+    // lapses: the next seq continues after it, never sharing its seq.
+    const c = await stores.inbox.append(dm(BOB), l);
+    expect(c.seq).toBe(2);
+    await lapsed(tsOf(c.frame));
+    expect(await stores.inbox.append(dm(BOB), l)).toMatchObject({ seq: 3 });
+    const p = await stores.inbox.pending(SLOT, BOB);
+    expect(p).toMatchObject({ head: 3, messages: [{ seq: 3 }] });
+    expect((await stores.inbox.deadLetters(SLOT, 10)).map((d) => [d.seq, d.reason])).toEqual([
+      [1, 'expired'],
+      [2, 'expired'],
+    ]);
+    await stores.inbox.ack(SLOT, BOB, 3);
+    if (k) {
+      await waitFor(async () => !(await inst.redisKeys!()).includes(k.dmMeta(SLOT, BOB)), 5_000, 'the counter to lapse again');
+      expect((await inst.redisKeys!()).sort()).toEqual([k.deadLetters(SLOT), k.fence(SLOT), k.lease(SLOT)].sort());
+    }
   });
 });

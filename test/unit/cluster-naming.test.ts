@@ -174,6 +174,10 @@ describe('keys', () => {
     k.inbox(slot, user),
     k.userConns(slot, user),
     k.retry(slot),
+    k.retryAttempts(slot),
+    k.dmSenders(slot),
+    k.dmSenderOf(slot),
+    k.deadLetters(slot),
   ];
 
   it('property: every key of a slot holds exactly one hash tag, the same for the whole slot', () => {

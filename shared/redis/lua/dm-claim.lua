@@ -9,20 +9,24 @@
 --
 -- KEYS[1] slot compensation set (zset: `<encoded user>|<seq>` scored by next look, ms)
 -- KEYS[2] slot attempts (hash)   KEYS[3] slot dead-letter list
+-- KEYS[4] slot sender of each pending message (hash)   KEYS[5] slot per-sender counts (hash)
 -- ARGV[1] slot   ARGV[2] inbox key prefix (keys.ts inboxPrefix: + encoded user = that user's inbox,
 --         in the same slot)   ARGV[3] limit
 -- ARGV[4] ackTimeoutMs   ARGV[5] maxBackoffMs   ARGV[6] maxAttempts   ARGV[7] inboxMaxAgeMs
 -- ARGV[8] jitter seed (an integer the client picks at random: math.random is not random in scripts)
 -- ARGV[9] connections key prefix (keys.ts userConnsPrefix: + encoded user = that user's connections)
+-- ARGV[10] deadLettersMaxPerSlot
 --
--- Returns {expired, outOfAttempts, {encodedUser1, seq1, frame1, attempt1, due1, nodes1, ...}}: the
--- dead-letter counts by reason, and the claimed deliveries, `due` being the entry's new score and
+-- Returns {expired, outOfAttempts, dropped, {encodedUser1, seq1, frame1, attempt1, due1, nodes1, ...}}:
+-- the dead-letter counts by reason, the old dead letters dropped past deadLettersMaxPerSlot, and the
+-- claimed deliveries, `due` being the entry's new score and
 -- `nodes` the gateways holding a connection of the recipient (space-separated).
 
 -- @include inbox
 
-local rq, ra, dl = KEYS[1], KEYS[2], KEYS[3]
-local slot, inboxPrefix = ARGV[1], ARGV[2]
+local rq, ra = KEYS[1], KEYS[2]
+local s = {rq = rq, ra = ra, dl = KEYS[3], df = KEYS[4], ds = KEYS[5], slot = ARGV[1], maxDead = tonumber(ARGV[10])}
+local inboxPrefix = ARGV[2]
 local ackTimeoutMs, maxBackoffMs = tonumber(ARGV[4]), tonumber(ARGV[5])
 local maxAttempts, maxAgeMs = tonumber(ARGV[6]), tonumber(ARGV[7])
 math.randomseed(tonumber(ARGV[8]))
@@ -30,7 +34,7 @@ math.randomseed(tonumber(ARGV[8]))
 local now = timeMs()
 local due = redis.call('ZRANGEBYSCORE', rq, '-inf', int(now), 'LIMIT', 0, tonumber(ARGV[3]))
 local out = {}
-local expired, outOfAttempts = 0, 0
+local expired, outOfAttempts, dropped = 0, 0, 0
 for _, member in ipairs(due) do
   local bar = string.find(member, '|', 1, true)
   local seq = bar and tonumber(string.sub(member, bar + 1))
@@ -39,19 +43,23 @@ for _, member in ipairs(due) do
     found = redis.call('ZRANGEBYSCORE', inboxPrefix .. string.sub(member, 1, bar - 1), seq, seq, 'LIMIT', 0, 1)
   end
   if #found == 0 then
-    redis.call('ZREM', rq, member)
-    redis.call('HDEL', ra, member)
+    if seq then
+      settle(s, string.sub(member, 1, bar - 1), seq)
+    else
+      redis.call('ZREM', rq, member)
+      redis.call('HDEL', ra, member)
+    end
   else
     local encUser, frame = string.sub(member, 1, bar - 1), found[1]
     local inbox = inboxPrefix .. encUser
     local ts = frameTs(frame)
     if ts == nil or ts + maxAgeMs <= now then
-      deadLetter(dl, rq, ra, inbox, slot, encUser, seq, frame, 'expired', nil, now)
+      dropped = dropped + deadLetter(s, inbox, encUser, seq, frame, 'expired', nil, now)
       expired = expired + 1
     else
       local attempt = redis.call('HINCRBY', ra, member, 1)
       if attempt > maxAttempts then
-        deadLetter(dl, rq, ra, inbox, slot, encUser, seq, frame, 'attempts', attempt - 1, now)
+        dropped = dropped + deadLetter(s, inbox, encUser, seq, frame, 'attempts', attempt - 1, now)
         outOfAttempts = outOfAttempts + 1
       else
         local backoff = math.min(maxBackoffMs, ackTimeoutMs * 2 ^ (attempt - 2))
@@ -67,4 +75,4 @@ for _, member in ipairs(due) do
     end
   end
 end
-return {expired, outOfAttempts, out}
+return {expired, outOfAttempts, dropped, out}

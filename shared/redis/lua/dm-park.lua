@@ -4,6 +4,7 @@
 --
 -- KEYS[1] slot compensation set   KEYS[2] slot attempts (hash)
 -- KEYS[3] recipient inbox (zset: frame scored by seq)
+-- KEYS[4] slot sender of each pending message (hash)   KEYS[5] slot per-sender counts (hash)
 -- ARGV[1] recipient, encoded (encodeName)   ARGV[2] seq   ARGV[3] due (the claim's new score)
 -- ARGV[4] inboxMaxAgeMs
 --
@@ -18,8 +19,7 @@ if not score or tonumber(score) ~= tonumber(ARGV[3]) then return 0 end
 
 local found = redis.call('ZRANGEBYSCORE', inbox, ARGV[2], ARGV[2], 'LIMIT', 0, 1)
 if #found == 0 then
-  redis.call('ZREM', rq, member)
-  redis.call('HDEL', ra, member)
+  settle({rq = rq, ra = ra, df = KEYS[4], ds = KEYS[5]}, ARGV[1], tonumber(ARGV[2]))
   return 0
 end
 if tonumber(redis.call('HGET', ra, member) or '0') > 1 then

@@ -1,5 +1,6 @@
 -- Shared by the dm-*.lua scripts: scripts.ts inlines this file where a script has `-- @include inbox`.
--- Compensation members are `<encoded user>|<seq>` (keys.ts retryMember); encoded names hold no `|`.
+-- Compensation members are `<encoded user>|<seq>` (keys.ts retry); encoded names hold no `|`, so
+-- `<encoded recipient>|<encoded sender>` (keys.ts dmSenders) splits as plainly.
 
 -- Redis TIME in ms: the store's clock, never a client's.
 local function timeMs()
@@ -29,18 +30,40 @@ local function frameTs(frame)
   return tonumber(string.match(frame, '"ts":(%d+)}$'))
 end
 
--- Moves one pending message to the slot's dead-letter list with its history: out of the inbox, the
--- compensation set and the attempts hash. `attempts` nil means the count the hash holds.
-local function deadLetter(dl, rq, ra, inbox, slot, encUser, seq, frame, reason, attempts, now)
+-- Takes a message's bookkeeping away once it left the inbox (ack, dead letter) or was found gone: its
+-- compensation entry, its attempts, and its place in its sender's share of the inbox. The sender's
+-- count goes down only when the message's sender entry was still there, so it stays exactly the number
+-- of that sender's entries, and its field is deleted at 0 (no field outlives its messages).
+-- `s` holds the slot's keys: rq (compensation set), ra (attempts), df (member -> sender), ds (counts).
+local function settle(s, encUser, seq)
   local member = encUser .. '|' .. int(seq)
-  if attempts == nil then attempts = tonumber(redis.call('HGET', ra, member) or '0') end
+  redis.call('ZREM', s.rq, member)
+  redis.call('HDEL', s.ra, member)
+  local sender = redis.call('HGET', s.df, member)
+  if sender then
+    redis.call('HDEL', s.df, member)
+    local field = encUser .. '|' .. sender
+    if redis.call('HINCRBY', s.ds, field, -1) <= 0 then redis.call('HDEL', s.ds, field) end
+  end
+end
+
+-- Moves one pending message to the slot's dead-letter list with its history (settling it as above),
+-- then drops the list's oldest entries past s.maxDead. `attempts` nil means the count the hash holds.
+-- `s` as for settle, plus dl (dead-letter list), slot, maxDead (deadLettersMaxPerSlot).
+-- Returns how many old dead letters were dropped.
+local function deadLetter(s, inbox, encUser, seq, frame, reason, attempts, now)
+  local member = encUser .. '|' .. int(seq)
+  if attempts == nil then attempts = tonumber(redis.call('HGET', s.ra, member) or '0') end
   redis.call('ZREMRANGEBYSCORE', inbox, seq, seq)
-  redis.call('ZREM', rq, member)
-  redis.call('HDEL', ra, member)
+  settle(s, encUser, seq)
   local user = nameJson(encUser)
-  redis.call('RPUSH', dl, '{"id":"' .. slot .. ':' .. user .. ':' .. int(seq) .. '","user":"' .. user
+  local len = redis.call('RPUSH', s.dl, '{"id":"' .. s.slot .. ':' .. user .. ':' .. int(seq) .. '","user":"' .. user
     .. '","seq":' .. int(seq) .. ',"frame":' .. cjson.encode(frame) .. ',"attempts":' .. int(attempts)
     .. ',"reason":"' .. reason .. '","sentTs":' .. int(frameTs(frame) or 0) .. ',"ts":' .. int(now) .. '}')
+  local over = len - s.maxDead
+  if over <= 0 then return 0 end
+  redis.call('LTRIM', s.dl, over, -1)
+  return over
 end
 
 -- The distinct gateway nodes of a recipient's connections hash (conn -> node), space-separated (node
