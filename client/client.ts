@@ -340,6 +340,8 @@ export class RtgwClient extends Emitter<ClientEvents> {
         return this.rooms.get(f.room as string)?.onPresence(f.t, f.user as string, f.conn as string);
       case 'epoch':
         return this.rooms.get(f.room as string)?.onEpoch(f.epoch as string, f.seq as number);
+      case 'removed':
+        return this.rooms.get(f.room as string)?.onRemoved(String(f.reason));
       case 'welcome':
         return this.onWelcome(f as unknown as { conn: string; user: string; hb: number });
       case 'drain':

@@ -3,6 +3,7 @@
 // it cannot (history trimmed or lost), the room says so with an `unrecovered` event and goes on from the
 // room's head. Messages are handed over once, in seq order: duplicates are dropped by seq, and this
 // client's own publishes (without echo) are held back when a replay brings them.
+import { ErrorCode } from '../shared/protocol/codes.js';
 import type { Json } from '../shared/protocol/frames.js';
 import { Emitter } from './emitter.js';
 import { RtgwClientError } from './errors.js';
@@ -52,7 +53,7 @@ export interface RoomEvents {
   subscribed: Subscribed;
   /** Messages were missed for good; reload what depends on them from your own backend. */
   unrecovered: Unrecovered;
-  /** The server refused the join (for example `forbidden`); the room is left. */
+  /** The server refused the join (for example `forbidden`) or removed the connection from the room; the room is left. */
   error: RtgwClientError;
 }
 
@@ -185,6 +186,14 @@ export class Room extends Emitter<RoomEvents> {
     this.advance();
     if (own) return;
     this.emit('message', { room: f.room, seq: f.seq, from: f.from, data: f.data, mid: f.mid, ts: f.ts });
+  }
+
+  /** A `removed` frame: the server took the connection out of the room (a refreshed token no longer allows it). */
+  onRemoved(reason: string): void {
+    if (this.state === 'left') return;
+    this.state = 'left';
+    this.host.forget(this);
+    this.emit('error', new RtgwClientError(ErrorCode.Forbidden, `removed from the room: ${reason}`));
   }
 
   /** An `epoch` frame: the room's history was lost and restarted at `seq` (the next message is seq + 1). */

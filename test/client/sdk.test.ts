@@ -340,6 +340,29 @@ describe('tokens and heartbeats', () => {
     expect(await c.client.publish(uid('room'), { still: 'here' })).toBe(1);
   }, 15_000);
 
+  it('a refreshed token that no longer allows a joined room: the room is left (error forbidden), the others go on', async () => {
+    const user = uid('t');
+    const [kept, dropped] = [uid('kept'), uid('dropped')];
+    let rooms = [kept, dropped];
+    const c = client(node.url, user, { getToken: () => token(user, { rooms }, 3) });
+    await c.client.connect();
+    const got = { kept: collect(c, kept), dropped: collect(c, dropped) };
+    const errors: RtgwClientError[] = [];
+    c.client.room(dropped)!.on('error', (e) => errors.push(e));
+    await waitFor(() => receivedOf(c, 'ok').filter((f) => f.room !== undefined).length === 2, 3000, 'both rooms joined');
+    rooms = [kept]; // the next refresh (the token lives 3 s) narrows it
+    await waitFor(() => errors.length === 1, 6000, 'the room removed');
+    expect(errors[0]!.code).toBe('forbidden');
+    expect(c.client.room(dropped)).toBeUndefined();
+    const publisher = await sdk();
+    await publisher.client.publish(dropped, 'gone');
+    await publisher.client.publish(kept, 'here');
+    await waitFor(() => got.kept.length === 1, 3000, 'the kept room goes on');
+    await sleep(200);
+    expect(got.dropped).toEqual([]);
+    expect(c.eventsOf('disconnected')).toEqual([]);
+  }, 15_000);
+
   it('when refreshing fails until the server closes with 4010, it reconnects with a fresh token', async () => {
     const user = uid('t');
     let failing = true;
