@@ -1,5 +1,6 @@
 // One client connection as the gateway sees it. The WebSocket is valid from open to close only.
 import type { WebSocket } from 'uWebSockets.js';
+import type { CloseCode } from '../shared/protocol/codes.js';
 import type { Claims } from './auth.js';
 import { Strikes, TokenBucket } from './ratelimit.js';
 
@@ -27,7 +28,23 @@ export interface Conn {
  * there from the start (undefined when unused), never deleted: an object whose shape changes late costs
  * a property array or falls into dictionary mode, a few hundred bytes per idle connection.
  */
-export type ConnData = { token: string | undefined; early: { text: string; binary: boolean }[] | undefined; closed: boolean; conn: Conn | undefined };
+export type ConnData = {
+  token: string | undefined;
+  early: { text: string; binary: boolean }[] | undefined;
+  closed: boolean;
+  /** The close code the gateway ended the socket with (endSocket), 0 while it has not. */
+  endCode: number;
+  conn: Conn | undefined;
+};
+
+/**
+ * Ends a socket with a close code the gateway chose. The close handler counts a closed connection under
+ * this code; a socket the client closed counts as `other` (a client must not choose label values).
+ */
+export function endSocket(ws: WebSocket<ConnData>, code: CloseCode, reason: string): void {
+  ws.getUserData().endCode = code;
+  ws.end(code, reason);
+}
 
 let counter = 0;
 /** Globally unique: node id plus a per-process counter. */

@@ -18,7 +18,7 @@ import type { PresenceStore } from '../shared/store/ports.js';
 import { AuthError, type Verifier } from './auth.js';
 import { Strikes } from './ratelimit.js';
 import type { Backpressure } from './backpressure.js';
-import type { Conn } from './connection.js';
+import { endSocket, type Conn } from './connection.js';
 import type { DirectHub } from './direct.js';
 import { presenceTopic, RoomHub } from './rooms.js';
 
@@ -83,7 +83,7 @@ export class Ingress {
     this.send(conn, JSON.stringify(id === undefined ? { t: 'err', code, msg } : { t: 'err', id, code, msg }), 'err');
     if ((conn.strikes ??= new Strikes()).hit() && conn.open) {
       this.d.log.info({ conn: conn.id }, 'closing abusive connection');
-      conn.ws.end(CloseCode.Policy, 'too many bad or rate-limited frames');
+      endSocket(conn.ws, CloseCode.Policy, 'too many bad or rate-limited frames');
     }
   }
 

@@ -10,7 +10,7 @@ import { CloseCode, ErrorCode, PROTOCOL_VERSION } from '../shared/protocol/codes
 import { isUserId } from '../shared/protocol/names.js';
 import { AuthError, createVerifier, signDevToken, type Claims } from './auth.js';
 import { Backpressure } from './backpressure.js';
-import { newConnId, type Conn, type ConnData } from './connection.js';
+import { endSocket, newConnId, type Conn, type ConnData } from './connection.js';
 import { serveDemo } from './demo.js';
 import { DirectHub } from './direct.js';
 import { Expiry } from './expiry.js';
@@ -44,7 +44,7 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
   const isFull = () => cfg.maxConnections > 0 && sockets >= cfg.maxConnections;
   const connectRate = cfg.maxConnectRate > 0 ? new TokenBucket(cfg.maxConnectRate, cfg.maxConnectRate) : undefined;
 
-  const expiry = new Expiry((conn) => conn.ws.end(CloseCode.TokenExpired, 'token expired'));
+  const expiry = new Expiry((conn) => endSocket(conn.ws, CloseCode.TokenExpired, 'token expired'));
 
   const direct = new DirectHub(bus, subj, cfg.nodeId, stores.inbox, cfg.slots, backpressure, metrics, log);
   const slots = new SlotClient(bus, subj, `gateway-${cfg.nodeId}`, cfg.requestTimeoutMs);
@@ -83,7 +83,7 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
     const auth = req.getHeader('authorization');
     const token = auth.toLowerCase().startsWith('bearer ') ? auth.slice(7).trim() : req.getQuery('token') || undefined;
     res.upgrade<ConnData>(
-      { token: token ?? '', early: undefined, closed: false, conn: undefined },
+      { token: token ?? '', early: undefined, closed: false, endCode: 0, conn: undefined },
       req.getHeader('sec-websocket-key'),
       req.getHeader('sec-websocket-protocol'),
       req.getHeader('sec-websocket-extensions'),
@@ -93,7 +93,7 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
 
   function reject(ws: uWS.WebSocket<ConnData>, reason: string): void {
     metrics.connectionsRejected.inc({ reason: 'unauthorized' });
-    ws.cork(() => ws.end(CloseCode.Unauthorized, reason));
+    ws.cork(() => endSocket(ws, CloseCode.Unauthorized, reason));
   }
 
   function open(ws: uWS.WebSocket<ConnData>): void {
@@ -105,7 +105,7 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
     verify(token).then(
       (claims) => {
         if (data.closed) return;
-        if (draining) return ws.cork(() => ws.end(CloseCode.Drain, 'server draining'));
+        if (draining) return ws.cork(() => endSocket(ws, CloseCode.Drain, 'server draining'));
         ws.cork(() => accept(ws, data, claims));
       },
       (e: unknown) => {
@@ -117,7 +117,7 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
   function accept(ws: uWS.WebSocket<ConnData>, data: ConnData, claims: Claims): void {
     if (direct.connCount(claims.sub) >= cfg.maxConnsPerUser) {
       metrics.connectionsRejected.inc({ reason: 'user_limit' });
-      ws.end(CloseCode.TooManyConnections, 'too many connections for this user on this gateway');
+      endSocket(ws, CloseCode.TooManyConnections, 'too many connections for this user on this gateway');
       return;
     }
     const conn: Conn = {
@@ -154,7 +154,7 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
 
   function message(ws: uWS.WebSocket<ConnData>, ab: ArrayBuffer, isBinary: boolean): void {
     if (ab.byteLength > cfg.maxMessageBytes) {
-      ws.end(CloseCode.TooLarge, 'message too large');
+      endSocket(ws, CloseCode.TooLarge, 'message too large');
       return;
     }
     // The ArrayBuffer is only valid during this call: decode before anything else.
@@ -163,7 +163,7 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
     if (data.conn) return frame(data.conn, text, isBinary);
     // Sent before `welcome` (the token is still being verified): kept, a few at most.
     const early = (data.early ??= []);
-    if (early.length >= MAX_EARLY_FRAMES) return ws.end(CloseCode.Policy, 'too many frames before welcome');
+    if (early.length >= MAX_EARLY_FRAMES) return endSocket(ws, CloseCode.Policy, 'too many frames before welcome');
     early.push({ text, binary: isBinary });
   }
 
@@ -178,7 +178,7 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
     expiry.disarm(conn);
     direct.detach(conn);
     metrics.connections.dec();
-    metrics.connectionsClosed.inc({ code: closeCodeLabel(code) });
+    metrics.connectionsClosed.inc({ code: closeCodeLabel(data.endCode || undefined, code) });
     log.debug({ conn: conn.id, code }, 'connection closed');
     for (const room of [...(conn.rooms?.keys() ?? [])]) {
       ingress.leave(conn, room).catch((e: unknown) => log.warn({ err: e, conn: conn.id, room }, 'presence leave failed'));
@@ -239,7 +239,7 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
     }
     if (req.op !== 'disconnect') return;
     const victims = [...direct.connsOf(req.user)];
-    for (const c of victims) c.ws.end(CloseCode.DisconnectedByBackend, (req.reason ?? 'disconnected by backend').slice(0, 120));
+    for (const c of victims) endSocket(c.ws, CloseCode.DisconnectedByBackend, (req.reason ?? 'disconnected by backend').slice(0, 120));
     msg.respond(JSON.stringify({ count: victims.length }));
   });
 
@@ -251,7 +251,7 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
   const stopSweep = backpressure.start(cfg.maxBackpressureBytes, BACKPRESSURE_SWEEP_MS, (c) => {
     metrics.slowConsumerDisconnects.inc();
     log.info({ conn: c.id }, 'closing slow consumer');
-    c.ws.end(CloseCode.SlowConsumer, 'slow consumer');
+    endSocket(c.ws, CloseCode.SlowConsumer, 'slow consumer');
   });
 
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
@@ -269,7 +269,7 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
     slots.close();
     direct.close();
     control.unsubscribe();
-    for (const c of [...conns.values()]) c.ws.end(CloseCode.Drain, 'server shutting down');
+    for (const c of [...conns.values()]) endSocket(c.ws, CloseCode.Drain, 'server shutting down');
     // Anything still registered (connections closed before their presence write landed) goes now.
     await stores.presence.removeNode(cfg.nodeId).catch((e: unknown) => log.warn({ err: e }, 'presence cleanup failed'));
   };
@@ -289,7 +289,7 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
       for (const c of list) ingress.send(c, frame, 'drain');
       // Paced and jittered so the clients' reconnects spread over the window instead of arriving at once.
       const timers = list.map((c, i) =>
-        setTimeout(() => c.open && c.ws.end(CloseCode.Drain, 'server draining'), ((i + Math.random()) / Math.max(1, list.length)) * windowMs),
+        setTimeout(() => c.open && endSocket(c.ws, CloseCode.Drain, 'server draining'), ((i + Math.random()) / Math.max(1, list.length)) * windowMs),
       );
       const deadline = Date.now() + windowMs + 1000;
       while (conns.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));

@@ -18,9 +18,13 @@ export interface GatewayHoldings {
   dmUsers: number;
 }
 
-/** The close codes counted by their number: the server's own and the standard ones; any other is `other`. */
-const COUNTED_CLOSE_CODES = new Set<number>([...Object.values(CloseCode), 1005, 1006, 1011]);
-export const closeCodeLabel = (code: number): string => (COUNTED_CLOSE_CODES.has(code) ? String(code) : 'other');
+const SERVER_CLOSE_CODES = new Set<number>(Object.values(CloseCode));
+/**
+ * The label of a closed connection: the code the gateway chose when it ended it, 1006 when the socket
+ * died without a close frame, and `other` for every code a client chose.
+ */
+export const closeCodeLabel = (serverCode: number | undefined, code: number): string =>
+  serverCode !== undefined && SERVER_CLOSE_CODES.has(serverCode) ? String(serverCode) : code === 1006 ? '1006' : 'other';
 
 export function createMetrics(role: string) {
   const registry = new Registry();
