@@ -696,6 +696,58 @@ describe('JSON nesting (contract 7.1: 32 levels)', () => {
   });
 });
 
+describe('connection edges (audit gaps)', () => {
+  it('GET /ws without an upgrade is answered 426 (docs/protocol.md §6)', async () => {
+    const res = await httpGet(`${node.httpUrl}/ws`);
+    expect(res.status).toBe(426);
+  });
+
+  // The gateway holds up to 16 frames that arrive before the token is verified (server.ts,
+  // MAX_EARLY_FRAMES; more close with 1008). A black-box client cannot reach that window with an HS256
+  // key: verification ends before a frame sent after the 101 arrives (0 of 50 tries with 20 frames), and
+  // uWS discards bytes sent in the same write as the upgrade request (RFC 6455 §4.1: a client must wait
+  // for the 101). What is tested: such pipelined frames leave the connection in step (never a desync, a
+  // late answer or a close), whether they are answered or dropped.
+  it('frames pipelined with the upgrade request are answered in order after welcome or dropped; the connection stays in step', async () => {
+    for (const n of [1, 3, 40]) {
+      const frames = Array.from({ length: n }, (_, i) => encodeFrame({ opcode: Op.Text, payload: `{"t":"presence","id":${i + 1},"room":"early"}` }));
+      const ws = await RawWs.open(node.port, { token: await token(), pipeline: Buffer.concat(frames) });
+      raws.add(ws);
+      expect(ws.status).toBe(101);
+      expect(await ws.nextJson((v) => v.t === 'welcome')).toBeDefined();
+      ws.json({ t: 'presence', id: 1000, room: 'after' });
+      expect(await ws.nextJson((v) => v.id === 1000)).toMatchObject({ t: 'ok' });
+      const early = ws.texts().filter((v) => v.id !== undefined && v.id !== 1000);
+      record(`${n} frames pipelined with the upgrade`, early.length === 0 ? 'dropped, connection in step' : early.length === n && n <= 16 ? 'answered after welcome' : `${early.length} answered`);
+      if (early.length > 0) expect(early.map((v) => v.id)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+      expect(ws.isEnded).toBe(false);
+      await ws.destroy();
+    }
+    await healthy();
+  });
+
+  // Contract 7.1: "Close codes a client chose are counted as `other`". Today a client that closes with
+  // one of the server's own codes (4009, 1008, 4001, ...) is counted under that code, indistinguishable
+  // from the gateway's own closes. Expected to fail until that is fixed.
+  it('close codes a client chose are counted as other in rtgw_connections_closed_total', async () => {
+    const closed = async (code: string) => {
+      const { body } = await httpGet(`${node.adminUrl}/metrics`);
+      return body
+        .split('\n')
+        .filter((l) => l.startsWith('rtgw_connections_closed_total{') && l.includes(`code="${code}"`))
+        .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+    };
+    const before = { other: await closed('other'), slow: await closed('4009'), policy: await closed('1008') };
+    for (const code of [4009, 1008, 4321]) {
+      const ws = await raw();
+      ws.frame({ opcode: Op.Close, payload: closePayload(code, 'client chose this') });
+      await ws.endWithin(2000);
+    }
+    await waitFor(async () => metric(await scrape(), 'rtgw_connections') === 1, 5000, 'the three connections closed');
+    expect({ other: await closed('other'), slow: await closed('4009'), policy: await closed('1008') }).toEqual({ other: before.other + 3, slow: before.slow, policy: before.policy });
+  });
+});
+
 describe('afterwards', () => {
   it('every fuzz socket is gone, the holdings are back at their baseline, memory grew by less than a leak would make it', async () => {
     await healthy();

@@ -125,6 +125,8 @@ export interface RawOpenOptions {
   headers?: Record<string, string>;
   path?: string;
   timeoutMs?: number;
+  /** Bytes written in the same TCP write as the upgrade request (frames that arrive before `welcome`). */
+  pipeline?: Buffer;
 }
 
 export class RawWs {
@@ -205,7 +207,8 @@ export class RawWs {
           'Sec-WebSocket-Version': '13',
           ...opts.headers,
         };
-        socket.write(`GET ${path} HTTP/1.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`);
+        const request = Buffer.from(`GET ${path} HTTP/1.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`, 'latin1');
+        socket.write(opts.pipeline ? Buffer.concat([request, opts.pipeline]) : request);
       });
       const onData = (chunk: Buffer) => {
         head = Buffer.concat([head, chunk]);
