@@ -36,6 +36,9 @@ let node: Node;
 let neighbour: TestClient;
 const token = (user = uid('fz')) => signToken({ secret }, user);
 
+/** Rooms fuzz connections joined (answered ok): empty in presence once they are closed. */
+const joinedRooms = new Set<string>();
+
 /** category → outcome → count, printed after the file. */
 const outcomes = new Map<string, Map<string, number>>();
 function record(category: string, outcome: string): void {
@@ -620,6 +623,7 @@ describe('JSON with fuzzed fields', () => {
           if (f.t === 'ping' || f.t === 'ack' || !Number.isSafeInteger(f.id) || (f.id as number) < 0) continue;
           const a = await c.next((x) => (x.t === 'ok' || x.t === 'err') && x.id === f.id, 5000, from, `answer to ${JSON.stringify(f).slice(0, 300)}`);
           record('fuzzed JSON request', a.t === 'ok' ? `ok (${String(f.t)})` : `err ${a.code as string}`);
+          if (a.t === 'ok' && f.t === 'join') joinedRooms.add(f.room as string);
         }
         await c.ping();
         for (const [id, n] of c.answers) expect(n, `answers to id ${id}`).toBe(1);
@@ -650,6 +654,7 @@ describe('JSON with fuzzed fields', () => {
         const valid = NAME.test(room);
         expect(a, `${t} ${JSON.stringify(room)}`).toMatchObject(valid ? { t: 'ok' } : { t: 'err', code: 'bad_request' });
         record('odd room names', `${valid ? 'valid' : 'invalid'} name → ${a.t === 'ok' ? 'ok' : (a.code as string)}`);
+        if (a.t === 'ok' && t === 'join') joinedRooms.add(room);
         await c.close();
         await healthy();
       }),
@@ -749,13 +754,16 @@ describe('connection edges (audit gaps)', () => {
 });
 
 describe('afterwards', () => {
-  it('every fuzz socket is gone, the holdings are back at their baseline, memory grew by less than a leak would make it', async () => {
+  it('every fuzz socket is gone, the holdings are back at their baseline, no joined room shows a member, memory grew by less than a leak would make it', async () => {
     await healthy();
     await waitFor(async () => metric(await scrape(), 'rtgw_connections') === 1, 10_000, 'rtgw_connections back to 1 (the neighbour)');
     await sleep(3000);
     const after = await scrape();
     expect(metric(after, 'rtgw_connections')).toBe(1);
     for (const h of HOLDINGS) expect(metric(after, h), h).toBe(metric(baseline, h));
+    // No member left behind in presence (contract 7.1) in any room a fuzz connection joined.
+    expect(joinedRooms.size).toBeGreaterThan(5);
+    for (const room of joinedRooms) expect(await neighbour.ok({ t: 'presence', room }), `presence of ${room}`).toMatchObject({ users: [], count: 0 });
     const mb = (v: number) => Math.round((v / 1024 / 1024) * 10) / 10;
     const heap0 = metric(baseline, 'nodejs_heap_size_used_bytes');
     const heap1 = metric(after, 'nodejs_heap_size_used_bytes');
