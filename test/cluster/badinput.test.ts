@@ -1,20 +1,23 @@
-// Bad input against a real cluster: malformed frames, binary garbage, oversized frames, floods. Each gets
-// its error or close code, and none of it disturbs another connection in the same room.
+// Bad input against a real cluster: malformed frames, binary garbage, hostile user ids and routes, tokens
+// with a hostile sub, oversized frames, floods. Each gets its error or close code (a `forbidden` is not a
+// strike; a rate-limited pub is dropped), and none of it disturbs another connection in the same room.
+// The WebSocket layer itself (framing, UTF-8, control frames) is fuzzed in ws-fuzz.test.ts.
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import type { TestClient } from '../harness/client.js';
+import { ConnectError, type TestClient } from '../harness/client.js';
 import { uid } from '../harness/cluster.js';
 import { useCluster } from '../harness/suite.js';
 
 const MAX_MESSAGE_BYTES = 4096;
 const RATE_LIMIT = 20; // frames per second, bursts of 40
 
-const { client } = useCluster({
+const suite = useCluster({
   gateways: 2,
   routers: 1,
   env: { RTGW_MAX_MESSAGE_BYTES: String(MAX_MESSAGE_BYTES), RTGW_RATE_LIMIT: String(RATE_LIMIT) },
   closeClientsAfterEach: true,
 });
+const { client } = suite;
 
 /** Sends `raw` and resolves the next `err` frame after it. */
 async function errFor(c: TestClient, raw: string | Buffer) {
@@ -62,6 +65,11 @@ describe('malformed frames', () => {
     ['leave without room', { t: 'leave', id: 19 }],
     ['join with since not a number', { t: 'join', id: 20, room: 'r1', since: 'yesterday' }],
     ['mid over 64 characters', { t: 'pub', id: 21, room: 'r1', data: 1, mid: 'm'.repeat(65) }],
+    ['dm to a user id outside the alphabet', { t: 'dm', id: 22, to: 'a/b', data: 1 }],
+    ['dm to a 129-character user id', { t: 'dm', id: 23, to: 'u'.repeat(129), data: 1 }],
+    ['send to a wildcard route', { t: 'send', id: 24, route: 'svc.>', data: 1 }],
+    ['send to a route with an empty token', { t: 'send', id: 25, route: 'svc..x', data: 1 }],
+    ['send to a route with a * token', { t: 'send', id: 26, route: 'svc.*', data: 1 }],
   ];
   it.each(invalid)('%s → err bad_request answering the id, connection stays usable', async (_label, frame) => {
     const c = await client(1);
@@ -77,6 +85,21 @@ describe('malformed frames', () => {
     const c = await client(0);
     expect(await errFor(c, raw)).toMatchObject({ t: 'err', code: 'bad_request' });
     await usable(c);
+  });
+
+  it('forbidden answers are not strikes: 15 forbidden joins in a row leave the connection open', async () => {
+    const c = await client(0, uid('u'), { rooms: ['only-this'] });
+    for (let i = 0; i < 15; i++) expect(await c.request({ t: 'join', room: uid('elsewhere') })).toMatchObject({ t: 'err', code: 'forbidden' });
+    await c.ping();
+    expect(await c.request({ t: 'join', room: 'only-this' })).toMatchObject({ t: 'ok' });
+    expect(c.isOpen).toBe(true);
+  });
+
+  it.each(['a b', 'a/b', 'a.*', 'x'.repeat(129), 'caf\u00e9'])('a token whose sub is not a valid user id (%j) is closed with 4001, nothing sent', async (sub) => {
+    const err = await suite.pool.refused(suite.cluster.gateways[1]!.url, { token: await suite.cluster.token(sub) });
+    expect(err).toBeInstanceOf(ConnectError);
+    expect(err.code).toBe(4001);
+    expect(err.frames).toEqual([]);
   });
 
   it('binary garbage → err bad_request, connection stays usable', async () => {
@@ -132,6 +155,23 @@ describe('rate limit', () => {
     // every answer is ok or rate_limited.
     for (const f of limited) expect(typeof f.id).toBe('number');
     for (const f of c.of('err')) expect(f.code).toBe('rate_limited');
+  });
+
+  it('drops a frame answered rate_limited: only the pubs answered ok reach the room', async () => {
+    const room = uid('dropped');
+    const observer = await client(0);
+    await observer.ok({ t: 'join', room });
+    const flood = await client(1);
+    const N = RATE_LIMIT * 2 + 6; // past the burst, under the 10-strike close
+    for (let i = 0; i < N; i++) flood.sendJson({ t: 'pub', id: i + 1, room, data: i + 1 });
+    await flood.next(() => flood.answers.size === N, 10_000, 0, `answers to all ${N} pubs`);
+    const okIds = flood.of('ok').map((f) => f.id as number);
+    expect(flood.of('err').every((f) => f.code === 'rate_limited')).toBe(true);
+    expect(okIds.length).toBeLessThan(N);
+    const marker = await client(0);
+    const last = await marker.ok({ t: 'pub', room, data: 'end' });
+    const msgs = await observer.waitForMsgs(room, last.seq as number, 10_000);
+    expect(msgs.filter((m) => m.from === flood.user).map((m) => m.data).sort((a, b) => a - b)).toEqual(okIds.sort((a, b) => a - b));
   });
 
   it('keeps a connection under the rate limit open', async () => {
