@@ -73,8 +73,8 @@ type Span = { from: number; to: number };
 
 /**
  * One pass over a frame's text, before it is parsed: whether arrays and objects nest deeper than
- * `MAX_JSON_DEPTH`, and the spans of the top-level `data` and `id` values read so far (the last of
- * repeated keys, as JSON.parse keeps). On text that is not valid JSON the spans are meaningless, and
+ * `MAX_JSON_DEPTH`, and the spans of the top-level `data` and `id` values (the last of repeated keys,
+ * as JSON.parse keeps). On text that is not valid JSON the spans are meaningless, and
  * JSON.parse refuses the text anyway.
  */
 function scan(text: string): { tooDeep: boolean; data?: Span; id?: Span } {
@@ -110,10 +110,8 @@ function scan(text: string): { tooDeep: boolean; data?: Span; id?: Span } {
     switch (c) {
       case 0x7b: // {
       case 0x5b: // [
-        if (++depth > MAX_JSON_DEPTH) {
-          found.tooDeep = true;
-          return found;
-        }
+        // Past the limit the scan goes on, counting only, for an `id` that comes after the deep part.
+        if (++depth > MAX_JSON_DEPTH) found.tooDeep = true;
         break;
       case 0x7d: // }
       case 0x5d: // ]
@@ -145,7 +143,7 @@ const safeString = (raw: string): string | undefined => {
 export function parseClientFrame(text: string): Parsed {
   const { tooDeep, data, id: idSpan } = scan(text);
   if (tooDeep) {
-    // Not parsed (that is the work refused), but an id read before the deep part is answered.
+    // Not parsed (that is the work refused), but the request is answered with its id.
     const id = idSpan && /^\d{1,15}$/.test(text.slice(idSpan.from, idSpan.to)) ? Number(text.slice(idSpan.from, idSpan.to)) : undefined;
     return { ok: false, id, code: ErrorCode.BadRequest, msg: `JSON nested deeper than ${MAX_JSON_DEPTH} levels` };
   }

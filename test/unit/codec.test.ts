@@ -288,8 +288,9 @@ describe('nesting and data as sent', () => {
   it('refuses nesting in any field, and objects count like arrays', () => {
     const deepObj = '{"a":'.repeat(MAX_JSON_DEPTH) + '1' + '}'.repeat(MAX_JSON_DEPTH);
     expectBadText(`{"t":"join","id":1,"room":"r","x":${deepObj}}`, 1, /nested/);
-    // An id after the deep part is never reached: the frame is refused without it.
-    expectBadText(`{"t":"join","x":${deepObj},"id":1}`, undefined, /nested/);
+    // An id after the deep part is found too; one inside it is not the frame's.
+    expectBadText(`{"t":"join","x":${deepObj},"id":1}`, 1, /nested/);
+    expectBadText(`{"t":"join","x":[${deepObj},{"id":2}]}`, undefined, /nested/);
     expectBadText(`{"t":"ping","x":${nested(MAX_JSON_DEPTH)}}`, undefined, /nested/);
   });
 
