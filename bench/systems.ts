@@ -155,6 +155,7 @@ const rtgwEnv = (c: StartContext) => ({
   RTGW_HOST: HOST,
   RTGW_LOG_LEVEL: 'warn',
   RTGW_RATE_LIMIT: '1000000',
+  RTGW_RATE_LIMIT_BYTES: String(1024 ** 3),
   RTGW_DRAIN_SECONDS: '0',
 });
 

@@ -15,7 +15,9 @@ export interface Conn {
   dmLive: boolean;
   /** Rooms joined or being joined, with whether `joined`/`left` events were asked for (made at the first join). */
   rooms: Map<string, { presence: boolean }> | undefined;
+  /** Frames, and bytes of frames, it may still send (RTGW_RATE_LIMIT, RTGW_RATE_LIMIT_BYTES). */
   readonly bucket: TokenBucket;
+  readonly byteBucket: TokenBucket;
   /** Made at the first bad or rate-limited frame. */
   strikes: Strikes | undefined;
   /** The expiry bucket it waits in (expiry.ts), 0 when none. */

@@ -49,9 +49,10 @@ export interface IngressDeps {
 export class Ingress {
   constructor(private readonly d: IngressDeps) {}
 
-  /** One text frame from a client. Synchronous up to the first await; never throws. */
-  handle(conn: Conn, text: string): void {
-    if (!conn.bucket.take()) {
+  /** One text frame of `bytes` bytes from a client. Synchronous up to the first await; never throws. */
+  handle(conn: Conn, text: string, bytes: number): void {
+    // Frames and bytes both: at the frame limit alone, near-limit frames would be 500 × 64 KiB a second.
+    if (!conn.bucket.take() || !conn.byteBucket.take(bytes)) {
       // Not parsed (that is the work being refused), but the id lets the client tell which request was dropped.
       const id = /"id"\s*:\s*(\d{1,15})\b/.exec(text)?.[1];
       return this.rateLimited(conn, id === undefined ? undefined : Number(id));

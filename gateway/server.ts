@@ -129,6 +129,7 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
       dmLive: false,
       rooms: undefined,
       bucket: new TokenBucket(cfg.rateLimit),
+      byteBucket: new TokenBucket(cfg.rateLimitBytes),
       strikes: undefined,
       expirySecond: 0,
     };
@@ -144,12 +145,12 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
     event('connect', conn);
     const early = data.early ?? [];
     data.early = undefined;
-    for (const f of early) frame(conn, f.text, f.binary);
+    for (const f of early) frame(conn, f.text, f.binary, Buffer.byteLength(f.text));
   }
 
-  function frame(conn: Conn, text: string, binary: boolean): void {
+  function frame(conn: Conn, text: string, binary: boolean, bytes: number): void {
     if (binary) return ingress.refuse(conn, undefined, ErrorCode.BadRequest, 'binary frames are not supported; send JSON text');
-    ingress.handle(conn, text);
+    ingress.handle(conn, text, bytes);
   }
 
   function message(ws: uWS.WebSocket<ConnData>, ab: ArrayBuffer, isBinary: boolean): void {
@@ -160,7 +161,7 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
     // The ArrayBuffer is only valid during this call: decode before anything else.
     const text = Buffer.from(ab).toString('utf8');
     const data = ws.getUserData();
-    if (data.conn) return frame(data.conn, text, isBinary);
+    if (data.conn) return frame(data.conn, text, isBinary, ab.byteLength);
     // Sent before `welcome` (the token is still being verified): kept, a few at most.
     const early = (data.early ??= []);
     if (early.length >= MAX_EARLY_FRAMES) return endSocket(ws, CloseCode.Policy, 'too many frames before welcome');

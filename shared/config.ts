@@ -40,6 +40,8 @@ export interface Config {
   drainSeconds: number;
   maxMessageBytes: number;
   rateLimit: number;
+  /** Bytes of client frames per second per connection (bursts of twice that). */
+  rateLimitBytes: number;
   maxBackpressureBytes: number;
   idleTimeoutSec: number;
   heartbeatMs: number;
@@ -155,6 +157,7 @@ export function loadConfig(role: string, env: Env = process.env): Readonly<Confi
     drainSeconds: int(env, 'RTGW_DRAIN_SECONDS', 10, 0, 3600),
     maxMessageBytes: int(env, 'RTGW_MAX_MESSAGE_BYTES', 64 * 1024, 256, 16 * 1024 * 1024),
     rateLimit: int(env, 'RTGW_RATE_LIMIT', 500, 1, 1_000_000),
+    rateLimitBytes: int(env, 'RTGW_RATE_LIMIT_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),
     maxBackpressureBytes: int(env, 'RTGW_MAX_BACKPRESSURE_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),
     idleTimeoutSec: int(env, 'RTGW_IDLE_TIMEOUT_SEC', Math.max(60, Math.ceil((heartbeatMs * 2) / 1000)), 8, 3600),
     heartbeatMs,
@@ -177,6 +180,9 @@ export function loadConfig(role: string, env: Env = process.env): Readonly<Confi
     maxConnections: int(env, 'RTGW_MAX_CONNECTIONS', 0, 0, 10_000_000),
     maxConnectRate: int(env, 'RTGW_MAX_CONNECT_RATE', 0, 0, 1_000_000),
   };
+  if (cfg.rateLimitBytes * 2 < cfg.maxMessageBytes) {
+    throw new ConfigError('RTGW_RATE_LIMIT_BYTES must allow a burst (twice the rate) of at least one frame of RTGW_MAX_MESSAGE_BYTES');
+  }
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(cfg.logLevel)) {
     throw new ConfigError('RTGW_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent');
   }

@@ -10,6 +10,7 @@ import { useCluster } from '../harness/suite.js';
 import { sleep } from '../harness/wait.js';
 
 const RATE_LIMIT = 500; // frames per second: the default
+const RATE_LIMIT_BYTES = 1024 * 1024; // bytes per second: the default
 const MAX_MESSAGE_BYTES = 64 * 1024; // the default
 const FLOOD_MS = 4000;
 
@@ -31,11 +32,11 @@ async function pings(c: TestClient, everyMs: number, stop: () => boolean): Promi
 }
 
 /**
- * Sends `frame(i)` at `costPerFrame` tokens each, as fast as a rate limit of RATE_LIMIT tokens a second
- * (bursts of twice that) allows, for `ms`. Paced by the clock so the flooder is never refused.
+ * Sends `frame(i)`, each costing `costPerFrame` frames of the rate limit, as fast as the frame and byte
+ * limits allow, for `ms`. Paced by the clock so the flooder is never refused.
  */
 async function flood(c: TestClient, costPerFrame: number, ms: number, frame: (i: number) => string): Promise<number> {
-  const perSec = (RATE_LIMIT / costPerFrame) * 0.95;
+  const perSec = Math.min(RATE_LIMIT / costPerFrame, RATE_LIMIT_BYTES / Buffer.byteLength(frame(0))) * 0.95;
   const start = performance.now();
   let sent = 0;
   while (performance.now() - start < ms && c.isOpen) {

@@ -13,6 +13,7 @@ import { sleep, waitFor } from '../harness/wait.js';
 const MAX_ROOMS = 5;
 const MAX_CONNS_PER_USER = 3;
 const RATE_LIMIT = 100; // bursts of 200
+const RATE_LIMIT_BYTES = 64 * 1024; // bursts of 128 KiB
 
 const suite = useCluster({
   gateways: 2,
@@ -23,6 +24,7 @@ const suite = useCluster({
     RTGW_MAX_ROOMS_PER_CONN: String(MAX_ROOMS),
     RTGW_MAX_CONNS_PER_USER: String(MAX_CONNS_PER_USER),
     RTGW_RATE_LIMIT: String(RATE_LIMIT),
+    RTGW_RATE_LIMIT_BYTES: String(RATE_LIMIT_BYTES),
   },
 });
 const { client, api } = suite;
@@ -172,6 +174,20 @@ describe('caps', () => {
     const joins = Array.from({ length: burst / 10 + 1 }, () => c.fire({ t: 'join', room, since: 0 }));
     await waitFor(() => joins.every((id) => c.answers.has(id)), 5000, 'every join answered');
     expect(joins.filter((id) => c.frames.some((f) => f.t === 'err' && f.id === id && f.code === 'rate_limited')).length).toBe(1);
+  });
+});
+
+describe('bytes', () => {
+  it('frames past the byte rate are answered rate_limited, though each is legal and within the frame rate', async () => {
+    const c = await client(0);
+    const room = uid('bytes');
+    const pad = 'p'.repeat(16 * 1024 - 100); // frames of about 16 KiB: 8 fill the burst of 128 KiB
+    const ids = Array.from({ length: 10 }, () => c.fire({ t: 'pub', room, data: pad }));
+    await waitFor(() => ids.every((id) => c.answers.has(id)), 5000, 'every pub answered');
+    const limited = ids.filter((id) => c.frames.some((f) => f.t === 'err' && f.id === id && f.code === 'rate_limited'));
+    expect(limited.length).toBeGreaterThanOrEqual(1);
+    expect(limited.length).toBeLessThanOrEqual(3);
+    expect(c.isOpen).toBe(true);
   });
 });
 

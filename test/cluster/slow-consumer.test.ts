@@ -32,6 +32,7 @@ const suite = useCluster({
     RTGW_MAX_BACKPRESSURE_BYTES: String(MAX_BACKPRESSURE_BYTES),
     // The flood is one publisher's: above the default limit of 500 frames per second.
     RTGW_RATE_LIMIT: '100000',
+    RTGW_RATE_LIMIT_BYTES: String(1024 ** 3),
     // History holds the whole flood, so the slow member's resume is complete (recovered: true).
     RTGW_HISTORY_MAX_MESSAGES: String(FLOOD_MAX_MESSAGES + AFTER_CLOSE),
   },

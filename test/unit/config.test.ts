@@ -115,6 +115,11 @@ describe('bad integers name the variable', () => {
     expect(e.message).toContain(value);
   });
 
+  it('a byte rate that could never let a frame of the largest size through is refused', () => {
+    expect(configError(() => loadConfig('standalone', { RTGW_RATE_LIMIT_BYTES: '16384' })).message).toContain('RTGW_RATE_LIMIT_BYTES');
+    expect(loadConfig('standalone', { RTGW_RATE_LIMIT_BYTES: '32768' }).rateLimitBytes).toBe(32768); // bursts of 64 KiB
+  });
+
   it('an empty value means the default', () => {
     expect(loadConfig('standalone', { RTGW_PORT: '' }).port).toBe(8080);
   });
