@@ -162,11 +162,16 @@ describe.sequential('a gateway killed with SIGKILL', () => {
     await waitFor(() => Date.now() - startedAt >= KILL_AFTER_MS, KILL_AFTER_MS + 1000, 'the kill point');
     // A burst on top of the loop, and the kill as soon as the first of it is answered (only microtasks
     // run in between): the rest is in flight at every stage, from the socket buffers to the routers.
+    // The routers answer a burst in one message, so all of it may be answered at once: a second burst
+    // written right before the kill is in flight whatever the timing.
     const [pubber, dmer] = [senders[0]!.s, senders[1]!.s];
     const burstFrom = history.sends.length;
-    const burst = Array.from({ length: 30 }, (_, i) => [history.pub(pubber.client, pubber.name, rooms[i % rooms.length]!), history.dm(dmer.client, dmer.name, recipients[i % recipients.length]!)]).flat();
-    const burstRecs = history.sends.slice(burstFrom);
+    const sendBurst = (n: number) =>
+      Array.from({ length: n }, (_, i) => [history.pub(pubber.client, pubber.name, rooms[i % rooms.length]!), history.dm(dmer.client, dmer.name, recipients[i % recipients.length]!)]).flat();
+    const burst = sendBurst(30);
     await Promise.race(burst);
+    burst.push(...sendBurst(5));
+    const burstRecs = history.sends.slice(burstFrom);
     const sentBeforeKill = history.sends.length;
     const oldClients = new Set<TestClient>();
     C.kill('SIGKILL');
