@@ -5,7 +5,7 @@
 // recipient's inbox and user subject.
 import type { Bus, BusMsg, Subscription } from '../shared/bus/bus.js';
 import { errorReply, NotOwnerError, toRtgwError } from '../shared/errors.js';
-import { MOVED_REPLY, type DmRequest, type PubRequest, type SlotRequest } from '../shared/cluster/messages.js';
+import { decodeSlotRequest, MOVED_REPLY, type DmRequest, type PubRequest, type SlotRequest } from '../shared/cluster/messages.js';
 import { SlotReplies } from '../shared/cluster/slot-rpc.js';
 import { roomSlot, userSlot } from '../shared/cluster/slots.js';
 import { encodeDm, encodeMessage } from '../shared/cluster/stream.js';
@@ -13,7 +13,6 @@ import type { Subjects } from '../shared/cluster/subjects.js';
 import type { Logger } from '../shared/log.js';
 import type { Metrics } from '../shared/metrics.js';
 import { ErrorCode } from '../shared/protocol/codes.js';
-import { isRoomId, isUserId } from '../shared/protocol/names.js';
 import { failpoint } from '../shared/failpoints.js';
 import type { AppendResult, Inbox, Lease, RoomLog } from '../shared/store/ports.js';
 import type { SlotEvents } from './slots.js';
@@ -87,16 +86,9 @@ export class Sequencer implements SlotEvents {
       this.replies.send(msg, MOVED_REPLY);
       return;
     }
-    let req: SlotRequest;
-    try {
-      req = JSON.parse(Buffer.from(msg.data).toString('utf8')) as SlotRequest;
-    } catch {
-      this.replies.send(msg, JSON.stringify(errorReply(ErrorCode.BadRequest, 'request is not JSON')));
-      return;
-    }
-    const isPub = req.op === 'pub' && isRoomId(req.room) && typeof req.d === 'string' && typeof req.from === 'string' && roomSlot(req.room, this.slots) === slot;
-    const isDm = !isPub && req.op === 'dm' && isUserId(req.to) && typeof req.d === 'string' && typeof req.from === 'string' && userSlot(req.to, this.slots) === slot;
-    if (!isPub && !isDm) {
+    const req = decodeSlotRequest(msg.data);
+    // The slot check guards against a sender that hashed with another RTGW_SLOTS.
+    if (!req || (req.op === 'pub' ? roomSlot(req.room, this.slots) : userSlot(req.to, this.slots)) !== slot) {
       this.replies.send(msg, JSON.stringify(errorReply(ErrorCode.BadRequest, 'malformed slot request')));
       return;
     }

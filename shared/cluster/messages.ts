@@ -1,6 +1,7 @@
-// Bodies of the internal requests between gateways and routers (JSON on NATS).
-// Replies are `{ seq }` / `{ count }` / ... or the error shape of protocol section 5.
+// Bodies of the internal requests between gateways and routers, and the one codec of the slot-request
+// seam. Replies are `{ seq }` / `{ count }` / ... or the error shape of protocol section 5.
 import type { ErrorCode } from '../protocol/codes.js';
+import { isRoomId, isUserId } from '../protocol/names.js';
 
 /** To the owner of a room's slot: sequence and fan out one message. */
 export interface PubRequest {
@@ -27,6 +28,39 @@ export interface DmRequest {
 }
 
 export type SlotRequest = PubRequest | DmRequest;
+
+const NL = 10;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
+ * A slot request on the wire: one line of JSON with every field but `d`, then `d`, the message's data
+ * as the JSON text the client sent. The data is never escaped into a string and parsed back: the router
+ * hands it to the store as it came. (JSON.stringify writes no raw newline, so the first one ends the head.)
+ */
+export function encodeSlotRequest(req: SlotRequest): Uint8Array {
+  const { d, ...head } = req;
+  return encoder.encode(`${JSON.stringify(head)}\n${d}`);
+}
+
+const optionalString = (v: unknown) => v === undefined || typeof v === 'string';
+
+/** The request, or undefined when it is not a well-formed slot request (never throws). */
+export function decodeSlotRequest(data: Uint8Array): SlotRequest | undefined {
+  const nl = data.indexOf(NL);
+  if (nl < 0) return undefined;
+  let head: Record<string, unknown>;
+  try {
+    head = JSON.parse(decoder.decode(data.subarray(0, nl))) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  if (typeof head !== 'object' || head === null || typeof head.from !== 'string' || typeof head.by !== 'string' || !optionalString(head.mid)) return undefined;
+  const d = decoder.decode(data.subarray(nl + 1));
+  if (head.op === 'pub' && isRoomId(head.room) && optionalString(head.exclude)) return { ...(head as unknown as Omit<PubRequest, 'd'>), d };
+  if (head.op === 'dm' && isUserId(head.to)) return { ...(head as unknown as Omit<DmRequest, 'd'>), d };
+  return undefined;
+}
 
 /** To one gateway node. */
 export interface NodeRequest {

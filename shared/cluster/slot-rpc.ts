@@ -9,10 +9,10 @@
 // that reached a router and got no answer by the deadline is not repeated (the owner may have acted):
 // it fails with `unavailable`. Deadlines are checked by one timer for all requests, not one each.
 import { BurstBatches } from '../batches.js';
-import { toBytes, toText, type Bus, type BusMsg, type Subscription } from '../bus/bus.js';
+import { toText, type Bus, type BusMsg, type Subscription } from '../bus/bus.js';
 import { RtgwError } from '../errors.js';
 import { ErrorCode } from '../protocol/codes.js';
-import { isErrorReply, type SlotRequest } from './messages.js';
+import { encodeSlotRequest, isErrorReply, type SlotRequest } from './messages.js';
 import type { Subjects } from './subjects.js';
 
 const SWEEP_MS = 25;
@@ -52,7 +52,7 @@ export class SlotClient {
     if (!this.bus.connected) return Promise.reject(new RtgwError(ErrorCode.Unavailable, 'not connected to the cluster bus; try again'));
     return new Promise<T>((resolve, reject) => {
       const id = this.#next++;
-      const p: Pending = { slot, body: toBytes(JSON.stringify(req)), deadline: Date.now() + this.timeoutMs, attempt: 0, retryAt: undefined, resolve: resolve as (r: unknown) => void, reject };
+      const p: Pending = { slot, body: encodeSlotRequest(req), deadline: Date.now() + this.timeoutMs, attempt: 0, retryAt: undefined, resolve: resolve as (r: unknown) => void, reject };
       this.#pending.set(id, p);
       this.#send(id, p);
       this.#sweep ??= setInterval(() => this.#tick(), SWEEP_MS);

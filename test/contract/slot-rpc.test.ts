@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toText, type Bus, type BusMsg } from '../../shared/bus/bus.js';
-import { MOVED_REPLY, type SlotRequest } from '../../shared/cluster/messages.js';
+import { decodeSlotRequest, MOVED_REPLY, type SlotRequest } from '../../shared/cluster/messages.js';
 import { SlotClient, SlotReplies } from '../../shared/cluster/slot-rpc.js';
 import { subjects } from '../../shared/cluster/subjects.js';
 import { errorReply } from '../../shared/errors.js';
@@ -38,7 +38,7 @@ function contract(name: string, open: () => Promise<BusBackend>) {
       const replies = new SlotReplies(b, subj);
       const seen: SlotRequest[] = [];
       const sub = b.subscribe(subj.slot(slot), (m) => {
-        const r = JSON.parse(toText(m.data)) as SlotRequest;
+        const r = decodeSlotRequest(m.data)!;
         seen.push(r);
         const a = answer(r, m);
         if (a !== undefined) replies.send(m, a);
