@@ -4,13 +4,15 @@
 // once however often it is sent: it carries a `mid`); and hands direct messages over once. Imports only
 // the shared protocol module: it runs in browsers (native WebSocket) and in Node (`ws` injected).
 import { CloseCode, ErrorCode, isTerminalClose, needsNewToken } from '../shared/protocol/codes.js';
-import type { DmFrame, Json, MsgFrame } from '../shared/protocol/frames.js';
+import type { Json } from '../shared/protocol/frames.js';
+import { decodeServerFrame } from '../shared/protocol/server-codec.js';
 import { isRoomId, isUserId } from '../shared/protocol/names.js';
 import { fullJitter, type BackoffOptions } from './backoff.js';
 import { DirectInbox, type DirectHandler } from './direct.js';
 import { Emitter } from './emitter.js';
 import { ClientErrorCode, RtgwClientError } from './errors.js';
-import { Requests, type ErrFrame, type OkFrame, type Outgoing } from './requests.js';
+import { Requests, type Outgoing } from './requests.js';
+import type { OkFrame } from '../shared/protocol/frames.js';
 import { Room, type JoinOptions, type RoomHost, type RoomMessage } from './rooms.js';
 import { tokenExpiryMs } from './token.js';
 
@@ -318,34 +320,32 @@ export class RtgwClient extends Emitter<ClientEvents> {
   private onFrame(data: unknown): void {
     this.clearTimer('pong'); // anything proves the connection alive
     if (typeof data !== 'string') return; // the server sends only text
-    let f: { t?: unknown; [k: string]: unknown };
-    try {
-      f = JSON.parse(data) as typeof f;
-    } catch {
-      return this.emit('error', new Error('rtgw: unparseable frame from the server'));
-    }
+    const decoded = decodeServerFrame(data);
+    if ('invalid' in decoded) return this.emit('error', new Error(`rtgw: unreadable frame from the server (${decoded.invalid})`));
+    if ('unknown' in decoded) return; // a newer server's frame: ignored
+    const f = decoded.frame;
     switch (f.t) {
       case 'msg':
-        return this.rooms.get((f as unknown as MsgFrame).room)?.onMessage(f as unknown as MsgFrame);
+        return this.rooms.get(f.room)?.onMessage(f);
       case 'dm':
-        return this.inbox.onFrame(f as unknown as DmFrame);
+        return this.inbox.onFrame(f);
       case 'ok':
       case 'err':
-        if (!this.requests.answer(f as unknown as OkFrame | ErrFrame) && f.t === 'err') {
-          this.emit('error', new RtgwClientError(ErrorCode.BadRequest, `server: ${String(f.code)}: ${String(f.msg)}`));
+        if (!this.requests.answer(f) && f.t === 'err') {
+          this.emit('error', new RtgwClientError(ErrorCode.BadRequest, `server: ${f.code}: ${f.msg}`));
         }
         return;
       case 'joined':
       case 'left':
-        return this.rooms.get(f.room as string)?.onPresence(f.t, f.user as string, f.conn as string);
+        return this.rooms.get(f.room)?.onPresence(f.t, f.user, f.conn);
       case 'epoch':
-        return this.rooms.get(f.room as string)?.onEpoch(f.epoch as string, f.seq as number);
+        return this.rooms.get(f.room)?.onEpoch(f.epoch, f.seq);
       case 'removed':
-        return this.rooms.get(f.room as string)?.onRemoved(String(f.reason));
+        return this.rooms.get(f.room)?.onRemoved(f.reason);
       case 'welcome':
-        return this.onWelcome(f as unknown as { conn: string; user: string; hb: number });
+        return this.onWelcome(f);
       case 'drain':
-        return this.onDrain(f.ms as number);
+        return this.onDrain(f.ms);
     }
   }
 

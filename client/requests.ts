@@ -5,12 +5,10 @@
 // applies once are marked so: `pub` and `dm` carry a `mid`, which the server deduplicates, and reads.
 // Any other request in flight when the connection closes fails with `disconnected`.
 import { ErrorCode, isErrorCode } from '../shared/protocol/codes.js';
-import type { Json } from '../shared/protocol/frames.js';
+import type { ErrFrame, Json, OkFrame } from '../shared/protocol/frames.js';
 import { fullJitter } from './backoff.js';
 import { ClientErrorCode, RtgwClientError } from './errors.js';
 
-export type OkFrame = { t: 'ok'; id: number; [k: string]: Json | undefined };
-export type ErrFrame = { t: 'err'; id?: number; code: string; msg: string };
 /** A client frame without its `id`, which is assigned per attempt. */
 export type Outgoing = { t: string; [k: string]: Json | undefined };
 

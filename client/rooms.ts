@@ -7,7 +7,8 @@ import { ErrorCode } from '../shared/protocol/codes.js';
 import type { Json } from '../shared/protocol/frames.js';
 import { Emitter } from './emitter.js';
 import { RtgwClientError } from './errors.js';
-import type { OkFrame, Outgoing, RequestOptions } from './requests.js';
+import type { OkFrame } from '../shared/protocol/frames.js';
+import type { Outgoing, RequestOptions } from './requests.js';
 
 export interface RoomMessage {
   room: string;

@@ -1,6 +1,7 @@
 // One client connection as the gateway sees it. The WebSocket is valid from open to close only.
 import type { WebSocket } from 'uWebSockets.js';
 import type { CloseCode } from '../shared/protocol/codes.js';
+import type { RoomId } from '../shared/protocol/names.js';
 import type { Claims } from './auth.js';
 import { Strikes, TokenBucket } from './ratelimit.js';
 
@@ -14,7 +15,7 @@ export interface Conn {
   /** Set once its pending direct messages were sent: from then on it gets the live ones. */
   dmLive: boolean;
   /** Rooms joined or being joined, with whether `joined`/`left` events were asked for (made at the first join). */
-  rooms: Map<string, { presence: boolean }> | undefined;
+  rooms: Map<RoomId, { presence: boolean }> | undefined;
   /** Frames, and bytes of frames, it may still send (RTGW_RATE_LIMIT, RTGW_RATE_LIMIT_BYTES). */
   readonly bucket: TokenBucket;
   readonly byteBucket: TokenBucket;

@@ -13,6 +13,7 @@ import { decodeDm, DM_ABSENT, DM_HELD } from '../shared/cluster/stream.js';
 import type { Subjects } from '../shared/cluster/subjects.js';
 import type { Logger } from '../shared/log.js';
 import type { Metrics } from '../shared/metrics.js';
+import { dmFrameSeq } from '../shared/protocol/stored-frames.js';
 import type { Inbox } from '../shared/store/ports.js';
 import type { Backpressure } from './backpressure.js';
 import type { Conn } from './connection.js';
@@ -41,15 +42,6 @@ interface UserStream {
   /** Made when needed: most users never have anything waiting, and attach once. */
   waiting: DmEvent[] | undefined;
   attaching: Attacher[] | undefined;
-}
-
-/** The store builds every dm frame as `{"t":"dm","seq":<n>,...`: the seq is read without parsing JSON. */
-const SEQ_AT = '{"t":"dm","seq":'.length;
-function frameSeq(frame: Uint8Array): number {
-  let n = 0;
-  let i = SEQ_AT;
-  for (; i < frame.length && frame[i]! >= 48 && frame[i]! <= 57; i++) n = n * 10 + frame[i]! - 48;
-  return i === SEQ_AT ? -1 : n;
 }
 
 export class DirectHub {
@@ -165,7 +157,7 @@ export class DirectHub {
     msg.respond(u ? DM_HELD : DM_ABSENT);
     if (!d) return this.log.warn('dropped malformed dm envelope');
     if (!u) return; // presence is behind: the user has gone from here
-    const ev = { seq: frameSeq(d.frame), frame: d.frame };
+    const ev = { seq: dmFrameSeq(d.frame), frame: d.frame };
     if (ev.seq < 0) return this.log.warn({ user: u.user }, 'dropped malformed dm frame');
     if (u.filling) {
       (u.waiting ??= []).push(ev);

@@ -11,9 +11,10 @@ import { RtgwError, toRtgwError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { Metrics } from '../shared/metrics.js';
 import { parseClientFrame } from '../shared/protocol/codec.js';
+import { encodeServerFrame } from '../shared/protocol/server-codec.js';
 import { CloseCode, ErrorCode, isErrorCode } from '../shared/protocol/codes.js';
-import type { ClientFrame, RawJson, Request } from '../shared/protocol/frames.js';
-import { matchesAny } from '../shared/protocol/names.js';
+import type { ClientFrame, Json, RawJson, Request } from '../shared/protocol/frames.js';
+import { matchesAny, type RoomId } from '../shared/protocol/names.js';
 import type { PresenceStore } from '../shared/store/ports.js';
 import { AuthError, type Verifier } from './auth.js';
 import { Strikes } from './ratelimit.js';
@@ -22,7 +23,8 @@ import { endSocket, type Conn } from './connection.js';
 import type { DirectHub } from './direct.js';
 import { presenceTopic, RoomHub } from './rooms.js';
 
-type Answer = Record<string, unknown> | undefined;
+type Answer = Record<string, Json | undefined> | undefined;
+const PONG = encodeServerFrame({ t: 'pong' });
 
 /**
  * What a frame costs of the rate limit, in frames (contract 7.1): a join that replays history and a
@@ -65,7 +67,7 @@ export class Ingress {
     this.d.metrics.framesReceived.inc({ type: f.t });
     switch (f.t) {
       case 'ping':
-        return this.send(conn, '{"t":"pong"}', 'pong');
+        return this.send(conn, PONG, 'pong');
       case 'ack':
         return this.d.direct.ack(conn, f.seq);
       default:
@@ -81,7 +83,7 @@ export class Ingress {
   /** Sends an error; too many within the window close the connection with 1008. */
   refuse(conn: Conn, id: number | undefined, code: ErrorCode, msg: string): void {
     this.d.metrics.badFrames.inc({ code });
-    this.send(conn, JSON.stringify(id === undefined ? { t: 'err', code, msg } : { t: 'err', id, code, msg }), 'err');
+    this.send(conn, encodeServerFrame(id === undefined ? { t: 'err', code, msg } : { t: 'err', id, code, msg }), 'err');
     if ((conn.strikes ??= new Strikes()).hit() && conn.open) {
       this.d.log.info({ conn: conn.id }, 'closing abusive connection');
       endSocket(conn.ws, CloseCode.Policy, 'too many bad or rate-limited frames');
@@ -99,13 +101,13 @@ export class Ingress {
     work.then(
       (r) => {
         if (typeof r === 'function') return r();
-        this.send(conn, JSON.stringify({ t: 'ok', id: f.id, ...r }), 'ok');
+        this.send(conn, encodeServerFrame({ t: 'ok', id: f.id, ...r }), 'ok');
       },
       (e: unknown) => {
         const err = toRtgwError(e);
         if (err.code === ErrorCode.Internal) this.d.log.error({ err: e, conn: conn.id, type: f.t, id: f.id }, 'request failed');
         if (err.code === ErrorCode.BadRequest) return this.refuse(conn, f.id, err.code, err.message);
-        this.send(conn, JSON.stringify({ t: 'err', id: f.id, code: err.code, msg: err.message }), 'err');
+        this.send(conn, encodeServerFrame({ t: 'err', id: f.id, code: err.code, msg: err.message }), 'err');
       },
     );
   }
@@ -164,13 +166,13 @@ export class Ingress {
       this.d.presence
         .join(this.d.cfg.nodeId, member)
         .then((isNew) => {
-          if (isNew) this.d.bus.publish(this.d.subj.room(f.room), encodePresence(conn.id, JSON.stringify({ t: 'joined', ...member })));
+          if (isNew) this.d.bus.publish(this.d.subj.room(f.room), encodePresence('joined', member, conn.id));
         })
         .catch((e: unknown) => this.d.log.warn({ err: e, conn: conn.id }, 'presence join failed'));
     }
     return () => {
       // Every request is answered, even one superseded by a leave or a newer join; only the current one goes live.
-      this.send(conn, JSON.stringify({ t: 'ok', id: f.id, room: f.room, ...joined.result }), 'ok');
+      this.send(conn, encodeServerFrame({ t: 'ok', id: f.id, room: f.room, ...joined.result }), 'ok');
       if (!current()) return;
       if (presence) conn.ws.subscribe(presenceTopic(f.room));
       joined.start();
@@ -178,12 +180,12 @@ export class Ingress {
   }
 
   /** Also used when a connection closes. */
-  async leave(conn: Conn, room: string): Promise<Answer> {
+  async leave(conn: Conn, room: RoomId): Promise<Answer> {
     if (!conn.rooms?.delete(room)) return { room };
     this.d.hub.leave(conn, room);
     const member = { room, user: conn.user, conn: conn.id };
     if (await this.d.presence.leave(this.d.cfg.nodeId, member)) {
-      this.d.bus.publish(this.d.subj.room(room), encodePresence(conn.id, JSON.stringify({ t: 'left', ...member })));
+      this.d.bus.publish(this.d.subj.room(room), encodePresence('left', member, conn.id));
     }
     return { room };
   }
@@ -231,7 +233,7 @@ export class Ingress {
     // Rooms the new token no longer allows are left at once (joins under way too), before the answer.
     for (const room of [...(conn.rooms?.keys() ?? [])]) {
       if (matchesAny(claims.rooms, room)) continue;
-      this.send(conn, JSON.stringify({ t: 'removed', room, reason: 'forbidden' }), 'removed');
+      this.send(conn, encodeServerFrame({ t: 'removed', room, reason: 'forbidden' }), 'removed');
       this.leave(conn, room).catch((e: unknown) => this.d.log.warn({ err: e, conn: conn.id, room }, 'presence leave failed'));
     }
     return { exp: claims.exp };

@@ -6,6 +6,8 @@
 import type { TemplatedApp } from 'uWebSockets.js';
 import type { Bus, Subscription } from '../shared/bus/bus.js';
 import type { Subjects } from '../shared/cluster/subjects.js';
+import type { RoomId } from '../shared/protocol/names.js';
+import { encodeServerFrame } from '../shared/protocol/server-codec.js';
 import { decodeStream, type StreamEvent } from '../shared/cluster/stream.js';
 import { roomSlot } from '../shared/cluster/slots.js';
 import type { Logger } from '../shared/log.js';
@@ -29,7 +31,7 @@ interface Joiner {
 }
 
 interface Room {
-  readonly name: string;
+  readonly name: RoomId;
   readonly slot: number;
   readonly topic: string;
   readonly presenceTopic: string;
@@ -56,7 +58,7 @@ export const roomTopic = (room: string) => 'r:' + room;
 export const presenceTopic = (room: string) => 'p:' + room;
 
 export class RoomHub {
-  private readonly rooms = new Map<string, Room>();
+  private readonly rooms = new Map<RoomId, Room>();
 
   constructor(
     private readonly app: TemplatedApp,
@@ -75,7 +77,7 @@ export class RoomHub {
    * writes the replay and makes the connection live; nothing is delivered to it before that. A join
    * that a leave or close overtook still gets its answer, but `start` then does nothing.
    */
-  async join(conn: Conn, name: string, since: number | undefined, epoch: string | undefined): Promise<{ result: JoinResult; start: () => void }> {
+  async join(conn: Conn, name: RoomId, since: number | undefined, epoch: string | undefined): Promise<{ result: JoinResult; start: () => void }> {
     const room = this.open(name);
     room.members.add(conn);
     const joiner: Joiner = { conn, buffer: [] };
@@ -131,7 +133,7 @@ export class RoomHub {
     return { rooms: this.rooms.size, roomMembers, joiners, joinerBuffered };
   }
 
-  leave(conn: Conn, name: string): void {
+  leave(conn: Conn, name: RoomId): void {
     const room = this.rooms.get(name);
     if (!room || !room.members.delete(conn)) return;
     for (const j of room.joiners) if (j.conn === conn) room.joiners.delete(j);
@@ -145,7 +147,7 @@ export class RoomHub {
     }
   }
 
-  private open(name: string): Room {
+  private open(name: RoomId): Room {
     const existing = this.rooms.get(name);
     if (existing) return existing;
     const room: Room = {
@@ -258,7 +260,7 @@ export class RoomHub {
     room.epoch = epoch;
     room.lastSeq = lastSeq;
     // Members drop seqs they have seen, and `msg` frames carry no epoch: tell them seqs start again.
-    this.publish(room, room.topic, undefined, JSON.stringify({ t: 'epoch', room: room.name, epoch, seq: lastSeq }));
+    this.publish(room, room.topic, undefined, encodeServerFrame({ t: 'epoch', room: room.name, epoch, seq: lastSeq }));
     this.metrics.framesSent.inc({ type: 'epoch' }, this.app.numSubscribers(room.topic));
   }
 

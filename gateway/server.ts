@@ -8,6 +8,7 @@ import type { RoleDeps } from '../shared/deps.js';
 import { closeCodeLabel } from '../shared/metrics.js';
 import { CloseCode, ErrorCode, PROTOCOL_VERSION } from '../shared/protocol/codes.js';
 import { isUserId } from '../shared/protocol/names.js';
+import { encodeServerFrame } from '../shared/protocol/server-codec.js';
 import { AuthError, createVerifier, signDevToken, type Claims } from './auth.js';
 import { Backpressure } from './backpressure.js';
 import { endSocket, newConnId, type Conn, type ConnData } from './connection.js';
@@ -137,7 +138,7 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
     conns.set(conn.id, conn);
     metrics.connections.inc();
     metrics.connectionsOpened.inc();
-    ingress.send(conn, JSON.stringify({ t: 'welcome', v: PROTOCOL_VERSION, conn: conn.id, user: conn.user, hb: cfg.heartbeatMs }), 'welcome');
+    ingress.send(conn, encodeServerFrame({ t: 'welcome', v: PROTOCOL_VERSION, conn: conn.id, user: conn.user, hb: cfg.heartbeatMs }), 'welcome');
     expiry.arm(conn);
     log.debug({ conn: conn.id, user: conn.user }, 'connection opened');
     const registered = stores.presence.connect(cfg.nodeId, conn.user, conn.id).catch((e: unknown) => log.warn({ err: e, conn: conn.id }, 'presence connect failed'));
@@ -286,7 +287,7 @@ export async function startGateway(d: RoleDeps): Promise<Gateway> {
       uWS.us_listen_socket_close(listenSocket);
       const windowMs = cfg.drainSeconds * 1000;
       const list = [...conns.values()];
-      const frame = JSON.stringify({ t: 'drain', ms: windowMs });
+      const frame = encodeServerFrame({ t: 'drain', ms: windowMs });
       for (const c of list) ingress.send(c, frame, 'drain');
       // Paced and jittered so the clients' reconnects spread over the window instead of arriving at once.
       const timers = list.map((c, i) =>

@@ -15,7 +15,7 @@ export function startReaper(presence: PresenceStore, bus: Bus, subj: Subjects, e
     presence
       .reap()
       .then((gone) => {
-        for (const m of gone) bus.publish(subj.room(m.room), encodePresence(undefined, JSON.stringify({ t: 'left', room: m.room, user: m.user, conn: m.conn })));
+        for (const m of gone) bus.publish(subj.room(m.room), encodePresence('left', m, undefined));
         if (gone.length > 0) {
           metrics.presenceReaped.inc(gone.length);
           log.info({ count: gone.length }, 'reaped presence of dead gateways');

@@ -13,6 +13,7 @@ import type { Subjects } from '../shared/cluster/subjects.js';
 import type { Logger } from '../shared/log.js';
 import type { Metrics } from '../shared/metrics.js';
 import { ErrorCode } from '../shared/protocol/codes.js';
+import { frameTs } from '../shared/protocol/stored-frames.js';
 import { failpoint } from '../shared/failpoints.js';
 import type { AppendResult, Inbox, Lease, RoomLog } from '../shared/store/ports.js';
 import type { SlotEvents } from './slots.js';
@@ -29,9 +30,6 @@ interface Owned {
 
 /** Resolves once no request of the slot is being acted on (one waiter: the slot's hand-over or loss). */
 const settled = (o: Owned): Promise<void> => (o.inflight === 0 ? Promise.resolve() : new Promise((resolve) => (o.idle = resolve)));
-
-/** The frame ends with `"ts":<ms>}` (built by the store); reading it back avoids parsing the frame. */
-const frameTs = (frame: string): number => Number(frame.slice(frame.lastIndexOf('"ts":') + 5, -1));
 
 export class Sequencer implements SlotEvents {
   private readonly owned = new Map<number, Owned>();

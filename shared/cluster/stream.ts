@@ -6,6 +6,9 @@
 // `excludeConn` is the sending connection when it did not ask for `echo`. Direct messages for a
 // gateway's users (`<p>.dm.<node>`):
 //   <encoded user>\n<dm frame>
+import type { PresenceFrame } from '../protocol/frames.js';
+import type { RoomId, UserId } from '../protocol/names.js';
+import { encodeServerFrame } from '../protocol/server-codec.js';
 import { decodeName, encodeName } from './encode.js';
 
 export type StreamEvent =
@@ -20,8 +23,13 @@ export function encodeMessage(seq: number, ts: number, epoch: string, exclude: s
   return encoder.encode(`m ${seq} ${ts} ${epoch} ${exclude ?? '-'}\n${frame}`);
 }
 
-export function encodePresence(exclude: string | undefined, frame: string) {
-  return encoder.encode(`p ${exclude ?? '-'}\n${frame}`);
+/**
+ * A `joined` or `left` event of a room's member, left out of the delivery to `exclude`. The member's
+ * names were checked when they entered (a client's frame and token, or the store that kept them).
+ */
+export function encodePresence(t: PresenceFrame['t'], m: { room: string; user: string; conn: string }, exclude: string | undefined) {
+  const frame: PresenceFrame = { t, room: m.room as RoomId, user: m.user as UserId, conn: m.conn };
+  return encoder.encode(`p ${exclude ?? '-'}\n${encodeServerFrame(frame)}`);
 }
 
 /** Undefined for anything that is not a well-formed envelope (it is dropped, never thrown on). */

@@ -41,13 +41,17 @@ export interface DmFrame {
   ts: number;
 }
 
+export type OkFrame = { t: 'ok'; id: number } & { [k: string]: Json | undefined };
+export type ErrFrame = { t: 'err'; id?: number; code: ErrorCode; msg: string };
+export type PresenceFrame = { t: 'joined' | 'left'; room: RoomId; user: UserId; conn: string };
+
 export type ServerFrame =
   | { t: 'welcome'; v: number; conn: string; user: string; hb: number }
-  | ({ t: 'ok'; id: number } & Record<string, Json | undefined>)
-  | { t: 'err'; id?: number; code: ErrorCode; msg: string }
+  | OkFrame
+  | ErrFrame
   | MsgFrame
   | DmFrame
-  | { t: 'joined' | 'left'; room: RoomId; user: UserId; conn: string }
+  | PresenceFrame
   | { t: 'drain'; ms: number }
   /** The room's history was lost and restarted: seqs after `seq` follow, in the new `epoch`. */
   | { t: 'epoch'; room: RoomId; epoch: string; seq: number }

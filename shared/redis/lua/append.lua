@@ -21,6 +21,8 @@
 -- and its frame from history or '' when it was trimmed. Error reply `NOT_OWNER ...` when the lease is
 -- not ARGV[1] (then nothing was written).
 
+-- @include frames
+
 local lease = KEYS[1]
 local maxMessages = tonumber(ARGV[2])
 local maxAgeMs = tonumber(ARGV[3])
@@ -33,7 +35,6 @@ end
 
 local t = redis.call('TIME')
 local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local tsPart = ',"ts":' .. string.format('%.0f', nowMs) .. '}'
 local epochNew = t[1] .. string.format('%06d', tonumber(t[2]))
 local cutoff = nowMs - maxAgeMs
 
@@ -64,10 +65,7 @@ for i = 0, n - 1 do
     out[#out + 1] = 1
   else
     local seq = redis.call('HINCRBY', meta, 'seq', 1)
-    local midPart = ''
-    if ARGV[a + 3] ~= '' then midPart = ',"mid":' .. ARGV[a + 3] end
-    local frame = '{"t":"msg","room":' .. ARGV[a] .. ',"seq":' .. seq .. ',"from":' .. ARGV[a + 1]
-      .. ',"data":' .. ARGV[a + 2] .. midPart .. tsPart
+    local frame = msgFrame(ARGV[a], seq, ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], nowMs)
     redis.call('ZADD', hist, seq, ARGV[a + 5] .. '\n' .. frame)
     if dedupOn then redis.call('SET', dedup, seq, 'PX', dedupWindowMs) end
     touched[meta] = hist
@@ -85,7 +83,7 @@ for meta, hist in pairs(touched) do
   for _ = 1, 64 do
     local head = redis.call('ZRANGE', hist, 0, 0)[1]
     if not head then break end
-    local ts = tonumber(string.match(head, '"ts":(%d+)}$'))
+    local ts = frameTs(head)
     if ts == nil or ts >= cutoff then break end
     redis.call('ZREMRANGEBYRANK', hist, 0, 0)
   end

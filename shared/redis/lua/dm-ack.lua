@@ -8,6 +8,7 @@
 --
 -- Returns 1 when the message was pending, else 0.
 
+-- @include frames
 -- @include inbox
 
 local removed = redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[2], ARGV[2])

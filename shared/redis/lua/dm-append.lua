@@ -36,6 +36,7 @@
 -- the inbox (no claim has looked at it yet), the seq continues after the inbox's highest one, so no two
 -- pending messages share a seq.
 
+-- @include frames
 -- @include inbox
 
 local lease, meta, inbox, rq, ra, df, ds, dedup, conns = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
@@ -74,10 +75,7 @@ if seq == 1 then
 end
 redis.call('PEXPIRE', meta, ARGV[13])
 
-local midPart = ''
-if ARGV[6] ~= '' then midPart = ',"mid":' .. ARGV[6] end
-local frame = '{"t":"dm","seq":' .. int(seq) .. ',"from":' .. ARGV[4] .. ',"data":' .. ARGV[5] .. midPart
-  .. ',"ts":' .. int(now) .. '}'
+local frame = dmFrame(seq, ARGV[4], ARGV[5], ARGV[6], now)
 redis.call('ZADD', inbox, seq, frame)
 local member = encUser .. '|' .. int(seq)
 redis.call('ZADD', rq, int(now + tonumber(ARGV[8])), member)

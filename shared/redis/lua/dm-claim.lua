@@ -22,6 +22,7 @@
 -- claimed deliveries, `due` being the entry's new score and
 -- `nodes` the gateways holding a connection of the recipient (space-separated).
 
+-- @include frames
 -- @include inbox
 
 local rq, ra = KEYS[1], KEYS[2]

@@ -10,6 +10,7 @@
 --
 -- Returns 1 when parked, 0 when the entry changed or was settled.
 
+-- @include frames
 -- @include inbox
 
 local rq, ra, inbox = KEYS[1], KEYS[2], KEYS[3]

@@ -13,6 +13,7 @@
 -- the pending messages in seq order, the recipient's latest seq (0 before their first message, or once
 -- their meta key expired: dm-append.lua), and the old dead letters dropped past deadLettersMaxPerSlot.
 
+-- @include frames
 -- @include inbox
 
 local inbox, rq, ra = KEYS[1], KEYS[2], KEYS[3]

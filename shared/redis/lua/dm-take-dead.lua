@@ -7,6 +7,7 @@
 --
 -- Returns the entry's JSON, or false when no such dead letter is there.
 
+-- @include frames
 -- @include inbox
 
 local dl = KEYS[1]

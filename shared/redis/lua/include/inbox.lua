@@ -1,4 +1,5 @@
--- Shared by the dm-*.lua scripts: scripts.ts inlines this file where a script has `-- @include inbox`.
+-- Shared by the dm-*.lua scripts: scripts.ts inlines this file where a script has `-- @include inbox`,
+-- after `-- @include frames` (int, frameTs).
 -- Compensation members are `<encoded user>|<seq>` (keys.ts retry); encoded names hold no `|`, so
 -- `<encoded recipient>|<encoded sender>` (keys.ts dmSenders) splits as plainly.
 
@@ -6,11 +7,6 @@
 local function timeMs()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-
--- Integers as digits: Lua's tostring turns large numbers into 1e+15 notation.
-local function int(n)
-  return string.format('%.0f', n)
 end
 
 -- The inside of the JSON string of a name, from its encodeName token: %XX are UTF-8 bytes (escaped
@@ -23,11 +19,6 @@ local function nameJson(encoded)
     return string.char(b)
   end)
   return s
-end
-
--- A dm frame ends with `"ts":<ms>}` (its data never comes last).
-local function frameTs(frame)
-  return tonumber(string.match(frame, '"ts":(%d+)}$'))
 end
 
 -- Takes a message's bookkeeping away once it left the inbox (ack, dead letter) or was found gone: its
