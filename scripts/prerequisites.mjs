@@ -12,7 +12,7 @@
 // the sbin directories Debian installs servers into, which a non-root PATH lacks), so a test can run
 // the script as if a program were missing without uninstalling it.
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, realpathSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -124,6 +124,7 @@ function main(argv) {
   return EXIT_MISSING;
 }
 
-if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+// Run as a script (not imported by a test). Node resolves symlinks in the module's URL, not in argv[1].
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === realpathSync(process.argv[1])) {
   process.exitCode = main(process.argv.slice(2));
 }
