@@ -1,9 +1,11 @@
 // `rtgw deadletters list [--user U] [--limit N]` and `rtgw deadletters redrive <id>...|--all`: the
 // operator's view of the dead-letter lists, through the backend API (rtgw.api.deadletters/redrive).
+// Its configuration (NATS URL and prefix) comes from shared/config.ts's loadBusClientConfig.
 import { NatsBus, connectNats } from '../shared/bus/nats.js';
 import { toJson } from '../shared/bus/bus.js';
 import { subjects } from '../shared/cluster/subjects.js';
 import { isErrorReply } from '../shared/cluster/messages.js';
+import { ConfigError, loadBusClientConfig, type BusClientConfig } from '../shared/config.js';
 import type { DeadLetter } from '../shared/store/ports.js';
 
 export const USAGE = `usage: rtgw deadletters list [--user USER] [--limit N]
@@ -18,13 +20,20 @@ function flag(args: string[], name: string): string | undefined {
 /** Returns the process exit code. */
 export async function deadLettersCommand(args: string[], env = process.env): Promise<number> {
   const [verb, ...rest] = args;
-  const urls = env.RTGW_NATS_URL?.split(',').map((s) => s.trim()).filter(Boolean);
-  if ((verb !== 'list' && verb !== 'redrive') || !urls?.length) {
+  let cfg: Readonly<BusClientConfig>;
+  try {
+    cfg = loadBusClientConfig(env);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    process.stderr.write(`${USAGE}\nbad configuration: ${e.message}\n`);
+    return 2;
+  }
+  if (verb !== 'list' && verb !== 'redrive') {
     process.stderr.write(USAGE + '\n');
     return 2;
   }
-  const subj = subjects(env.RTGW_NATS_PREFIX || 'rtgw');
-  const bus = new NatsBus(await connectNats(urls, 'rtgw-deadletters'));
+  const subj = subjects(cfg.prefix);
+  const bus = new NatsBus(await connectNats(cfg.natsUrls, 'rtgw-deadletters'));
   const call = async (op: 'deadletters' | 'redrive', body: unknown) => {
     const reply = toJson<Record<string, unknown>>(await bus.request(subj.api(op), JSON.stringify(body), 30_000));
     if (isErrorReply(reply)) throw new Error(`${reply.error.code}: ${reply.error.msg}`);

@@ -1,5 +1,7 @@
 // The one typed loader of RTGW_* environment variables: validates, freezes, and describes itself
 // with secrets redacted. Bad configuration throws ConfigError; the CLI turns it into one log line.
+// loadConfig is a node's whole configuration; loadBusClientConfig the little that a command which only
+// talks to the cluster over NATS (`rtgw deadletters`) needs.
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { DEFAULT_SLOTS } from './cluster/slots.js';
@@ -91,6 +93,31 @@ const str = (env: Env, name: string): string | undefined => {
 const list = (v: string | undefined): string[] | undefined =>
   v?.split(',').map((s) => s.trim()).filter((s) => s !== '');
 
+/** RTGW_NATS_PREFIX: it starts every subject and key, so it may hold no subject token or key separator. */
+function prefixOf(env: Env): string {
+  const prefix = str(env, 'RTGW_NATS_PREFIX') ?? 'rtgw';
+  if (!/^[A-Za-z0-9_-]{1,32}$/.test(prefix)) {
+    throw new ConfigError('RTGW_NATS_PREFIX must be 1 to 32 characters of A-Z a-z 0-9 _ -');
+  }
+  return prefix;
+}
+
+/** What a client of the cluster's NATS API needs: where NATS is, and the cluster's prefix. */
+export interface BusClientConfig {
+  natsUrls: string[];
+  prefix: string;
+}
+
+/**
+ * RTGW_NATS_URL (required) and RTGW_NATS_PREFIX, validated as loadConfig validates them, and nothing
+ * else: an operator's command should not need a token key or Redis to reach the cluster's API.
+ */
+export function loadBusClientConfig(env: Env = process.env): Readonly<BusClientConfig> {
+  const natsUrls = list(str(env, 'RTGW_NATS_URL'));
+  if (natsUrls === undefined || natsUrls.length === 0) throw new ConfigError('RTGW_NATS_URL is required');
+  return Object.freeze({ natsUrls, prefix: prefixOf(env) });
+}
+
 export function loadConfig(role: string, env: Env = process.env): Readonly<Config> {
   if (!(ROLES as readonly string[]).includes(role)) {
     throw new ConfigError(`unknown role ${JSON.stringify(role)}; expected one of ${ROLES.join(', ')}`);
@@ -104,10 +131,7 @@ export function loadConfig(role: string, env: Env = process.env): Readonly<Confi
   if (r === 'standalone' && (natsUrls === undefined) !== (redisUrl === undefined)) {
     throw new ConfigError('standalone needs both RTGW_NATS_URL and RTGW_REDIS_URL, or neither (memory engine)');
   }
-  const prefix = str(env, 'RTGW_NATS_PREFIX') ?? 'rtgw';
-  if (!/^[A-Za-z0-9_-]{1,32}$/.test(prefix)) {
-    throw new ConfigError('RTGW_NATS_PREFIX must be 1 to 32 characters of A-Z a-z 0-9 _ -');
-  }
+  const prefix = prefixOf(env);
   const jwt: JwtConfig = {
     secret: str(env, 'RTGW_JWT_SECRET'),
     publicKey: str(env, 'RTGW_JWT_PUBLIC_KEY'),

@@ -3,7 +3,7 @@
 // A SlotClient sends each request as a publish whose reply subject names the client and the request,
 // `<p>.reply.<client>.<id>`, and keeps one subscription to `<p>.reply.<client>.*`. The owner answers
 // through SlotReplies, which gathers the answers of one burst per client into one message on
-// `<p>.reply.<client>.0`, a line `<id> <answer JSON>` each. NATS itself answers on the request's own
+// `<p>.reply.<client>.0`, a line `<id> <answer JSON>` each (subjects.ts builds and parses them all). NATS itself answers on the request's own
 // reply subject when nobody owns the slot (no responders): nobody got the request, so it is sent again,
 // as it is after a handing-over router's "moved" answer, with backoff until the deadline. A request
 // that reached a router and got no answer by the deadline is not repeated (the owner may have acted):
@@ -13,10 +13,9 @@ import { toText, type Bus, type BusMsg, type Subscription } from '../bus/bus.js'
 import { RtgwError } from '../errors.js';
 import { ErrorCode } from '../protocol/codes.js';
 import { encodeSlotRequest, isErrorReply, type SlotRequest } from './messages.js';
-import type { Subjects } from './subjects.js';
+import { REPLY_BATCH, type Subjects } from './subjects.js';
 
 const SWEEP_MS = 25;
-const BATCH = '0';
 
 interface Pending {
   slot: number;
@@ -43,7 +42,7 @@ export class SlotClient {
     private readonly timeoutMs: number,
   ) {
     this.#replies = subj.replies(client);
-    this.#sub = bus.subscribe(`${this.#replies}.*`, (msg) => this.#onReply(msg));
+    this.#sub = bus.subscribe(subj.allReplies(this.#replies), (msg) => this.#onReply(msg));
   }
 
   /** Resolves with the owner's answer; rejects with RtgwError (its error reply, or `unavailable`). */
@@ -68,7 +67,7 @@ export class SlotClient {
   #send(id: number, p: Pending): void {
     p.retryAt = undefined;
     try {
-      this.bus.publish(this.subj.slot(p.slot), p.body, `${this.#replies}.${id}`);
+      this.bus.publish(this.subj.slot(p.slot), p.body, this.subj.replyTo(this.#replies, id));
     } catch (e) {
       this.#settle(id, p, new RtgwError(ErrorCode.Unavailable, 'bus unavailable', { cause: e }));
     }
@@ -76,7 +75,7 @@ export class SlotClient {
 
   #onReply(msg: BusMsg): void {
     const token = msg.subject.slice(this.#replies.length + 1);
-    if (token !== BATCH) return this.#answer(Number(token), msg.noResponders ? undefined : toText(msg.data));
+    if (token !== REPLY_BATCH) return this.#answer(Number(token), msg.noResponders ? undefined : toText(msg.data));
     for (const line of toText(msg.data).split('\n')) {
       const sp = line.indexOf(' ');
       if (sp > 0) this.#answer(Number(line.slice(0, sp)), line.slice(sp + 1));
@@ -129,15 +128,15 @@ export class SlotClient {
  * produced by one batch of store replies), any other request with a plain reply.
  */
 export class SlotReplies {
-  readonly #marker: string;
-  /** Answer lines by the client's reply subject. */
+  readonly #subj: Subjects;
+  /** Answer lines by the client's `replies` subject. */
   readonly #batches: BurstBatches<string, string>;
 
   constructor(bus: Bus, subj: Subjects) {
-    this.#marker = subj.replies('');
-    this.#batches = new BurstBatches((client, lines) => {
+    this.#subj = subj;
+    this.#batches = new BurstBatches((replies, lines) => {
       try {
-        bus.publish(`${client}.${BATCH}`, lines.join('\n'));
+        bus.publish(subj.batchReply(replies), lines.join('\n'));
       } catch {
         // The bus is closing: those clients time out, as they would with a router that died.
       }
@@ -145,12 +144,11 @@ export class SlotReplies {
   }
 
   send(msg: BusMsg, answer: string): void {
-    const to = msg.reply;
-    const dot = to === undefined ? -1 : to.lastIndexOf('.');
-    if (to === undefined || !to.startsWith(this.#marker) || dot < this.#marker.length) {
+    const to = msg.reply === undefined ? undefined : this.#subj.parseReply(msg.reply);
+    if (to === undefined) {
       msg.respond(answer);
       return;
     }
-    this.#batches.add(to.slice(0, dot), `${to.slice(dot + 1)} ${answer}`);
+    this.#batches.add(to.replies, `${to.token} ${answer}`);
   }
 }

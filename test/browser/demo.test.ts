@@ -4,7 +4,7 @@
 // repeats nothing on either page: messages typed while it was down wait in the SDK's outbox, the new
 // server's key makes the SDK fetch a new token (4001), and the rooms resume from history. A screenshot is
 // taken and checked, by the browser's own image decoder, to be far from blank.
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -12,8 +12,8 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startNode, uid, type Node } from '../harness/cluster.js';
 import { startNats, type NatsServer } from '../harness/nats.js';
 import { startRedis, type RedisServer } from '../harness/redis.js';
+import { requireBinary } from '../../scripts/prerequisites.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
 /** The flags this machine's Chromium needs headless as root, with no network beyond loopback. */
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const artifacts = fileURLToPath(new URL('../../.vitest-tmp/', import.meta.url));
@@ -33,10 +33,10 @@ const standalone = (port?: number, adminPort?: number) =>
   });
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install Debian's chromium package (\`apt-get install chromium\`; .ci/run does)`);
+  const executablePath = requireBinary('chromium');
   [nats, redis] = await Promise.all([startNats(), startRedis()]);
   node = await standalone();
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
 }, 60_000);
 afterAll(async () => {
   await browser?.close();

@@ -79,4 +79,11 @@ describe('rtgw deadletters', () => {
     const badVerb = await run(['purge'], natsEnv());
     expect(badVerb.code).toBe(2);
   });
+
+  it('refuses a prefix the config loader refuses, before connecting, and exits 2', async () => {
+    const r = await run(['list'], { ...natsEnv(), RTGW_NATS_PREFIX: 'a.b' });
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/usage: rtgw deadletters/);
+    expect(r.err).toContain('bad configuration: RTGW_NATS_PREFIX must be 1 to 32 characters');
+  });
 });

@@ -5,14 +5,14 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { requireBinary } from '../../scripts/prerequisites.mjs';
 
 const run = promisify(execFile);
 const compose = fileURLToPath(new URL('../../deploy/compose.yaml', import.meta.url));
 const secret = 'compose-test-secret-0123456789abcdef';
 
 async function config(env: Record<string, string>) {
-  return run('docker-compose', ['-p', 'rtgw', '-f', compose, 'config'], { env: { ...process.env, ...env } }).catch((e: { code?: string; stderr?: string }) => {
-    if (e.code === 'ENOENT') throw new Error('docker-compose not found: apt-get install docker-compose (.ci/run does)');
+  return run(requireBinary('docker-compose'), ['-p', 'rtgw', '-f', compose, 'config'], { env: { ...process.env, ...env } }).catch((e: { stderr?: string }) => {
     return { stdout: '', stderr: String(e.stderr ?? e), failed: true as const };
   });
 }

@@ -2,7 +2,7 @@
 // restarts it on that same port so clients can reconnect. Servers still running when the test process
 // exits are killed, so a crashed test leaves no nats-server behind.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { findBinary } from './global-setup.js';
+import { requireBinary } from '../../scripts/prerequisites.mjs';
 
 export interface NatsServer {
   /** `nats://127.0.0.1:<port>`; stays the same across restart(). */
@@ -34,10 +34,7 @@ process.once('exit', () => {
 });
 
 export async function startNats(opts: StartNatsOptions = {}): Promise<NatsServer> {
-  const bin = findBinary('nats-server');
-  if (bin === undefined) {
-    throw new Error('nats-server not found on PATH, /usr/sbin or /usr/bin: install it (`apt-get install nats-server`)');
-  }
+  const bin = requireBinary('nats-server');
   const args = opts.args ?? [];
   const startupTimeoutMs = opts.startupTimeoutMs ?? 10_000;
   let current = await launch(bin, -1, args, startupTimeoutMs);

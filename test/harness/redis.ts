@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { findBinary } from './global-setup.js';
+import { requireBinary } from '../../scripts/prerequisites.mjs';
 
 export interface RedisServer {
   /** `redis://127.0.0.1:<port>`; stays the same across restart(). */
@@ -42,12 +42,7 @@ process.once('exit', () => {
 });
 
 export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisServer> {
-  const bin = findBinary('redis-server');
-  if (bin === undefined) {
-    throw new Error(
-      'redis-server not found on PATH, /usr/sbin or /usr/bin: install it (`apt-get install redis-server`)',
-    );
-  }
+  const bin = requireBinary('redis-server');
   const args = opts.args ?? [];
   const startupTimeoutMs = opts.startupTimeoutMs ?? 10_000;
 

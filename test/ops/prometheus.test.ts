@@ -14,8 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { ClientPool } from '../harness/client.js';
 import { freePort, startCluster, uid, type Cluster } from '../harness/cluster.js';
-import { findBinary } from '../harness/global-setup.js';
 import { waitFor } from '../harness/wait.js';
+import { requireBinary as need } from '../../scripts/prerequisites.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const promDir = join(root, 'deploy', 'prometheus');
@@ -23,14 +23,6 @@ const alertsFile = join(promDir, 'alerts.yml');
 const alertsTestFile = join(promDir, 'alerts.test.yml');
 const runbookFile = join(promDir, 'RUNBOOK.md');
 const dashboardFile = join(root, 'deploy', 'grafana', 'rtgw-dashboard.json');
-
-const INSTALL_HINT = 'install Debian\'s prometheus package (`apt-get install prometheus`, it ships prometheus and promtool)';
-
-function need(bin: string): string {
-  const path = findBinary(bin);
-  if (path === undefined) throw new Error(`${bin} not found on PATH, /usr/sbin or /usr/bin: ${INSTALL_HINT}`);
-  return path;
-}
 
 interface Rule {
   alert?: string;

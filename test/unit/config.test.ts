@@ -1,7 +1,7 @@
 // loadConfig / describeConfig: defaults, refusals with the offending variable named, development mode,
-// and a description that is safe to log.
+// and a description that is safe to log. loadBusClientConfig: the NATS URL and prefix alone, validated alike.
 import { describe, expect, it } from 'vitest';
-import { ConfigError, describeConfig, loadConfig, type Config } from '../../shared/config.js';
+import { ConfigError, describeConfig, loadBusClientConfig, loadConfig, type Config } from '../../shared/config.js';
 
 const SECRET = 's3cret-'.padEnd(40, 'x');
 const cluster = { RTGW_NATS_URL: 'nats://127.0.0.1:4222', RTGW_REDIS_URL: 'redis://127.0.0.1:6379' };
@@ -301,5 +301,23 @@ describe('describeConfig', () => {
     // describing does not change the configuration itself
     expect(c.jwt.secret).toBe(SECRET);
     expect(c.redisUrl).toContain(redisPass);
+  });
+});
+
+describe('loadBusClientConfig (rtgw deadletters)', () => {
+  it('reads the NATS URLs and the prefix, and needs nothing else (no Redis, no token key)', () => {
+    const c = loadBusClientConfig({ RTGW_NATS_URL: ' nats://a:4222, nats://b:4222 ', RTGW_NATS_PREFIX: 'blue_1' });
+    expect(c).toEqual({ natsUrls: ['nats://a:4222', 'nats://b:4222'], prefix: 'blue_1' });
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(loadBusClientConfig({ RTGW_NATS_URL: 'nats://a:4222', RTGW_NATS_PREFIX: '' }).prefix).toBe('rtgw');
+  });
+
+  it('refuses a missing NATS URL and, as loadConfig does, a prefix that could add subject tokens', () => {
+    for (const url of [undefined, '', ' , ']) {
+      expect(configError(() => loadBusClientConfig({ RTGW_NATS_URL: url })).message).toContain('RTGW_NATS_URL');
+    }
+    for (const p of ['a.b', 'a*', 'a:b', 'x'.repeat(33)]) {
+      expect(configError(() => loadBusClientConfig({ RTGW_NATS_URL: 'nats://a:4222', RTGW_NATS_PREFIX: p })).message).toContain('RTGW_NATS_PREFIX');
+    }
   });
 });

@@ -1,6 +1,9 @@
 // The import-boundary test (style.md): which folder may import which, and which files alone may import
 // NATS, ioredis and uWebSockets.js. Import specifiers are read with TypeScript's own pre-processor, so
 // comments and strings that look like imports are not mistaken for them.
+//
+// And the naming boundary: shared/cluster/subjects.ts alone builds NATS subjects and keys.ts alone
+// builds Redis keys (checkNaming, on TypeScript's syntax tree, so comments never count).
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,9 +38,12 @@ export function specifiersOf(source: string): string[] {
   return ts.preProcessFile(source, true, true).importedFiles.map((f) => f.fileName);
 }
 
+function sourcePaths(): string[] {
+  return [...SCANNED_DIRS.flatMap(tsFiles), ...SCANNED_FILES.filter((f) => existsSync(posix.join(ROOT, f)))];
+}
+
 export function scanRepo(): SourceFile[] {
-  const files = [...SCANNED_DIRS.flatMap(tsFiles), ...SCANNED_FILES.filter((f) => existsSync(posix.join(ROOT, f)))];
-  return files.map((path) => ({ path, specifiers: specifiersOf(readFileSync(posix.join(ROOT, path), 'utf8')) }));
+  return sourcePaths().map((path) => ({ path, specifiers: specifiersOf(readFileSync(posix.join(ROOT, path), 'utf8')) }));
 }
 
 const isNats = (s: string) => s.startsWith('@nats-io/') || s === 'nats' || s.startsWith('nats/');
@@ -93,6 +99,172 @@ export function checkBoundaries(files: readonly SourceFile[]): string[] {
   }
   return out;
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Naming: who builds subjects and keys.
+
+const SUBJECTS_FILE = 'shared/cluster/subjects.ts';
+const KEYS_FILE = 'shared/cluster/keys.ts';
+
+/** The literal text between the substitutions of every template literal in `source`. */
+function templateTexts(path: string, source: string): string[] {
+  const out: string[] = [];
+  const visit = (n: ts.Node): void => {
+    if (ts.isTemplateExpression(n)) out.push(n.head.text, ...n.templateSpans.map((s) => s.literal.text));
+    ts.forEachChild(n, visit);
+  };
+  visit(ts.createSourceFile(path, source, ts.ScriptTarget.ES2022, true));
+  return out;
+}
+
+export interface NamingShapes {
+  /** The fixed tokens of subjects.ts, dots included: `.room.`, `.api.`, ... */
+  subjectTokens: string[];
+  /** The fixed segments of keys.ts, colons included: `:rm:`, `:lease`, `:{` ... */
+  keySegments: string[];
+}
+
+/**
+ * What subjects.ts and keys.ts put between a name and the next: read from them, so a subject or key
+ * kind added there is guarded at once. Segments of one letter (`:s` of the hash tag) are left out:
+ * too short to tell a key from other text.
+ */
+export function namingShapes(subjectsSource: string, keysSource: string): NamingShapes {
+  const subjectTokens = templateTexts(SUBJECTS_FILE, subjectsSource).filter((t) => /^\.[a-z]+\.$/.test(t));
+  const keySegments = templateTexts(KEYS_FILE, keysSource).filter((t) => /^:([a-z]{2,}:?|\{)$/.test(t));
+  return { subjectTokens: [...new Set(subjectTokens)], keySegments: [...new Set(keySegments)] };
+}
+
+/** Bus methods whose argument `i` is a subject (Bus in shared/bus/bus.ts: publish's third is its reply subject). */
+const SUBJECT_ARGS = new Map([['publish', [0, 2]], ['subscribe', [0]], ['request', [0]]]);
+/** Names the prefix goes by (config's `prefix`, subjects' and keys' `p`). */
+const isPrefix = (e: ts.Expression) =>
+  (ts.isIdentifier(e) && (e.text === 'prefix' || e.text === 'p')) || (ts.isPropertyAccessExpression(e) && e.name.text === 'prefix');
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * Every place outside subjects.ts that builds a NATS subject and outside keys.ts that builds a Redis key,
+ * as `file:line: problem` lines. Built means:
+ *  - a subject argument of a bus call (publish, its reply, subscribe, request) written in place as a
+ *    string, template or `+` concatenation instead of coming from subjects.ts;
+ *  - a template or concatenation that starts with the prefix followed by `.` (a subject) or `:` (a key);
+ *  - a string or template text holding one of subjects.ts's tokens (`.room.`...) or `_INBOX` (NATS's
+ *    reply inboxes: only the bus implementations, shared/bus/, name those), or one of keys.ts's segments.
+ */
+export function checkNaming(files: readonly { path: string; source: string }[], shapes: NamingShapes): string[] {
+  const out: string[] = [];
+  const keyRe = new RegExp(`(${shapes.keySegments.map(escape).join('|')})(?![a-z])`);
+  for (const { path, source } of files) {
+    const mayBuildSubjects = path === SUBJECTS_FILE;
+    const mayBuildKeys = path === KEYS_FILE;
+    const sf = ts.createSourceFile(path, source, ts.ScriptTarget.ES2022, true);
+    const bad = (n: ts.Node, why: string) =>
+      out.push(`${path}:${sf.getLineAndCharacterOfPosition(n.getStart(sf)).line + 1}: ${n.getText(sf)}: ${why}`);
+    const isBuilt = (e: ts.Expression) =>
+      ts.isTemplateExpression(e) || ts.isStringLiteralLike(e) || (ts.isBinaryExpression(e) && e.operatorToken.kind === ts.SyntaxKind.PlusToken);
+    /** The leftmost part of a template or concatenation, and the text right after it. */
+    const startsWithPrefix = (e: ts.Node): string | undefined => {
+      if (ts.isTemplateExpression(e) && e.head.text === '' && isPrefix(e.templateSpans[0]!.expression)) return e.templateSpans[0]!.literal.text[0];
+      if (ts.isBinaryExpression(e) && e.operatorToken.kind === ts.SyntaxKind.PlusToken && isPrefix(e.left) && ts.isStringLiteralLike(e.right)) return e.right.text[0];
+      return undefined;
+    };
+    const visit = (n: ts.Node): void => {
+      if (!mayBuildSubjects && ts.isCallExpression(n) && ts.isPropertyAccessExpression(n.expression)) {
+        for (const i of SUBJECT_ARGS.get(n.expression.name.text) ?? []) {
+          const arg = n.arguments[i];
+          if (arg !== undefined && isBuilt(arg)) bad(arg, `a subject built outside ${SUBJECTS_FILE}`);
+        }
+      }
+      const after = startsWithPrefix(n);
+      if (after === '.' && !mayBuildSubjects) bad(n, `prefix + '.' builds a subject: only ${SUBJECTS_FILE} does`);
+      if (after === ':' && !mayBuildKeys) bad(n, `prefix + ':' builds a Redis key: only ${KEYS_FILE} does`);
+      const texts = ts.isStringLiteralLike(n)
+        ? [n.text]
+        : ts.isTemplateExpression(n)
+          ? [n.head.text, ...n.templateSpans.map((s) => s.literal.text)]
+          : [];
+      for (const t of texts) {
+        if (!mayBuildSubjects && shapes.subjectTokens.some((tok) => t.includes(tok))) bad(n, `a subject token: only ${SUBJECTS_FILE} builds subjects`);
+        if (!under(path, 'shared/bus') && /\b_INBOX\b/.test(t)) bad(n, 'a NATS inbox: only the bus implementations (shared/bus/) name them');
+        if (!mayBuildKeys && keyRe.test(t)) bad(n, `a Redis key segment: only ${KEYS_FILE} builds keys`);
+      }
+      ts.forEachChild(n, visit);
+    };
+    visit(sf);
+  }
+  return out;
+}
+
+const read = (path: string) => readFileSync(posix.join(ROOT, path), 'utf8');
+const realShapes = () => namingShapes(read(SUBJECTS_FILE), read(KEYS_FILE));
+
+describe('naming boundaries of this repository', () => {
+  it('reads the shapes of subjects.ts and keys.ts', () => {
+    const shapes = realShapes();
+    expect(shapes.subjectTokens).toEqual(expect.arrayContaining(['.slot.', '.reply.', '.room.', '.api.', '.in.', '.events.']));
+    expect(shapes.keySegments).toEqual(expect.arrayContaining([':{', ':lease', ':rm:', ':ui:', ':routers', ':nodes']));
+    expect(shapes.keySegments).not.toContain(':s');
+  });
+
+  it('no file but subjects.ts builds a subject, and none but keys.ts builds a key', () => {
+    const files = sourcePaths().map((path) => ({ path, source: read(path) }));
+    expect(checkNaming(files, realShapes())).toEqual([]);
+  });
+});
+
+describe('checkNaming catches every way of building a name', () => {
+  const shapes = realShapes();
+  const clean = [
+    { path: SUBJECTS_FILE, source: read(SUBJECTS_FILE) },
+    { path: KEYS_FILE, source: read(KEYS_FILE) },
+    // What looks close but builds no name: a JWT's signing input, a file name, a log line, a uWS topic,
+    // an id, a bus call with subjects from subjects.ts, a reply subject passed along as received.
+    {
+      path: 'gateway/ok.ts',
+      source: [
+        'const signingInput = `${h}.${p}`;',
+        'const file = `./lua/${name}.lua`;',
+        'log(`cannot listen on ${cfg.host}:${cfg.port}`);',
+        "const topic = 'r:' + room;",
+        'const id = `${slot}:${user}:${seq}`;',
+        'bus.publish(subj.room(room), data);',
+        'bus.publish(subj.slot(slot), body, subj.replyTo(replies, id));',
+        'this.bus.subscribe(this.subj.node(node), onMsg);',
+        'bus.publish(msg.reply, data);',
+        "const max = 'RTGW_INBOX_MAX_MESSAGES';",
+        '// a comment about `${p}.reply.${client}.${id}` and _INBOX',
+      ].join('\n'),
+    },
+    { path: 'shared/bus/memory.ts', source: 'const inbox = `_INBOX.${++n}`;' },
+  ];
+
+  it('passes legitimate code', () => {
+    expect(checkNaming(clean, shapes)).toEqual([]);
+  });
+
+  it.each<[string, string, RegExp]>([
+    ["slot-rpc's old reply subject", 'this.bus.publish(this.subj.slot(s), body, `${this.#replies}.${id}`);', /subject built outside/],
+    ["slot-rpc's old subscription", 'this.#sub = bus.subscribe(`${this.#replies}.*`, onReply);', /subject built outside/],
+    ["slot-rpc's old batch subject", 'bus.publish(`${client}.${BATCH}`, lines);', /subject built outside/],
+    ['a subject concatenated in a call', "bus.request(subj.api('dm') + '.x', body, 1000);", /subject built outside/],
+    ['a literal subject in a call', "bus.subscribe('rtgw.events.connect', h);", /subject built outside/],
+    ['prefix + . in a template', 'const s = `${cfg.prefix}.things.${x}`;', /prefix \+ '\.' builds a subject/],
+    ['prefix + . concatenated', "const s = prefix + '.things';", /prefix \+ '\.' builds a subject/],
+    ['a subject token in a template', 'const s = `${x}.room.${y}`;', /subject token/],
+    ['a subject token in a string', "const s = 'rtgw.api.publish';", /subject token/],
+    ['a NATS inbox outside the bus', 'const inbox = `_INBOX.${id}`;', /NATS inbox/],
+    ['prefix + : in a template', 'const k = `${prefix}:whatever:${x}`;', /builds a Redis key/],
+    ['prefix + : concatenated', "const k = cfg.prefix + ':nodes';", /builds a Redis key/],
+    ['a key segment in a template', 'const k = `${tag}:rm:${room}`;', /Redis key segment/],
+    ['a key segment at the end of a string', "const k = base + ':lease';", /Redis key segment/],
+    ['a hash tag', 'const k = `${p2}:{${p2}:s${slot}}`;', /Redis key segment/],
+  ])('%s', (_name, source, why) => {
+    const found = checkNaming([...clean, { path: 'router/bad.ts', source }], shapes);
+    expect(found.length).toBeGreaterThan(0);
+    expect(found.every((line) => line.startsWith('router/bad.ts:1: '))).toBe(true);
+    expect(found.join('\n')).toMatch(why);
+  });
+});
 
 describe('import boundaries of this repository', () => {
   const files = scanRepo();
