@@ -52,7 +52,7 @@ describe('clean histories report nothing', () => {
     expect(r.rooms.r!.stats).toEqual({ ok: 3, delivered: 3, redelivered: 0, acked: 0 });
   });
 
-  it('a pub answered `unavailable` may be stored (received once) or not; a seq received twice on one connection counts once', () => {
+  it('a pub answered `unavailable` may be stored (received once) or not', () => {
     const h = new History();
     h.recordJoin('m', 'r', 0);
     const a = h.recordSend('pub', 'p', 'r');
@@ -63,10 +63,10 @@ describe('clean histories report nothing', () => {
     h.recordAnswer(c, { kind: 'unanswered', why: 'closed' });
     const d = h.recordSend('pub', 'p', 'r');
     ok(h, d, 2);
-    for (const f of [msg(a, 1), msg(d, 2), msg(d, 2)]) h.recordReceive('m', 'm', 'c1', f);
+    for (const f of [msg(a, 1), msg(d, 2)]) h.recordReceive('m', 'm', 'c1', f);
     const r = h.check();
     expect(r.problems).toEqual([]);
-    expect(r.rooms.r!.stats).toMatchObject({ ok: 1, delivered: 2, redelivered: 1 });
+    expect(r.rooms.r!.stats).toMatchObject({ ok: 1, delivered: 2, redelivered: 0 });
   });
 
   it('a member that left owes nothing after it; one that rejoined with since owes what came after since', () => {
