@@ -999,12 +999,16 @@ export class History {
     const report = (s: string) => {
       if (reported++ < 12) out.push(`${who} in ${c.room}: ${s}`);
     };
+    // Each message must be the one after the highest so far: one deviation is reported once, not again
+    // for every message after it (the count and `through` checks below still see it).
+    let top = after;
     msgs.forEach((f, i) => {
-      const want = after + 1 + i;
+      const want = top + 1;
       if (f.seq !== want) {
         const kind = seen.has(f.seq as number) ? 'duplicate' : (f.seq as number) < want ? 'out of order' : 'gap';
         report(`${kind}: message #${i} has seq ${String(f.seq)}, expected ${want} (previous ${String(msgs[i - 1]?.seq)})`);
       }
+      if (typeof f.seq === 'number' && f.seq > top) top = f.seq;
       seen.set(f.seq as number, f);
       const id = History.idOf(f);
       if (id !== undefined) {
