@@ -1,7 +1,10 @@
 // The guarantee checker judged on hand-made histories: clean ones (including every legitimate dm
 // redelivery: retries, pending replays after a reconnect, re-drives, dead letters, resends with the same
-// mid) report nothing, and each broken one reports exactly its problem (lost, unexpected, a message
+// mid; and a room replay a rejoin asked for) report nothing, and each broken one reports exactly its
+// problem (lost, unexpected, a room seq repeated within one join, a gap before a rejoin, a message
 // stored twice, an inversion, a dm never delivered, a seq carrying two messages, an unsettled dm).
+// The oracles of the room fault tests (receiverProblems, agreementProblems, answerProblems) get the
+// same treatment: a correct input reports nothing, and each branch is fed the breakage it names.
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import type { Frame, TestClient } from '../harness/client.js';
