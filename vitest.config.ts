@@ -7,6 +7,8 @@ export default defineConfig({
     // Cluster and fault tests start real processes; two cores do not profit from running many at once.
     maxWorkers: 2,
     globalSetup: ['test/harness/global-setup.ts'],
+    // Fixes fast-check's seed for every property without its own (test/harness/random.ts).
+    setupFiles: ['test/harness/seed-setup.ts'],
     projects: [
       { extends: true, test: { name: 'main', include: ['test/**/*.test.ts'], exclude: ['test/alone/**'], sequence: { groupOrder: 0 } } },
       // Tests that compare latencies within their own run: they run after all the others, one at a time,

@@ -10,6 +10,7 @@ import { uid, type Node } from '../harness/cluster.js';
 import { History } from '../harness/history.js';
 import { recordApp, SdkPool, type SdkClient } from '../harness/sdk.js';
 import { useCluster } from '../harness/suite.js';
+import { prng } from '../harness/random.js';
 import { sleep, waitFor } from '../harness/wait.js';
 import { waitBalanced } from '../fault/kit.js';
 
@@ -61,6 +62,8 @@ async function traffic(history: History, room: string, ms: Member[], stopAt: num
     answers.push(sent.then((seq) => history.recordAnswer(rec, { kind: 'ok', seq }), (e: Error & { code?: string }) => history.recordAnswer(rec, { kind: 'err', code: e.code ?? 'none', msg: e.message })));
   await Promise.all(
     ms.map(async (m, i) => {
+      // Seeded pauses, one generator per member: the same spread on every run.
+      const jitter = prng(`sdk-traffic-${m.who}`);
       for (let n = 0; Date.now() < stopAt; n++) {
         const rec = history.recordSend('pub', m.who, room);
         record(rec, m.c.client.publish(room, { id: rec.mid }, { mid: rec.mid }));
@@ -69,7 +72,7 @@ async function traffic(history: History, room: string, ms: Member[], stopAt: num
           const dm = history.recordSend('dm', m.who, to.user);
           record(dm, m.c.client.sendDirect(to.user, { id: dm.mid }, { mid: dm.mid }));
         }
-        await sleep(everyMs * (0.5 + Math.random()));
+        await sleep(everyMs * (0.5 + jitter()));
       }
     }),
   );

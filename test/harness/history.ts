@@ -1,7 +1,8 @@
 // A Jepsen-style history of what test clients did and saw, and the one checker that judges it
 // (architecture.md guarantees 1–4). Clients record every send (`pub`, `dm`, each with a unique mid that
-// is also `data.id`), every answer, every frame received on a watched connection and every ack; `check()`
-// computes, per room and per recipient: lost, unexpected, duplicates after client dedup, order
+// is also `data.id`), every answer, every join and leave, every frame received on a watched connection
+// and every ack; `check()` computes, per room and per recipient: lost (judged per join interval of each
+// member), unexpected, room seqs repeated within one join interval, messages stored twice, order
 // inversions and conflicting seqs. Checks return problems, not booleans, so a failing assertion names
 // every violation with its seq and mid. The per-receiver room checks (`receiverProblems`,
 // `agreementProblems`) predate the event history and stay for the room fault tests.
@@ -54,9 +55,14 @@ export type HistoryEvent =
   /** A `msg` or `dm` frame on connection `conn` of `user`; `who` labels the receiver across its connections. */
   | { readonly type: 'receive'; readonly i: number; readonly atMs: number; readonly who: string; readonly user: string; readonly conn: string; readonly frame: Frame }
   | { readonly type: 'ack'; readonly i: number; readonly atMs: number; readonly who: string; readonly user: string; readonly conn: string; readonly seq: number }
-  /** `who` must from now on receive every ok'd pub of `room` with a seq above `after`. */
-  | { readonly type: 'join'; readonly i: number; readonly atMs: number; readonly who: string; readonly room: string; readonly after: number }
-  /** `who` stops owing `room` anything (it left, or its connection died without a rejoin). */
+  /**
+   * `who` joined `room` (on connection `conn`, when known) and from then on must receive, on that
+   * connection, every ok'd pub of `room` with a seq above `after`, each once: `after` is the `since` of a
+   * recovered join (`recovered`: the member asked for everything after it), else the head seq the join
+   * was answered with. The join opens an interval that the member's next join or leave of `room` closes.
+   */
+  | { readonly type: 'join'; readonly i: number; readonly atMs: number; readonly who: string; readonly room: string; readonly after: number; readonly conn?: string; readonly recovered?: boolean }
+  /** `who` left `room`: its current join interval is closed (see `check` for what a closed one owes). */
   | { readonly type: 'leave'; readonly i: number; readonly atMs: number; readonly who: string; readonly room: string }
   /** A dead letter of `user` (message `mid`, seq `fromSeq`) was sent again as `seq`. */
   | { readonly type: 'redrive'; readonly i: number; readonly atMs: number; readonly user: string; readonly mid: string; readonly fromSeq: number; readonly seq: number };
@@ -159,7 +165,7 @@ export interface CheckOptions {
 // ---------------------------------------------------------------------------------------------------
 // Verdicts
 
-export type ProblemKind = 'lost' | 'unexpected' | 'duplicate' | 'inversion' | 'conflict' | 'unsettled';
+export type ProblemKind = 'lost' | 'unexpected' | 'repeat' | 'duplicate' | 'inversion' | 'conflict' | 'unsettled';
 export type Scope = 'room' | 'recipient';
 
 export interface Problem {
@@ -180,8 +186,14 @@ export interface Problem {
 export interface Verdict {
   /** Ok'd, but a receiver that must have it never received it (and it is not a dead letter). */
   lost: Problem[];
-  /** Received, but never sent by this History, or sent to another room / recipient. */
+  /** Received, but never sent by this History, sent to another room / recipient, or a room seq at or below its join. */
   unexpected: Problem[];
+  /**
+   * A room seq received more than once within one join interval of a member. The gateway hands each
+   * member every room message once; only a rejoin with `since` (a replay the member asked for) may bring
+   * a seq again, and that opens a new interval. Dms are redelivered until acked: never a repeat.
+   */
+  repeats: Problem[];
   /** One message stored under two seqs (a repeated seq is the client's to drop, not a duplicate). */
   duplicates: Problem[];
   /** A seq first received on a connection after a higher one (after dropping repeated seqs). */
@@ -195,7 +207,7 @@ export interface Verdict {
     ok: number;
     /** Distinct seqs received by anyone. */
     delivered: number;
-    /** Frames repeating a seq their connection already had (dm redelivery is allowed on the wire). */
+    /** Frames repeating a seq their connection already had (allowed for dms; for rooms see `repeats`). */
     redelivered: number;
     /** Distinct seqs acknowledged (dm). */
     acked: number;
@@ -214,6 +226,7 @@ export interface CheckResult {
 const KIND_FIELD: Record<ProblemKind, Exclude<keyof Verdict, 'stats'>> = {
   lost: 'lost',
   unexpected: 'unexpected',
+  repeat: 'repeats',
   duplicate: 'duplicates',
   inversion: 'inversions',
   conflict: 'conflicts',
@@ -223,6 +236,7 @@ const KIND_FIELD: Record<ProblemKind, Exclude<keyof Verdict, 'stats'>> = {
 const emptyVerdict = (): Verdict => ({
   lost: [],
   unexpected: [],
+  repeats: [],
   duplicates: [],
   inversions: [],
   conflicts: [],
@@ -291,8 +305,12 @@ export class History {
     this.log({ type: 'ack', who, user, conn, seq });
   }
 
-  recordJoin(who: string, room: string, after: number): void {
-    this.log({ type: 'join', who, room, after });
+  /**
+   * `who` joined `room`; it is owed every ok'd pub above `after` (see the join event). `conn` ties the
+   * interval to the connection it must arrive on; without it, the member's frames on any connection count.
+   */
+  recordJoin(who: string, room: string, after: number, opts: { conn?: string; recovered?: boolean } = {}): void {
+    this.log({ type: 'join', who, room, after, ...(opts.conn === undefined ? {} : { conn: opts.conn }), recovered: opts.recovered ?? false });
   }
 
   recordLeave(who: string, room: string): void {
@@ -473,12 +491,14 @@ export class History {
   }
 
   /**
-   * Joins `room` and records the membership: from then on `who` must receive every ok'd pub with a seq
-   * above the join's (or above `since` when the replay was recovered). Resolves the `ok` frame.
+   * Joins `room` and records the membership: from then on `who` must receive on this connection every
+   * ok'd pub with a seq above the join's (or above `since` when the replay was recovered), each once.
+   * Resolves the `ok` frame.
    */
   async join(client: TestClient, who: string, room: string, extra: { since?: number; epoch?: string; presence?: boolean } = {}): Promise<Frame> {
     const ok = await client.ok({ t: 'join', room, ...extra });
-    this.recordJoin(who, room, extra.since !== undefined && ok.recovered === true ? extra.since : (ok.seq as number));
+    const recovered = extra.since !== undefined && ok.recovered === true;
+    this.recordJoin(who, room, recovered ? extra.since! : (ok.seq as number), { conn: client.conn, recovered });
     return ok;
   }
 
@@ -611,15 +631,24 @@ export class History {
 
   /**
    * Judges the whole history, per room and per recipient:
-   * - lost: a pub ok'd with seq s that a member (joined with a seq below s, never left) did not receive;
-   *   a dm ok'd (or re-driven) with seq s that no connection of its recipient received, unless (user, s)
-   *   is in `opts.deadLetters`. An `ok` is a promise that the message is stored; `unavailable` or no
-   *   answer promises nothing, so such a message may be received, but only once (see duplicates).
+   * - lost, rooms: judged per join interval of a member (a join, up to the member's next join or leave of
+   *   the room; the frames of a join are those on its connection). An interval with `after` A owes every
+   *   ok'd pub with a seq s > A up to its end: the open last interval owes them all; one closed by a
+   *   recovered rejoin with since S owes those up to S (the member claimed to hold them; the rejoin owes
+   *   the rest); one closed by a leave or by a join without a recovered since owes those up to the highest
+   *   seq it received (no gaps: when the connection stopped owing is not in the history). An owed seq is
+   *   lost unless the interval received it (the ok'd message, not a stranger at its seq) or a later
+   *   interval of the member with an `after` below s did (a replay the member asked for from an earlier
+   *   position); it is reported once, at the last interval that owes it.
+   * - lost, dms: a dm ok'd (or re-driven) with seq s that no connection of its recipient received, unless
+   *   (user, s) is in `opts.deadLetters`. An `ok` is a promise that the message is stored; `unavailable`
+   *   or no answer promises nothing, so such a message may be received, but only once (see duplicates).
    * - unexpected: a received message this History never sent, sent to another room or recipient, or
-   *   without a valid seq.
-   * - duplicates, after client dedup: receiving a seq again is the client's to drop (dm redelivery until
-   *   ack is allowed), but one message under two seqs (in answers or deliveries; a re-drive's new seq
-   *   excepted) is a message stored twice.
+   *   without a valid seq; and a room seq at or below the `after` of the join interval it arrived in.
+   * - repeats: a room seq received twice within one join interval (see `Verdict.repeats`). Frames of a
+   *   room on a connection no recorded join covers form one interval per connection.
+   * - duplicates: one message under two seqs (in answers or deliveries; a re-drive's new seq excepted)
+   *   is a message stored twice. Receiving a dm seq again is redelivery until ack, allowed.
    * - inversions: per connection (and room), the first arrival of each seq must come in increasing seq
    *   order. For dms this includes the pending replay on connect: every seq a connection gets for the
    *   first time, replayed or live, must be higher than all it got before. Repeats are skipped.
@@ -680,21 +709,64 @@ export class History {
       }
     }
 
+    // Room join intervals, per member and room in join order. A join closes the member's previous interval
+    // in that room, a leave its current one.
+    interface Interval {
+      readonly who: string;
+      readonly room: string;
+      readonly after: number;
+      readonly conn: string | undefined;
+      readonly recovered: boolean;
+      /** Index of the join event. */
+      readonly i: number;
+      closedBy?: 'leave' | { join: Interval };
+      /** Times each seq arrived in this interval, and the seq+mid pairs received as the message sent to the room. */
+      readonly count: Map<number, number>;
+      readonly got: Set<string>;
+      /** A frame of the interval's connection, for problem reports. */
+      someConn?: string;
+    }
+    const intervals = new Map<string, Interval[]>(); // who/room → intervals in join order
+    const unjoined = new Map<string, Interval>(); // who/conn/room → frames no recorded join covers
+    for (const e of this.events) {
+      if (e.type !== 'join' && e.type !== 'leave') continue;
+      const mk = `${e.who}\u0000${e.room}`;
+      let list = intervals.get(mk);
+      if (!list) intervals.set(mk, (list = []));
+      const last = list[list.length - 1];
+      if (e.type === 'leave') {
+        if (last !== undefined && last.closedBy === undefined) last.closedBy = 'leave';
+        continue;
+      }
+      const iv: Interval = { who: e.who, room: e.room, after: e.after, conn: e.conn, recovered: e.recovered ?? false, i: e.i, count: new Map(), got: new Set() };
+      if (last !== undefined && last.closedBy === undefined) last.closedBy = { join: iv };
+      list.push(iv);
+    }
+    /**
+     * The interval a room frame belongs to: among the member's joins on the frame's connection (or, when
+     * it has none there, its joins recorded without a connection), the latest recorded before the frame.
+     * A frame recorded before any of them belongs to the first: one socket read can carry a join's `ok`
+     * and the replay after it, and the frames are recorded before the awaited answer records the join.
+     */
+    const intervalOf = (who: string, room: string, conn: string, i: number): Interval | undefined => {
+      const list = intervals.get(`${who}\u0000${room}`) ?? [];
+      let pool = list.filter((m) => m.conn === conn);
+      if (pool.length === 0) pool = list.filter((m) => m.conn === undefined);
+      let pick = pool[0];
+      for (const m of pool) if (m.i < i) pick = m;
+      return pick;
+    };
+
     // Deliveries, in arrival order per connection.
     const order = new Map<string, { max: number; seen: Set<number> }>();
     const got = new Map<string, Map<string, Set<string>>>(); // scope/target → seq+mid → holders (who for rooms, user for dms)
     const seqsSeen = new Map<string, Set<number>>(); // scope/target → every seq received
     const acked = new Map<string, Set<number>>();
-    const leaves = new Map<string, number>(); // who/room → index of the last leave
     for (const e of this.events) {
       if (e.type === 'ack') {
         let s = acked.get(e.user);
         if (!s) acked.set(e.user, (s = new Set()));
         s.add(e.seq);
-        continue;
-      }
-      if (e.type === 'leave') {
-        leaves.set(`${e.who}\u0000${e.room}`, e.i);
         continue;
       }
       if (e.type !== 'receive') continue;
@@ -709,6 +781,20 @@ export class History {
       }
       const seq = f.seq;
       const rec = id === undefined ? undefined : this.byMid.get(id);
+      let iv: Interval | undefined;
+      if (scope === 'room') {
+        iv = intervalOf(e.who, target, e.conn, e.i);
+        if (iv === undefined) {
+          const uk = `${e.who}\u0000${e.conn}\u0000${target}`;
+          iv = unjoined.get(uk);
+          if (!iv) unjoined.set(uk, (iv = { who: e.who, room: target, after: 0, conn: e.conn, recovered: false, i: e.i, count: new Map(), got: new Set() }));
+        }
+        iv.someConn ??= e.conn;
+        iv.count.set(seq, (iv.count.get(seq) ?? 0) + 1);
+        if (seq <= iv.after) {
+          add({ kind: 'unexpected', scope, target, mid: id, seqs: [seq], ...where, detail: `${e.who} (${e.conn}) received ${target} seq ${seq} (${id ?? 'no id'}) in its join after seq ${iv.after}` });
+        }
+      }
       const gk = key(scope, target);
       let seen = seqsSeen.get(gk);
       if (!seen) seqsSeen.set(gk, (seen = new Set()));
@@ -729,6 +815,7 @@ export class History {
         let set = holders.get(hk);
         if (!set) holders.set(hk, (set = new Set()));
         set.add(scope === 'room' ? e.who : e.user);
+        iv?.got.add(hk);
       }
       const v = verdict(scope, target);
       const ok = `${e.conn}\u0000${scope === 'room' ? target : ''}`;
@@ -763,17 +850,35 @@ export class History {
       }
     }
 
-    // Lost: rooms per member that still owes them; dms per recipient.
-    const members = new Map<string, { who: string; room: string; after: number; i: number }>();
-    for (const e of this.events) if (e.type === 'join') members.set(`${e.who}\u0000${e.room}`, { who: e.who, room: e.room, after: e.after, i: e.i });
-    for (const [mk, m] of members) {
-      if ((leaves.get(mk) ?? -1) > m.i) continue;
-      const has = got.get(key('room', m.room));
-      for (const [seq, mid] of [...(okPubs.get(m.room) ?? [])].sort((a, b) => a[0] - b[0])) {
-        if (seq <= m.after || has?.get(`${seq}\u0000${mid}`)?.has(m.who)) continue;
-        if (opts.withoutEcho && this.byMid.get(mid)?.by === m.who) continue;
-        add({ kind: 'lost', scope: 'room', target: m.room, mid, seqs: [seq], who: m.who, detail: `${m.who} never received ${m.room} seq ${seq} (${mid}), answered ok` });
+    // Repeats: a room seq more than once in one interval.
+    for (const iv of [...[...intervals.values()].flat(), ...unjoined.values()]) {
+      for (const [seq, n] of [...iv.count].sort((a, b) => a[0] - b[0])) {
+        if (n < 2) continue;
+        add({ kind: 'repeat', scope: 'room', target: iv.room, seqs: [seq], who: iv.who, conn: iv.conn ?? iv.someConn, detail: `${iv.who} (${iv.conn ?? iv.someConn}) received ${iv.room} seq ${seq} ${n} times in its join after seq ${iv.after}` });
       }
+    }
+
+    // Lost: rooms per join interval (see above); dms per recipient.
+    const ends = (iv: Interval): number => {
+      if (iv.closedBy === undefined) return Infinity;
+      if (iv.closedBy !== 'leave' && iv.closedBy.join.recovered) return iv.closedBy.join.after;
+      return Math.max(0, ...iv.count.keys());
+    };
+    for (const list of intervals.values()) {
+      const owes = (iv: Interval, seq: number) => seq > iv.after && seq <= ends(iv);
+      const oks = [...(okPubs.get(list[0]!.room) ?? [])].sort((a, b) => a[0] - b[0]);
+      list.forEach((iv, k) => {
+        const later = list.slice(k + 1);
+        for (const [seq, mid] of oks) {
+          if (!owes(iv, seq)) continue;
+          if (opts.withoutEcho && this.byMid.get(mid)?.by === iv.who) continue;
+          const hk = `${seq}\u0000${mid}`;
+          if (iv.got.has(hk) || later.some((l) => l.after < seq && l.got.has(hk))) continue;
+          if (later.some((l) => owes(l, seq))) continue; // the last interval that owes it reports it
+          const closed = iv.closedBy === undefined ? '' : iv.closedBy === 'leave' ? ', before it left' : `, before it joined again after seq ${iv.closedBy.join.after}`;
+          add({ kind: 'lost', scope: 'room', target: iv.room, mid, seqs: [seq], who: iv.who, conn: iv.conn, detail: `${iv.who} never received ${iv.room} seq ${seq} (${mid}), answered ok, in its join after seq ${iv.after}${iv.conn === undefined ? '' : ` on ${iv.conn}`}${closed}` });
+        }
+      });
     }
     for (const [user, oks] of okDms) {
       const has = got.get(key('recipient', user));
@@ -801,7 +906,7 @@ export class History {
     const recipients = Object.fromEntries(verdicts.recipient);
     const problems: Problem[] = [];
     for (const v of [...Object.values(rooms), ...Object.values(recipients)]) {
-      problems.push(...v.lost, ...v.unexpected, ...v.duplicates, ...v.inversions, ...v.conflicts, ...v.unsettled);
+      problems.push(...v.lost, ...v.unexpected, ...v.repeats, ...v.duplicates, ...v.inversions, ...v.conflicts, ...v.unsettled);
     }
     return {
       rooms,
@@ -894,12 +999,16 @@ export class History {
     const report = (s: string) => {
       if (reported++ < 12) out.push(`${who} in ${c.room}: ${s}`);
     };
+    // Each message must be the one after the highest so far: one deviation is reported once, not again
+    // for every message after it (the count and `through` checks below still see it).
+    let top = after;
     msgs.forEach((f, i) => {
-      const want = after + 1 + i;
+      const want = top + 1;
       if (f.seq !== want) {
         const kind = seen.has(f.seq as number) ? 'duplicate' : (f.seq as number) < want ? 'out of order' : 'gap';
         report(`${kind}: message #${i} has seq ${String(f.seq)}, expected ${want} (previous ${String(msgs[i - 1]?.seq)})`);
       }
+      if (typeof f.seq === 'number' && f.seq > top) top = f.seq;
       seen.set(f.seq as number, f);
       const id = History.idOf(f);
       if (id !== undefined) {

@@ -108,7 +108,7 @@ export function recordApp(history: History, who: string, c: SdkClient): { room(n
       const room = c.client.room(name);
       if (!room) throw new Error(`recordApp: ${who} is not in ${name}`);
       room.on('message', (m) => history.recordReceive(who, c.client.user!, conn, asFrame(name, m)));
-      void room.joined.then((s) => history.recordJoin(who, name, s.seq));
+      void room.joined.then((s) => history.recordJoin(who, name, s.seq, { conn }));
     },
   };
 }

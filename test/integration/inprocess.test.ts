@@ -14,6 +14,7 @@ import { startGateway, type Gateway } from '../../gateway/server.js';
 import { startRouter, type Router } from '../../router/index.js';
 import { connect, type TestClient } from '../harness/client.js';
 import { signToken } from '../harness/cluster.js';
+import { prng } from '../harness/random.js';
 import { waitFor } from '../harness/wait.js';
 
 const SECRET = 'in-process-test-secret-0123456789abcdef';
@@ -191,12 +192,13 @@ describe('join with since while the room is busy', () => {
         await sender.ok({ t: 'pub', room, data: published++ });
       }
     })();
-    // Random joins on the faulty gateway, each from a random point in the past, while publishing goes on.
+    // Random joins on the faulty gateway, each from a random point in the past (seeded), while publishing goes on.
+    const draw = prng('inprocess-joins');
     for (let round = 0; round < 40; round++) {
       const c = await client(0, `joiner${round}`);
       await waitFor(() => published > round * 10 + 5, 5000, 'some traffic');
       // Within the last 1000 messages that history keeps (past that, recovered: false is the right answer).
-      const since = Math.max(0, published - 1 - Math.floor(Math.random() * 900));
+      const since = Math.max(0, published - 1 - Math.floor(draw() * 900));
       const ok = await c.ok({ t: 'join', room, since, epoch: first.epoch });
       expect(ok.recovered).toBe(true);
       await waitFor(() => published >= ok.seq + 5, 5000, 'traffic after the join');

@@ -1,7 +1,10 @@
 // The guarantee checker judged on hand-made histories: clean ones (including every legitimate dm
 // redelivery: retries, pending replays after a reconnect, re-drives, dead letters, resends with the same
-// mid) report nothing, and each broken one reports exactly its problem (lost, unexpected, a message
+// mid; and a room replay a rejoin asked for) report nothing, and each broken one reports exactly its
+// problem (lost, unexpected, a room seq repeated within one join, a gap before a rejoin, a message
 // stored twice, an inversion, a dm never delivered, a seq carrying two messages, an unsettled dm).
+// The oracles of the room fault tests (receiverProblems, agreementProblems, answerProblems) get the
+// same treatment: a correct input reports nothing, and each branch is fed the breakage it names.
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import type { Frame, TestClient } from '../harness/client.js';
@@ -52,7 +55,7 @@ describe('clean histories report nothing', () => {
     expect(r.rooms.r!.stats).toEqual({ ok: 3, delivered: 3, redelivered: 0, acked: 0 });
   });
 
-  it('a pub answered `unavailable` may be stored (received once) or not; a seq received twice on one connection counts once', () => {
+  it('a pub answered `unavailable` may be stored (received once) or not', () => {
     const h = new History();
     h.recordJoin('m', 'r', 0);
     const a = h.recordSend('pub', 'p', 'r');
@@ -63,10 +66,10 @@ describe('clean histories report nothing', () => {
     h.recordAnswer(c, { kind: 'unanswered', why: 'closed' });
     const d = h.recordSend('pub', 'p', 'r');
     ok(h, d, 2);
-    for (const f of [msg(a, 1), msg(d, 2), msg(d, 2)]) h.recordReceive('m', 'm', 'c1', f);
+    for (const f of [msg(a, 1), msg(d, 2)]) h.recordReceive('m', 'm', 'c1', f);
     const r = h.check();
     expect(r.problems).toEqual([]);
-    expect(r.rooms.r!.stats).toMatchObject({ ok: 1, delivered: 2, redelivered: 1 });
+    expect(r.rooms.r!.stats).toMatchObject({ ok: 1, delivered: 2, redelivered: 0 });
   });
 
   it('a member that left owes nothing after it; one that rejoined with since owes what came after since', () => {
@@ -260,6 +263,153 @@ describe('broken histories report exactly their problems', () => {
   });
 });
 
+describe('room join intervals: every join of a member owes what came after it, each seq once', () => {
+  /** A room `r` with `n` pubs ok'd as 1..n (nobody joined yet). */
+  function roomOf(n: number) {
+    const h = new History();
+    const pubs = Array.from({ length: n }, (_, i) => {
+      const rec = h.recordSend('pub', 'p', 'r');
+      ok(h, rec, i + 1);
+      return rec;
+    });
+    const get = (conn: string, ...seqs: number[]) => {
+      for (const s of seqs) h.recordReceive('m', 'm', conn, msg(pubs[s - 1]!, s));
+    };
+    return { h, pubs, get };
+  }
+
+  it('a room seq received twice within one join is a repeat (the gateway de-duplicates room streams)', () => {
+    const { h, get } = roomOf(3);
+    h.recordJoin('m', 'r', 0, { conn: 'c1' });
+    get('c1', 1, 2, 2, 3, 2);
+    const r = h.check();
+    expect(brief(r.problems)).toEqual([{ kind: 'repeat', target: 'r', mid: undefined, seqs: [2], who: 'm' }]);
+    expect(r.lines()).toEqual(['repeat [room r] m (c1) received r seq 2 3 times in its join after seq 0']);
+    expect(r.rooms.r!.stats.redelivered).toBe(2);
+  });
+
+  it('a repeat is found on a connection no recorded join covers, too', () => {
+    const { h, get } = roomOf(1);
+    get('c9', 1, 1);
+    expect(brief(h.check().problems)).toEqual([{ kind: 'repeat', target: 'r', mid: undefined, seqs: [1], who: 'm' }]);
+  });
+
+  it('the same seq in two intervals is no repeat: a rejoin with since asked for a replay from before what it had', () => {
+    const { h, get } = roomOf(4);
+    h.recordJoin('m', 'r', 0, { conn: 'c1' });
+    get('c1', 1, 2, 3);
+    h.recordJoin('m', 'r', 1, { conn: 'c2', recovered: true }); // since 1, though it had 3
+    get('c2', 2, 3, 4);
+    expect(h.check().problems).toEqual([]);
+  });
+
+  it('a gap before a rejoin with since is lost (the last join alone would owe only what came after since)', () => {
+    // The reviewer's case: 1 and 3 arrive, the member rejoins with since 3 (its last seq), 2 was never there.
+    const { h, pubs, get } = roomOf(4);
+    h.recordJoin('m', 'r', 0, { conn: 'c1' });
+    get('c1', 1, 3);
+    h.recordJoin('m', 'r', 3, { conn: 'c2', recovered: true });
+    get('c2', 4);
+    const r = h.check();
+    expect(brief(r.problems)).toEqual([{ kind: 'lost', target: 'r', mid: pubs[1]!.mid, seqs: [2], who: 'm' }]);
+    expect(r.lines()).toEqual([`lost [room r] m never received r seq 2 (${pubs[1]!.mid}), answered ok, in its join after seq 0 on c1, before it joined again after seq 3`]);
+  });
+
+  it('a gap is covered by a later rejoin whose since is below it (the replay brought it)', () => {
+    const { h, get } = roomOf(4);
+    h.recordJoin('m', 'r', 0, { conn: 'c1' });
+    get('c1', 1, 3);
+    h.recordJoin('m', 'r', 1, { conn: 'c2', recovered: true });
+    get('c2', 2, 3, 4);
+    expect(h.check().problems).toEqual([]);
+  });
+
+  it('a replay with a hole is lost once, at the rejoin that owed it, even when an earlier join owed it too', () => {
+    const { h, pubs, get } = roomOf(4);
+    h.recordJoin('m', 'r', 0, { conn: 'c1' });
+    get('c1', 1, 3);
+    h.recordJoin('m', 'r', 1, { conn: 'c2', recovered: true });
+    get('c2', 3, 4); // the replay after since 1 skipped 2
+    expect(brief(h.check().problems)).toEqual([{ kind: 'lost', target: 'r', mid: pubs[1]!.mid, seqs: [2], who: 'm' }]);
+    expect(h.check().problems[0]!.conn).toBe('c2');
+  });
+
+  it('the old connection may go on receiving after the rejoin elsewhere (a drain): no repeat, nothing lost', () => {
+    const { h, get } = roomOf(4);
+    h.recordJoin('m', 'r', 0, { conn: 'c1' });
+    get('c1', 1, 2);
+    h.recordJoin('m', 'r', 2, { conn: 'c2', recovered: true });
+    get('c1', 3); // still open on the draining gateway
+    get('c2', 3, 4);
+    get('c1', 4);
+    expect(h.check().problems).toEqual([]);
+  });
+
+  it('a replay recorded before its join (one socket read carried the ok and the replay) belongs to that join', () => {
+    const { h, get } = roomOf(3);
+    h.recordJoin('m', 'r', 0, { conn: 'c1' });
+    get('c1', 1);
+    get('c2', 2, 3); // the frames of the rejoin's replay, recorded before the awaited ok recorded the join
+    h.recordJoin('m', 'r', 1, { conn: 'c2', recovered: true });
+    expect(h.check().problems).toEqual([]);
+  });
+
+  it('a seq at or below a join’s position arriving in that join is unexpected', () => {
+    const { h, pubs, get } = roomOf(3);
+    h.recordJoin('m', 'r', 0, { conn: 'c1' });
+    get('c1', 1, 2);
+    h.recordJoin('m', 'r', 2, { conn: 'c2', recovered: true });
+    get('c2', 2, 3);
+    expect(brief(h.check().problems)).toEqual([{ kind: 'unexpected', target: 'r', mid: pubs[1]!.mid, seqs: [2], who: 'm' }]);
+  });
+
+  it('a join closed by a leave owes what came before its highest seq, not what came after the leave', () => {
+    const { h, pubs, get } = roomOf(5);
+    h.recordJoin('m', 'r', 0, { conn: 'c1' });
+    get('c1', 1, 3);
+    h.recordLeave('m', 'r');
+    expect(brief(h.check().problems)).toEqual([{ kind: 'lost', target: 'r', mid: pubs[1]!.mid, seqs: [2], who: 'm' }]);
+  });
+
+  it('a join closed by a rejoin without a recovered since owes only up to its highest seq; the rejoin owes what follows its head', () => {
+    const { h, pubs, get } = roomOf(6);
+    h.recordJoin('m', 'r', 0, { conn: 'c1' });
+    get('c1', 1, 3); // 2 is a gap; 4 was sequenced while it was away: owed to nobody
+    h.recordJoin('m', 'r', 4, { conn: 'c2' }); // answered with head 4 (no since, or not recovered)
+    get('c2', 6); // 5 missing
+    expect(brief(h.check().problems)).toEqual([
+      { kind: 'lost', target: 'r', mid: pubs[1]!.mid, seqs: [2], who: 'm' },
+      { kind: 'lost', target: 'r', mid: pubs[4]!.mid, seqs: [5], who: 'm' },
+    ]);
+  });
+
+  it('a frame on another connection of the member does not count for a join tied to its connection', () => {
+    const { h, pubs, get } = roomOf(2);
+    h.recordJoin('m', 'r', 0, { conn: 'c1' });
+    get('c1', 1);
+    get('c2', 2); // a connection of m that never joined r: not where r's seq 2 was owed
+    expect(brief(h.check().problems)).toEqual([{ kind: 'lost', target: 'r', mid: pubs[1]!.mid, seqs: [2], who: 'm' }]);
+  });
+
+  it('History.join records the connection and whether the since was recovered', async () => {
+    const h = new History();
+    const answers: Frame[] = [
+      { t: 'ok', room: 'r', seq: 7, epoch: 'e' },
+      { t: 'ok', room: 'r', seq: 9, epoch: 'e', recovered: true },
+      { t: 'ok', room: 'r', seq: 9, epoch: 'f', recovered: false },
+    ];
+    const client = { conn: 'c1', ok: async () => answers.shift()! } as unknown as TestClient;
+    await h.join(client, 'm', 'r');
+    await h.join(client, 'm', 'r', { since: 5 });
+    await h.join(client, 'm', 'r', { since: 5, epoch: 'e' });
+    expect(h.events.map((e) => (e.type === 'join' ? [e.after, e.conn, e.recovered] : undefined))).toEqual([
+      [7, 'c1', false],
+      [5, 'c1', true],
+      [9, 'c1', false],
+    ]);
+  });
+});
+
 describe('recording from a client', () => {
   /** Enough of a TestClient for `watch`: frames, identity, an open socket that emits and records sends. */
   function fakeClient(user: string, conn: string) {
@@ -340,5 +490,208 @@ describe('withoutEcho: members that publish without echo (the client SDK)', () =
   it('a member that receives its own pub reports it as unexpected', () => {
     const { h, a } = twoPublishers(true);
     expect(brief(h.check({ withoutEcho: true }).problems)).toEqual([{ kind: 'unexpected', target: 'r', mid: a.mid, seqs: [1], who: 'm1' }]);
+  });
+});
+
+describe('receiverProblems: one receiver’s copy of a room, judged on broken copies', () => {
+  /** Pubs ok'd as 1..n in room r, and the frames of a perfect copy. */
+  function okd(n: number) {
+    const h = new History();
+    const pubs = Array.from({ length: n }, (_, i) => {
+      const rec = h.recordSend('pub', 'p', 'r');
+      ok(h, rec, i + 1);
+      return rec;
+    });
+    const at = (...seqs: number[]) => seqs.map((s) => msg(pubs[s - 1]!, s));
+    return { h, pubs, at };
+  }
+
+  it('a complete copy, and one from a position on, report nothing; frames of other rooms and other types are ignored', () => {
+    const { h, at } = okd(4);
+    expect(h.receiverProblems('m', at(1, 2, 3, 4), { room: 'r', through: 4 })).toEqual([]);
+    const noise: Frame[] = [{ t: 'pong' }, { t: 'msg', room: 'other', seq: 9, data: {} }];
+    expect(h.receiverProblems('m', [...at(3), ...noise, ...at(4)], { room: 'r', after: 2, through: 4 })).toEqual([]);
+  });
+
+  it('a pub not ok’d may be in the copy once, at its place', () => {
+    const { h, at } = okd(1);
+    const maybe = h.recordSend('pub', 'p', 'r');
+    unavailable(h, maybe);
+    expect(h.receiverProblems('m', [...at(1), msg(maybe, 2)], { room: 'r', through: 2 })).toEqual([]);
+  });
+
+  it('a gap: reported once where it is, and the ok’d message never delivered', () => {
+    const { h, pubs, at } = okd(4);
+    expect(h.receiverProblems('m', at(1, 3, 4), { room: 'r', through: 4 })).toEqual([
+      'm in r: gap: message #1 has seq 3, expected 2 (previous 1)',
+      'm in r: expected exactly seqs 1..4 (4 messages), got 3 ending at 4',
+      `m in r: ok'd seq 2 (mid ${pubs[1]!.mid}) was never delivered`,
+    ]);
+  });
+
+  it('a seq twice: a duplicate, and its message received twice', () => {
+    const { h, pubs, at } = okd(3);
+    expect(h.receiverProblems('m', at(1, 2, 2, 3), { room: 'r' })).toEqual([
+      'm in r: duplicate: message #2 has seq 2, expected 3 (previous 2)',
+      `m in r: message ${pubs[1]!.mid} received twice (seqs 2 and 2)`,
+    ]);
+  });
+
+  it('out of order: a lower seq after a higher one', () => {
+    const { h, at } = okd(3);
+    expect(h.receiverProblems('m', at(1, 3, 2), { room: 'r', through: 3 })).toEqual([
+      'm in r: gap: message #1 has seq 3, expected 2 (previous 1)',
+      'm in r: out of order: message #2 has seq 2, expected 4 (previous 3)',
+      'm in r: expected exactly seqs 1..3 (3 messages), got 3 ending at 2',
+    ]);
+  });
+
+  it('one message under two seqs', () => {
+    const { h, pubs } = okd(1);
+    const again = h.recordSend('pub', 'p', 'r');
+    unavailable(h, again);
+    expect(h.receiverProblems('m', [msg(pubs[0]!, 1), msg(again, 2), msg(again, 3)], { room: 'r' })).toEqual([`m in r: message ${again.mid} received twice (seqs 2 and 3)`]);
+  });
+
+  it('a message of another room, and an ok’d message at a seq other than its answer', () => {
+    const { h, pubs } = okd(2);
+    const elsewhere = h.recordSend('pub', 'p', 'other');
+    unavailable(h, elsewhere);
+    expect(h.receiverProblems('m', [msg(pubs[0]!, 1), { ...msg(elsewhere, 2), room: 'r' }], { room: 'r', expected: [] })).toEqual([
+      `m in r: message ${elsewhere.mid} published to other arrived in this room`,
+    ]);
+    // pubs[1] was answered seq 2 but arrives as seq 3 (and seq 2 is missing): the answer and the copy disagree.
+    expect(h.receiverProblems('m', [msg(pubs[0]!, 1), msg(pubs[1]!, 3)], { room: 'r' })).toEqual([
+      'm in r: gap: message #1 has seq 3, expected 2 (previous 1)',
+      `m in r: message ${pubs[1]!.mid} was answered ok with seq 2 but arrived as seq 3`,
+      `m in r: ok'd seq 2 (mid ${pubs[1]!.mid}) was never delivered`,
+    ]);
+  });
+
+  it('a seq carrying another message than the one answered ok with it', () => {
+    const { h, pubs } = okd(1);
+    const stranger = h.recordSend('pub', 'p', 'r');
+    unavailable(h, stranger);
+    expect(h.receiverProblems('m', [msg(stranger, 1)], { room: 'r' })).toEqual([`m in r: seq 1 carries message ${stranger.mid}, but ${pubs[0]!.mid} was answered ok with that seq`]);
+  });
+
+  it('`through`: a copy that stops short of the head, or runs past it', () => {
+    const { h, at } = okd(3);
+    expect(h.receiverProblems('m', at(1, 2), { room: 'r', through: 3, expected: [] })).toEqual(['m in r: expected exactly seqs 1..3 (3 messages), got 2 ending at 2']);
+    expect(h.receiverProblems('m', at(1, 2, 3), { room: 'r', through: 2, expected: [] })).toEqual(['m in r: expected exactly seqs 1..2 (2 messages), got 3 ending at 3']);
+    expect(h.receiverProblems('m', [], { room: 'r', after: 3, through: 3 })).toEqual([]);
+  });
+
+  it('`after` and `expected` bound what is owed: nothing before `after`, only the listed pubs', () => {
+    const { h, pubs, at } = okd(4);
+    expect(h.receiverProblems('m', at(3, 4), { room: 'r', after: 2 })).toEqual([]);
+    expect(h.receiverProblems('m', at(3), { room: 'r', after: 2 })).toEqual([`m in r: ok'd seq 4 (mid ${pubs[3]!.mid}) was never delivered`]);
+    expect(h.receiverProblems('m', at(3), { room: 'r', after: 2, expected: [] })).toEqual([]);
+  });
+
+  it('many problems are capped with a count', () => {
+    const { h } = okd(20);
+    const out = h.receiverProblems('m', [], { room: 'r' });
+    expect(out).toHaveLength(9);
+    expect(out[8]).toBe("m in r: ... 20 ok'd messages missing in all");
+    const twice = okd(20);
+    const frames = twice.at(...Array.from({ length: 20 }, (_, i) => i + 1)).flatMap((f) => [f, f]);
+    const capped = twice.h.receiverProblems('m', frames, { room: 'r' });
+    expect(capped).toHaveLength(13);
+    expect(capped[12]).toBe('m in r: ... 40 problems in all');
+  });
+});
+
+describe('agreementProblems: copies of one room agree', () => {
+  const frame = (seq: number, mid: string, data: unknown = { id: mid }, from = 'p'): Frame => ({ t: 'msg', room: 'r', seq, from, data, mid, ts: 1 });
+
+  it('copies that agree (one a part of another, with other rooms and types around) report nothing', () => {
+    const a = [frame(1, 'x'), frame(2, 'y'), frame(3, 'z')];
+    const b = [frame(2, 'y'), { t: 'pong' }, { ...frame(2, 'w'), room: 'other' }, frame(3, 'z')];
+    expect(new History().agreementProblems('r', [{ who: 'a', frames: a }, { who: 'b', frames: b }])).toEqual([]);
+  });
+
+  it('one seq with two different messages, data or senders', () => {
+    const h = new History();
+    expect(h.agreementProblems('r', [{ who: 'a', frames: [frame(1, 'x')] }, { who: 'b', frames: [frame(1, 'y')] }])).toEqual([
+      'r seq 1: a has {"mid":"x","data":{"id":"x"},"from":"p"}, b has {"mid":"y","data":{"id":"y"},"from":"p"}',
+    ]);
+    expect(h.agreementProblems('r', [{ who: 'a', frames: [frame(1, 'x', { id: 'x', v: 1 })] }, { who: 'b', frames: [frame(1, 'x', { id: 'x', v: 2 })] }])).toEqual([
+      'r seq 1: a has {"mid":"x","data":{"id":"x","v":1},"from":"p"}, b has {"mid":"x","data":{"id":"x","v":2},"from":"p"}',
+    ]);
+    expect(h.agreementProblems('r', [{ who: 'a', frames: [frame(1, 'x')] }, { who: 'b', frames: [frame(1, 'x', { id: 'x' }, 'q')] }])).toEqual([
+      'r seq 1: a has {"mid":"x","data":{"id":"x"},"from":"p"}, b has {"mid":"x","data":{"id":"x"},"from":"q"}',
+    ]);
+  });
+
+  it('one message at two seqs, in two copies or in one', () => {
+    const h = new History();
+    expect(h.agreementProblems('r', [{ who: 'a', frames: [frame(1, 'x')] }, { who: 'b', frames: [frame(2, 'x')] }])).toEqual(['r message x: seq 1 at a, seq 2 at b']);
+    expect(h.agreementProblems('r', [{ who: 'a', frames: [frame(1, 'x'), frame(2, 'x')] }])).toEqual(['r message x: seq 1 at a, seq 2 at a']);
+  });
+
+  it('many disagreements are capped at 12 lines', () => {
+    const a = Array.from({ length: 20 }, (_, i) => frame(i + 1, `a${i}`));
+    const b = Array.from({ length: 20 }, (_, i) => frame(i + 1, `b${i}`));
+    expect(new History().agreementProblems('r', [{ who: 'a', frames: a }, { who: 'b', frames: b }])).toHaveLength(12);
+  });
+});
+
+describe('answerProblems: every send answered once, errors allowed only by name, one message per ok’d seq', () => {
+  it('clean: ok’d sends with distinct seqs, a resend ok’d with its first seq, an allowed error', () => {
+    const h = new History();
+    const a = h.recordSend('pub', 'p', 'r');
+    ok(h, a, 1);
+    const b = h.recordSend('pub', 'p', 'r');
+    unavailable(h, b);
+    const b2 = h.recordSend('pub', 'p', 'r', { mid: b.mid });
+    ok(h, b2, 2);
+    const b3 = h.recordSend('pub', 'p', 'r', { mid: b.mid });
+    ok(h, b3, 2);
+    expect(h.answerProblems(['unavailable'])).toEqual([]);
+  });
+
+  it('one seq answered ok to two messages of one room or recipient', () => {
+    const h = new History();
+    const a = h.recordSend('pub', 'p', 'r');
+    ok(h, a, 1);
+    const b = h.recordSend('pub', 'q', 'r');
+    ok(h, b, 1);
+    const d1 = h.recordSend('dm', 's', 'u');
+    ok(h, d1, 5);
+    const d2 = h.recordSend('dm', 's', 'u');
+    ok(h, d2, 5);
+    expect(h.answerProblems([])).toEqual([`r seq 1 was answered ok to both ${a.mid} and ${b.mid}`, `u seq 5 was answered ok to both ${d1.mid} and ${d2.mid}`]);
+  });
+
+  it('one seq in different rooms, recipients, ops or epochs is no conflict; the same epoch is', () => {
+    const h = new History();
+    for (const [op, target, tag] of [['pub', 'r', 'old'], ['pub', 'r2', 'old'], ['dm', 'r', 'old'], ['pub', 'r', 'new']] as const) ok(h, h.recordSend(op, 'p', target, { tag }), 1);
+    const epochOf = (p: SendRecord) => (p.tag === 'old' ? 'e1' : 'e2');
+    expect(h.answerProblems([], [], epochOf)).toEqual([]);
+    const late = h.recordSend('pub', 'p', 'r', { tag: 'new' });
+    ok(h, late, 1);
+    expect(h.answerProblems([], [], epochOf)).toEqual([`r seq 1 was answered ok to both p.4 and ${late.mid} (epoch e2)`]);
+    expect(h.answerProblems([])).toHaveLength(2); // without epochs the old and the new seq 1 conflict too
+  });
+
+  it('pending, unanswered, an error not allowed, an ok without a valid seq, a request answered twice', () => {
+    const h = new History();
+    const pending = h.recordSend('pub', 'p', 'r');
+    const lost = h.recordSend('pub', 'p', 'r');
+    h.recordAnswer(lost, { kind: 'unanswered', why: 'timeout' });
+    const bad = h.recordSend('pub', 'p', 'r');
+    h.recordAnswer(bad, { kind: 'err', code: 'internal', msg: 'x' });
+    const noSeq = h.recordSend('pub', 'p', 'r');
+    ok(h, noSeq, 0);
+    const client = { answers: new Map([[1, 1], [2, 2], [3, 0]]) } as unknown as TestClient;
+    expect(h.answerProblems(['unavailable'], [client])).toEqual([
+      `pub ${pending.mid} (r): still pending`,
+      `pub ${lost.mid} (r): no answer: timeout`,
+      `pub ${bad.mid} (r): err internal "x"`,
+      `pub ${noSeq.mid} (r): ok with bad seq 0`,
+      'sender #0: request id 2 answered 2 times',
+      'sender #0: request id 3 answered 0 times',
+    ]);
   });
 });
