@@ -3,7 +3,7 @@
 // scored on Date.now(), claims with backoff and jitter, parking, bounded dead letters, and the seq
 // counter's expiry (dmMetaTtlMs). State dies with the process.
 import { LimitError, NotOwnerError } from '../errors.js';
-import type { MemorySlotLeases } from './memory.js';
+import type { MemorySlotLeases } from './memory-slot-leases.js';
 import {
   dmMetaTtlMs,
   type DeadLetter,
