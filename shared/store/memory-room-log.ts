@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { NotOwnerError } from '../errors.js';
 import type { MemorySlotLeases } from './memory-slot-leases.js';
-import type { AppendRequest, AppendResult, HistoryRead, Lease, RoomLog, RoomLogLimits } from './ports.js';
+import { roomTtlMs, type AppendRequest, type AppendResult, type HistoryRead, type Lease, type RoomLog, type RoomLogLimits } from './ports.js';
 
 const SWEEP_EVERY_MS = 60_000;
 
@@ -36,14 +36,10 @@ export class MemoryRoomLog implements RoomLog {
     const key = `${slot}/${name}`;
     let r = this.rooms.get(key);
     if (!r || r.expiresAt <= now) {
-      r = { epoch: randomUUID(), seq: 0, history: [], expiresAt: now + this.ttlMs() };
+      r = { epoch: randomUUID(), seq: 0, history: [], expiresAt: now + roomTtlMs(this.limits) };
       this.rooms.set(key, r);
     }
     return r;
-  }
-
-  private ttlMs(): number {
-    return this.limits.maxAgeMs + this.limits.dedupWindowMs;
   }
 
   /** Drops idle rooms and old dedup entries now and then, so memory does not grow with names ever used. */
@@ -81,7 +77,7 @@ export class MemoryRoomLog implements RoomLog {
     while (drop < h.length && h[drop]!.ts < cutoff) drop++;
     if (drop > 0) h.splice(0, drop);
     if (dedupKey !== undefined) this.dedup.set(dedupKey, { seq, expiresAt: now + this.limits.dedupWindowMs });
-    room.expiresAt = now + this.ttlMs();
+    room.expiresAt = now + roomTtlMs(this.limits);
     return { seq, epoch: room.epoch, frame, duplicate: false };
   }
 

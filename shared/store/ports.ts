@@ -76,6 +76,9 @@ export interface RoomLogLimits {
   dedupWindowMs: number;
 }
 
+/** Idle rooms expire after this: past the age limit nothing is readable, past the dedup window no mid is remembered. */
+export const roomTtlMs = (limits: RoomLogLimits): number => limits.maxAgeMs + limits.dedupWindowMs;
+
 /**
  * Room sequencing and history. `append` is atomic: lease check, dedup, next seq, history entry and
  * trimming happen together or not at all; it throws NotOwnerError when the lease is no longer held.

@@ -21,7 +21,7 @@ import {
   type Lease,
   type RetryStats,
 } from './ports.js';
-import { leaseValue } from './redis-room-log.js';
+import { leaseValue } from './redis-slot-leases.js';
 
 const REASONS: readonly string[] = ['attempts', 'inbox_full', 'expired'] satisfies DeadLetterReason[];
 

@@ -6,12 +6,17 @@ import { keys, type Keys } from '../cluster/keys.js';
 import { BurstBatches } from '../batches.js';
 import { NotOwnerError } from '../errors.js';
 import { scripts, type Scripts } from '../redis/scripts.js';
-import type { AppendRequest, AppendResult, HistoryFrame, HistoryRead, Lease, RoomLog, RoomLogLimits } from './ports.js';
-
-export const leaseValue = (lease: Lease): string => `${lease.owner}|${lease.fence}`;
-
-/** Idle rooms expire after this: past the age limit nothing is readable, past the dedup window no mid is remembered. */
-export const roomTtlMs = (limits: RoomLogLimits): number => limits.maxAgeMs + limits.dedupWindowMs;
+import {
+  roomTtlMs,
+  type AppendRequest,
+  type AppendResult,
+  type HistoryFrame,
+  type HistoryRead,
+  type Lease,
+  type RoomLog,
+  type RoomLogLimits,
+} from './ports.js';
+import { leaseValue } from './redis-slot-leases.js';
 
 /** Messages per script call: a batch blocks Redis for its whole run (~10 µs a message). */
 const MAX_BATCH = 256;

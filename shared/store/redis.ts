@@ -1,15 +1,11 @@
-// The Redis engine's stores: built on a client the CLI opened (see shared/redis/connection.ts).
+// The Redis engine's stores: one instance of each Redis store on a client the CLI opened (see
+// shared/redis/connection.ts), and the client's readiness and shutdown.
 import type { Redis } from 'ioredis';
 import type { DeadLetterObserver, StoreLimits, Stores } from './ports.js';
 import { RedisInbox } from './redis-inbox.js';
-import { RedisSlotLeases } from './redis-leases.js';
 import { RedisPresence } from './redis-presence.js';
 import { RedisRoomLog } from './redis-room-log.js';
-
-export { RedisRoomLog } from './redis-room-log.js';
-export { RedisInbox } from './redis-inbox.js';
-export { RedisSlotLeases } from './redis-leases.js';
-export { RedisPresence } from './redis-presence.js';
+import { RedisSlotLeases } from './redis-slot-leases.js';
 
 const CLOSE_WAIT_MS = 2_000;
 

@@ -4,7 +4,9 @@ import type { Redis } from 'ioredis';
 import { keys, type Keys } from '../cluster/keys.js';
 import { scripts, type Scripts } from '../redis/scripts.js';
 import type { Lease, SlotLeases } from './ports.js';
-import { leaseValue } from './redis-room-log.js';
+
+/** A lease as stored, and as every fenced script (room log, inbox) compares it. */
+export const leaseValue = (lease: Lease): string => `${lease.owner}|${lease.fence}`;
 
 /** The owner part of a lease value; owners may contain `|`, fences never do. */
 export const leaseOwner = (value: string): string => value.slice(0, value.lastIndexOf('|'));
