@@ -14,7 +14,7 @@ import type { Subjects } from '../shared/cluster/subjects.js';
 import type { Logger } from '../shared/log.js';
 import type { Metrics } from '../shared/metrics.js';
 import { dmFrameSeq } from '../shared/protocol/stored-frames.js';
-import type { Inbox } from '../shared/store/ports.js';
+import type { GatewayStores } from '../shared/store/ports.js';
 import type { Backpressure } from './backpressure.js';
 import type { Conn } from './connection.js';
 
@@ -52,7 +52,7 @@ export class DirectHub {
     bus: Bus,
     subj: Subjects,
     node: string,
-    private readonly inbox: Inbox,
+    private readonly inbox: GatewayStores['inbox'],
     private readonly slots: number,
     private readonly backpressure: Backpressure,
     private readonly metrics: Metrics,

@@ -15,7 +15,7 @@ import { encodeServerFrame } from '../shared/protocol/server-codec.js';
 import { CloseCode, ErrorCode, isErrorCode } from '../shared/protocol/codes.js';
 import type { ClientFrame, Json, RawJson, Request } from '../shared/protocol/frames.js';
 import { matchesAny, type RoomId } from '../shared/protocol/names.js';
-import type { PresenceStore } from '../shared/store/ports.js';
+import type { GatewayStores } from '../shared/store/ports.js';
 import { AuthError, type Verifier } from './auth.js';
 import { Strikes } from './ratelimit.js';
 import type { Backpressure } from './backpressure.js';
@@ -36,7 +36,7 @@ export interface IngressDeps {
   cfg: Config;
   bus: Bus;
   subj: Subjects;
-  presence: PresenceStore;
+  presence: GatewayStores['presence'];
   hub: RoomHub;
   direct: DirectHub;
   verify: Verifier;

@@ -12,7 +12,7 @@ import { decodeStream, type StreamEvent } from '../shared/cluster/stream.js';
 import { roomSlot } from '../shared/cluster/slots.js';
 import type { Logger } from '../shared/log.js';
 import type { Metrics } from '../shared/metrics.js';
-import type { RoomLog } from '../shared/store/ports.js';
+import type { GatewayStores } from '../shared/store/ports.js';
 import type { Backpressure } from './backpressure.js';
 import type { Conn } from './connection.js';
 
@@ -64,7 +64,7 @@ export class RoomHub {
     private readonly app: TemplatedApp,
     private readonly bus: Bus,
     private readonly subj: Subjects,
-    private readonly log: RoomLog,
+    private readonly log: GatewayStores['log'],
     private readonly slots: number,
     private readonly conns: Map<string, Conn>,
     private readonly backpressure: Backpressure,

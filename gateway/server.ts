@@ -4,7 +4,7 @@ import uWS, { type HttpRequest, type HttpResponse, type TemplatedApp, type us_li
 import type { Subscription } from '../shared/bus/bus.js';
 import type { NodeRequest } from '../shared/cluster/messages.js';
 import { SlotClient } from '../shared/cluster/slot-rpc.js';
-import type { RoleDeps } from '../shared/deps.js';
+import type { GatewayDeps } from '../shared/deps.js';
 import { closeCodeLabel } from '../shared/metrics.js';
 import { CloseCode, ErrorCode, PROTOCOL_VERSION } from '../shared/protocol/codes.js';
 import { isUserId } from '../shared/protocol/names.js';
@@ -32,7 +32,7 @@ export interface Gateway {
 const BACKPRESSURE_SWEEP_MS = 50;
 const MAX_EARLY_FRAMES = 16;
 
-export async function startGateway(d: RoleDeps): Promise<Gateway> {
+export async function startGateway(d: GatewayDeps): Promise<Gateway> {
   const { cfg, bus, stores, subj, metrics, log } = d;
   const app: TemplatedApp = uWS.App();
   const conns = new Map<string, Conn>();

@@ -11,7 +11,7 @@ import type { Logger } from '../shared/log.js';
 import { MAX_MID_CHARS } from '../shared/protocol/codec.js';
 import { ErrorCode } from '../shared/protocol/codes.js';
 import { isRoomId, isUserId } from '../shared/protocol/names.js';
-import type { DeadLetter, Stores } from '../shared/store/ports.js';
+import type { DeadLetter, RouterStores } from '../shared/store/ports.js';
 
 type Body = Record<string, unknown>;
 const QUEUE = 'rtgw-routers';
@@ -21,7 +21,7 @@ const MAX_DEAD_LETTERS = 1000;
 
 const bad = (msg: string) => new RtgwError(ErrorCode.BadRequest, msg);
 
-export function serveApi(bus: Bus, subj: Subjects, slots: SlotClient, cfg: Config, stores: Stores, log: Logger): () => void {
+export function serveApi(bus: Bus, subj: Subjects, slots: SlotClient, cfg: Config, stores: RouterStores, log: Logger): () => void {
   const { presence, inbox } = stores;
   const validFrom = (from: unknown): string => {
     const f = from ?? 'backend';

@@ -10,7 +10,7 @@ import type { Subjects } from '../shared/cluster/subjects.js';
 import { failpoint } from '../shared/failpoints.js';
 import type { Logger } from '../shared/log.js';
 import type { Metrics } from '../shared/metrics.js';
-import type { DueDelivery, Inbox } from '../shared/store/ports.js';
+import type { DueDelivery, RouterStores } from '../shared/store/ports.js';
 
 const CLAIM_LIMIT = 256;
 const STATS_EVERY_MS = 2000;
@@ -18,7 +18,7 @@ const STATS_EVERY_MS = 2000;
 const RETRY_ANSWER_MS = 1000;
 
 export function startDelivery(
-  inbox: Inbox,
+  inbox: RouterStores['inbox'],
   bus: Bus,
   subj: Subjects,
   ownedSlots: () => number[],

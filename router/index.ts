@@ -1,6 +1,6 @@
 // The router: owns slots (rooms and recipients), sequences and fans out, retries direct messages,
 // answers the backend API, reaps presence.
-import type { RoleDeps } from '../shared/deps.js';
+import type { RouterDeps } from '../shared/deps.js';
 import { SlotClient } from '../shared/cluster/slot-rpc.js';
 import { serveApi } from './api.js';
 import { startDelivery } from './delivery.js';
@@ -15,7 +15,7 @@ export interface Router {
   close(): Promise<void>;
 }
 
-export async function startRouter(d: RoleDeps): Promise<Router> {
+export async function startRouter(d: RouterDeps): Promise<Router> {
   const { cfg, bus, stores, subj, metrics, log } = d;
   const sequencer = new Sequencer(bus, subj, stores.log, stores.inbox, cfg.slots, metrics, log);
   const slots = new SlotManager(cfg.nodeId, cfg.slots, cfg.leaseMs, stores.leases, sequencer, metrics, log);

@@ -5,9 +5,9 @@ import { encodePresence } from '../shared/cluster/stream.js';
 import type { Subjects } from '../shared/cluster/subjects.js';
 import type { Logger } from '../shared/log.js';
 import type { Metrics } from '../shared/metrics.js';
-import type { PresenceStore } from '../shared/store/ports.js';
+import type { RouterStores } from '../shared/store/ports.js';
 
-export function startReaper(presence: PresenceStore, bus: Bus, subj: Subjects, everyMs: number, metrics: Metrics, log: Logger): () => void {
+export function startReaper(presence: RouterStores['presence'], bus: Bus, subj: Subjects, everyMs: number, metrics: Metrics, log: Logger): () => void {
   let busy = false;
   const timer = setInterval(() => {
     if (busy) return;

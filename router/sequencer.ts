@@ -15,7 +15,7 @@ import type { Metrics } from '../shared/metrics.js';
 import { ErrorCode } from '../shared/protocol/codes.js';
 import { frameTs } from '../shared/protocol/stored-frames.js';
 import { failpoint } from '../shared/failpoints.js';
-import type { AppendResult, Inbox, Lease, RoomLog } from '../shared/store/ports.js';
+import type { AppendResult, Lease, RouterStores } from '../shared/store/ports.js';
 import type { SlotEvents } from './slots.js';
 
 interface Owned {
@@ -43,8 +43,8 @@ export class Sequencer implements SlotEvents {
   constructor(
     private readonly bus: Bus,
     private readonly subj: Subjects,
-    private readonly log: RoomLog,
-    private readonly inbox: Inbox,
+    private readonly log: RouterStores['log'],
+    private readonly inbox: RouterStores['inbox'],
     private readonly slots: number,
     private readonly metrics: Metrics,
     private readonly logger: Logger,

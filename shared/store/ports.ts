@@ -136,6 +136,28 @@ export interface Stores {
   close(): Promise<void>;
 }
 
+/**
+ * The part of the stores a gateway may touch: room history reads (join replay, gap fill), its users'
+ * pending direct messages and acks, and its own presence entries. Every write of a message goes through
+ * the slot's router, whose lease fences it; the gateway never appends.
+ */
+export interface GatewayStores {
+  log: Pick<RoomLog, 'read'>;
+  inbox: Pick<Inbox, 'pending' | 'peek' | 'ack'>;
+  presence: Pick<PresenceStore, 'heartbeat' | 'connect' | 'disconnect' | 'join' | 'leave' | 'members' | 'removeNode'>;
+}
+
+/**
+ * The part of the stores a router may touch: fenced appends (sequencer), slot leases (slots), the retry
+ * sweep (delivery), dead letters and presence reads (backend API), and reaping lapsed gateways (reaper).
+ */
+export interface RouterStores {
+  log: Pick<RoomLog, 'append'>;
+  inbox: Pick<Inbox, 'append' | 'claimDue' | 'park' | 'stats' | 'deadLetters' | 'takeDeadLetter'>;
+  leases: SlotLeases;
+  presence: Pick<PresenceStore, 'reap' | 'members' | 'userConns'>;
+}
+
 export interface DmAppendRequest {
   /** The recipient's slot (userSlot). */
   slot: number;
