@@ -1,8 +1,8 @@
 // Load-generator worker: the publisher and the one probe member of a one-room fan-out, in one process so
 // that the probe measures publish-to-receive latency on the same clock (performance.now) the publisher
 // stamped. The publisher writes each tick's frames (pace.ts) in one write.
-import { benchToken, joinMember, openConn, type BenchConn } from './conn.js';
-import type { DriverCmd, DriverReply, StepPlan, StepReport, Target } from './protocol.js';
+import { benchToken, joinMember, openConn, type BenchConn, type Target } from './conn.js';
+import type { DriverCmd, DriverReply, StepPlan, StepReport } from './protocol.js';
 import { pace } from './pace.js';
 import { stampText, WIRES, type Stamp } from './wire.js';
 

@@ -2,8 +2,8 @@
 // rooms and, in publishing rooms (chat), publishes from every member in turn; it also runs the connection
 // storm (and reconnects what a stopping gateway closes) and the router-ingest publishers. Driven over IPC
 // by bench.ts; exits when its parent goes away.
-import { benchToken, endpointOf, joinMember, openConn, withTimeout, type BenchConn } from './conn.js';
-import type { IngestReport, MemberCounts, MembersCmd, MembersReply, PublishReport, ReconnectReport, RoomPlan, StormReport, Target } from './protocol.js';
+import { benchToken, endpointOf, joinMember, openConn, withTimeout, type BenchConn, type Target } from './conn.js';
+import type { IngestReport, MemberCounts, MembersCmd, MembersReply, PublishReport, ReconnectReport, RoomPlan, StormReport } from './protocol.js';
 import { pace } from './pace.js';
 import { summarize } from './stats.js';
 import { stampText, WIRES } from './wire.js';

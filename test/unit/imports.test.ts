@@ -1,6 +1,6 @@
 // The import-boundary test (style.md): which folder may import which, and which files alone may import
-// NATS, ioredis and uWebSockets.js. Import specifiers are read with TypeScript's own pre-processor, so
-// comments and strings that look like imports are not mistaken for them.
+// NATS, ioredis and uWebSockets.js; and that bench/ has no import cycle. Import specifiers are read with
+// TypeScript's own pre-processor, so comments and strings that look like imports are not mistaken for them.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -186,5 +186,62 @@ describe('checkBoundaries catches every broken rule', () => {
     const found = checkBoundaries([{ path: 'shared/protocol/bad.ts', specifiers: specifiersOf(source) }]);
     expect(found).toHaveLength(1);
     expect(found[0]).toContain('node:os');
+  });
+});
+
+/** Every import cycle among `files` (relative imports only, type-only ones included), as `a -> b -> a` lines. */
+export function importCycles(files: readonly SourceFile[]): string[] {
+  const known = new Set(files.map((f) => f.path));
+  const edges = new Map(
+    files.map((f) => [
+      f.path,
+      f.specifiers.flatMap((s) => {
+        const t = resolve(f.path, s)?.replace(/\.js$/, '.ts');
+        return t !== undefined && known.has(t) ? [t] : [];
+      }),
+    ]),
+  );
+  const cycles: string[] = [];
+  const done = new Set<string>();
+  const stack: string[] = [];
+  const visit = (n: string) => {
+    if (stack.includes(n)) {
+      cycles.push([...stack.slice(stack.indexOf(n)), n].join(' -> '));
+      return;
+    }
+    if (done.has(n)) return;
+    stack.push(n);
+    for (const m of edges.get(n) ?? []) visit(m);
+    stack.pop();
+    done.add(n);
+  };
+  for (const f of files) visit(f.path);
+  return cycles;
+}
+
+describe('bench/ imports', () => {
+  const bench = tsFiles('bench')
+    .filter((p) => !p.startsWith('bench/dist/'))
+    .map((path) => ({ path, specifiers: specifiersOf(readFileSync(posix.join(ROOT, path), 'utf8')) }));
+
+  it('form no cycle', () => {
+    expect(bench.map((f) => f.path)).toContain('bench/protocol.ts');
+    expect(importCycles(bench)).toEqual([]);
+  });
+
+  it('launcher.ts, which the test harness imports too, imports nothing else of the repository', () => {
+    const launcher = bench.find((f) => f.path === 'bench/launcher.ts')!;
+    expect(launcher.specifiers.filter((s) => s.startsWith('.'))).toEqual([]);
+  });
+
+  it('the cycle finder finds a cycle through type-only imports', () => {
+    const files: SourceFile[] = [
+      { path: 'bench/a.ts', specifiers: ['./b.js', 'node:fs'] },
+      { path: 'bench/b.ts', specifiers: ['./c.js'] },
+      { path: 'bench/c.ts', specifiers: [...specifiersOf("import type { A } from './a.js';")] },
+      { path: 'bench/d.ts', specifiers: ['./a.js'] },
+    ];
+    expect(importCycles(files)).toEqual(['bench/a.ts -> bench/b.ts -> bench/c.ts -> bench/a.ts']);
+    expect(importCycles(files.slice(0, 2))).toEqual([]);
   });
 });
