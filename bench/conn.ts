@@ -5,6 +5,7 @@
 import { io, type Socket } from 'socket.io-client';
 import WebSocket from 'ws';
 import { encodeFrame, LeanWs, signHs256 } from './lean-client.js';
+import { errText, sleep } from './util.js';
 import { WIRES, type Stamp, type WireName } from './wire.js';
 
 export type ClientKind = 'lean' | 'socket.io-client' | 'rtgw-sdk';
@@ -357,9 +358,9 @@ export async function joinWithRetry(make: (attempt: number) => BenchConn, room: 
       return { conn, retried: attempt - 1 };
     } catch (e) {
       conn.destroy();
-      if (errors.length < 5) errors.push(`attempt ${attempt}: ${e instanceof Error ? e.message : String(e)}`);
+      if (errors.length < 5) errors.push(`attempt ${attempt}: ${errText(e)}`);
       if (attempt >= attempts) throw e;
-      await new Promise((r) => setTimeout(r, 50 * attempt));
+      await sleep(50 * attempt);
     }
   }
 }

@@ -6,13 +6,12 @@ import { benchToken, endpointOf, joinMember, openConn, withTimeout, type BenchCo
 import type { IngestReport, MemberCounts, MembersCmd, MembersReply, PublishReport, ReconnectReport, RoomPlan, StormReport } from './protocol.js';
 import { pace } from './pace.js';
 import { summarize } from './stats.js';
+import { errText, sleep } from './util.js';
 import { stampText, WIRES } from './wire.js';
 
 const POLL_MS = 5;
 const MAX_SAMPLES = 200_000;
 const reply = (r: MembersReply) => process.send!(r);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const errText = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 interface Room {
   plan: RoomPlan;
