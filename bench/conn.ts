@@ -5,13 +5,29 @@
 import { io, type Socket } from 'socket.io-client';
 import WebSocket from 'ws';
 import { encodeFrame, LeanWs, signHs256 } from './lean-client.js';
-import type { Target } from './protocol.js';
+import { errText, sleep } from './util.js';
 import { WIRES, type Stamp, type WireName } from './wire.js';
 
 export type ClientKind = 'lean' | 'socket.io-client' | 'rtgw-sdk';
 export const CLIENT_KINDS: readonly ClientKind[] = ['lean', 'socket.io-client', 'rtgw-sdk'];
 /** The protocols each client speaks: the record run measures a client against the systems it can talk to. */
 export const CLIENT_WIRES: Record<ClientKind, readonly WireName[]> = { lean: ['rtgw', 'bare', 'socketio'], 'socket.io-client': ['socketio'], 'rtgw-sdk': ['rtgw'] };
+
+/** A server's address: a gateway, a Socket.IO node, a bare uWS server. */
+export interface Endpoint {
+  host: string;
+  port: number;
+}
+
+/**
+ * Who the load generator talks to, and with which client: what a connection needs, so it is defined with
+ * the connections (systems.ts makes one from a running system, protocol.ts carries it to the workers).
+ */
+export interface Target {
+  endpoints: Endpoint[];
+  wire: WireName;
+  client: ClientKind;
+}
 
 export interface ConnOptions {
   host: string;
@@ -342,9 +358,9 @@ export async function joinWithRetry(make: (attempt: number) => BenchConn, room: 
       return { conn, retried: attempt - 1 };
     } catch (e) {
       conn.destroy();
-      if (errors.length < 5) errors.push(`attempt ${attempt}: ${e instanceof Error ? e.message : String(e)}`);
+      if (errors.length < 5) errors.push(`attempt ${attempt}: ${errText(e)}`);
       if (attempt >= attempts) throw e;
-      await new Promise((r) => setTimeout(r, 50 * attempt));
+      await sleep(50 * attempt);
     }
   }
 }

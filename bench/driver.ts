@@ -1,13 +1,13 @@
 // Load-generator worker: the publisher and the one probe member of a one-room fan-out, in one process so
 // that the probe measures publish-to-receive latency on the same clock (performance.now) the publisher
 // stamped. The publisher writes each tick's frames (pace.ts) in one write.
-import { benchToken, joinMember, openConn, type BenchConn } from './conn.js';
-import type { DriverCmd, DriverReply, StepPlan, StepReport, Target } from './protocol.js';
+import { benchToken, joinMember, openConn, type BenchConn, type Target } from './conn.js';
+import type { DriverCmd, DriverReply, StepPlan, StepReport } from './protocol.js';
 import { pace } from './pace.js';
+import { errText, sleep } from './util.js';
 import { stampText, WIRES, type Stamp } from './wire.js';
 
 const reply = (r: DriverReply) => process.send!(r);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let publisher: BenchConn;
 let probe: BenchConn;
@@ -94,6 +94,6 @@ process.on('message', (m: DriverCmd) => {
         publisher?.destroy();
         process.exit(0);
     }
-  })().catch((e: unknown) => reply({ cmd: 'error', msg: e instanceof Error ? e.message : String(e) }));
+  })().catch((e: unknown) => reply({ cmd: 'error', msg: errText(e) }));
 });
 process.on('disconnect', () => process.exit(0));

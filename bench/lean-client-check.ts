@@ -11,6 +11,7 @@ import { WebSocketServer } from 'ws';
 import { openConn, type BenchConn } from './conn.js';
 import { LeanWs } from './lean-client.js';
 import { serveRooms } from './socketio-rooms.js';
+import { sleep } from './util.js';
 import { stampText, type Stamp } from './wire.js';
 
 function serverFrame(opcode: number, payload: Buffer, fin = true): Buffer {
@@ -134,7 +135,7 @@ async function wsCheck(): Promise<void> {
   ws.sendText('{"t":"join","id":1,"room":"x"}');
   ws.sendText('z'.repeat(70_000)); // 64-bit length, masked
   const deadline = Date.now() + 5000;
-  while ((ws.data < 200 || pongs < 2) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  while ((ws.data < 200 || pongs < 2) && Date.now() < deadline) await sleep(10);
   if (auth !== 'Bearer abc.def.ghi') fail(`authorization header: ${auth}`);
   if (received[0] !== '{"t":"join","id":1,"room":"x"}' || received[1]?.length !== 70_000) fail('ws server did not get the masked frames');
   if (ws.data !== 200 || ws.other !== 4) fail(`counted ${ws.data} data / ${ws.other} other from ws, expected 200 / 4`);
@@ -145,7 +146,7 @@ async function wsCheck(): Promise<void> {
   const refused = new LeanWs({ host: '127.0.0.1', port, path: '/nope', onClose: () => closes++ });
   wss.options.verifyClient = () => false;
   const err = await refused.connect().then(() => undefined, (e: Error) => e.message);
-  await new Promise((r) => setTimeout(r, 100));
+  await sleep(100);
   if (!err?.startsWith('upgrade refused')) fail(`refused upgrade: connect gave ${err ?? 'success'}`);
   if (closes !== 0) fail(`refused upgrade reported ${closes} close(s)`);
   wss.close();
@@ -165,10 +166,10 @@ async function socketIoCheck(): Promise<void> {
   for (const c of [member, probe, publisher]) await c.connect();
   await member.join('r');
   await probe.join('r');
-  await new Promise((r) => setTimeout(r, 300)); // several ping intervals
+  await sleep(300); // several ping intervals
   publisher.publish('r', [0, 1, 2].map((i) => stampText(7, i, 1.5)), false);
   const deadline = Date.now() + 5000;
-  while ((member.data < 3 || probe.data < 3 || publisher.oks < 3) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  while ((member.data < 3 || probe.data < 3 || publisher.oks < 3) && Date.now() < deadline) await sleep(10);
   if (!member.open || !probe.open || !publisher.open) fail('socket.io: a connection was closed (pings not answered?)');
   if (member.data !== 3 || probe.data !== 3 || publisher.data !== 0) fail(`socket.io: counted ${member.data}/${probe.data}/${publisher.data} messages, expected 3/3/0`);
   if (publisher.oks !== 3 || publisher.errs !== 0) fail(`socket.io: ${publisher.oks} acks, ${publisher.errs} errors`);

@@ -10,10 +10,10 @@ import { cpuSeconds, machineBusySeconds, rssBytes, type Proc } from './procs.js'
 import type { MemberCounts, PublishReport, RoomPlan, StepReport } from './protocol.js';
 import { histogram, round3, spread, summarize, type Histogram, type LatencySummary } from './stats.js';
 import { targetOf, type RunningSystem } from './systems.js';
+import { errText, sleep } from './util.js';
 import { WIRES } from './wire.js';
 import { forkDriver, forkMembers, type DriverWorker, type MembersWorker } from './workers.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const fmt = (n: number) => (n >= 100 ? Math.round(n).toLocaleString('en-US') : String(Math.round(n * 10) / 10));
 
 export interface Layout {
@@ -381,7 +381,7 @@ export async function runRates(spec: RunSpec): Promise<RunResult> {
       if (spec.refRate > 0 && spec.refRate <= result.max.rate) result.ref = await measure('ref', spec.refRate, 'equal load');
     }
   } catch (e) {
-    result.error = e instanceof Error ? e.message : String(e);
+    result.error = errText(e);
     log(`  ${sys.kind} run ${run + 1} failed: ${result.error}`);
   } finally {
     await Promise.all([...members, ...(driver ? [driver] : [])].map((w) => w.stop()));

@@ -2,17 +2,16 @@
 // rooms and, in publishing rooms (chat), publishes from every member in turn; it also runs the connection
 // storm (and reconnects what a stopping gateway closes) and the router-ingest publishers. Driven over IPC
 // by bench.ts; exits when its parent goes away.
-import { benchToken, endpointOf, joinMember, openConn, withTimeout, type BenchConn } from './conn.js';
-import type { IngestReport, MemberCounts, MembersCmd, MembersReply, PublishReport, ReconnectReport, RoomPlan, StormReport, Target } from './protocol.js';
+import { benchToken, endpointOf, joinMember, openConn, withTimeout, type BenchConn, type Target } from './conn.js';
+import type { IngestReport, MemberCounts, MembersCmd, MembersReply, PublishReport, ReconnectReport, RoomPlan, StormReport } from './protocol.js';
 import { pace } from './pace.js';
 import { summarize } from './stats.js';
+import { errText, sleep } from './util.js';
 import { stampText, WIRES } from './wire.js';
 
 const POLL_MS = 5;
 const MAX_SAMPLES = 200_000;
 const reply = (r: MembersReply) => process.send!(r);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const errText = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 interface Room {
   plan: RoomPlan;

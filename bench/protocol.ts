@@ -1,15 +1,6 @@
 // IPC between the orchestrator (bench.ts) and its load-generator workers (members.ts, driver.ts).
-import type { ClientKind } from './conn.js';
+import type { Target } from './conn.js';
 import type { LatencySummary } from './stats.js';
-import type { Endpoint } from './systems.js';
-import type { WireName } from './wire.js';
-
-/** Who the load generator talks to, and with which client. */
-export interface Target {
-  endpoints: Endpoint[];
-  wire: WireName;
-  client: ClientKind;
-}
 
 /** A room a members process fills: `members` connections join it; with `publish`, they also publish to it (echo on). */
 export interface RoomPlan {

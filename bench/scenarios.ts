@@ -6,9 +6,9 @@ import { systemsFor, type Options, type Scenario } from './options.js';
 import type { IngestReport, ReconnectReport, StormReport } from './protocol.js';
 import { round3 } from './stats.js';
 import { startSystem, targetOf, type RunningSystem, type StartContext, type SystemKind } from './systems.js';
+import { errText, sleep } from './util.js';
 import { forkMembers } from './workers.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Publishing before router ingest is counted: JIT warm-up and the routers' first slot moves. */
 const INGEST_WARMUP_MS = 1500;
 
@@ -29,7 +29,7 @@ async function withSystems<T>(env: Env, kinds: SystemKind[], body: (systems: Run
       try {
         systems.push(await startSystem(k, env.start));
       } catch (e) {
-        const why = e instanceof Error ? e.message : String(e);
+        const why = errText(e);
         env.log(`  ${k} did not start: ${why} (left out; its logs are in ${env.start.tmp})`);
         failed?.(k, why);
       }
@@ -142,7 +142,7 @@ async function storm(env: Env, sys: RunningSystem): Promise<StormResult> {
     log(`    idle RSS per connection: ${Object.entries(r.bytesPerConn).map(([k, v]) => `${k} ${fmt(v)} B`).join(', ')}`);
     if (sys.endpoints.length > 1 && sys.kind.startsWith('rtgw')) r.restart = await restart(env, sys, m, s.ok);
   } catch (e) {
-    r.error = e instanceof Error ? e.message : String(e);
+    r.error = errText(e);
     log(`  ${sys.kind} storm failed: ${r.error}`);
   } finally {
     await m.call({ cmd: 'drop' }, 30_000).catch(() => undefined);
@@ -208,7 +208,7 @@ export async function ingests(env: Env): Promise<IngestResult[]> {
               `cores: ${Object.entries(cpu.cores).map(([k, v]) => `${k} ${v}`).join(', ')}`,
           );
         } catch (e) {
-          r.error = e instanceof Error ? e.message : String(e);
+          r.error = errText(e);
           env.log(`  ${kind} ingest failed: ${r.error}`);
         } finally {
           await m.stop();

@@ -17,8 +17,7 @@ import {
   waitFor,
   type Proc,
 } from './procs.js';
-import type { ClientKind } from './conn.js';
-import type { Target } from './protocol.js';
+import type { ClientKind, Endpoint, Target } from './conn.js';
 import type { WireName } from './wire.js';
 
 export const SYSTEM_KINDS = ['rtgw', 'rtgw2', 'standalone', 'socketio', 'bare', 'bare-nats'] as const;
@@ -32,11 +31,6 @@ export const SYSTEMS: Record<SystemKind, { label: string; wire: WireName }> = {
   bare: { label: 'bare uWS (1 process)', wire: 'bare' },
   'bare-nats': { label: 'bare uWS behind one NATS hop (+ nats-server)', wire: 'bare' },
 };
-
-export interface Endpoint {
-  host: string;
-  port: number;
-}
 
 export interface StartContext {
   tmp: string;

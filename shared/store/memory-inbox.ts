@@ -2,6 +2,7 @@
 // fenced appends, per-recipient seqs, dedup window, limits (per sender, per inbox), compensation entries
 // scored on Date.now(), claims with backoff and jitter, parking, bounded dead letters, and the seq
 // counter's expiry (dmMetaTtlMs). State dies with the process.
+import { dmFrame } from '../protocol/stored-frames.js';
 import { LimitError, NotOwnerError } from '../errors.js';
 import type { MemorySlotLeases } from './memory-slot-leases.js';
 import {
@@ -163,9 +164,7 @@ export class MemoryInbox implements Inbox {
     if (r.seqExpiresAt <= now) r.seq = [...r.inbox.keys()].at(-1) ?? 0;
     r.seqExpiresAt = now + dmMetaTtlMs(this.limits);
     const seq = ++r.seq;
-    const frame =
-      `{"t":"dm","seq":${seq},"from":${JSON.stringify(req.from)},"data":${req.dataJson}` +
-      `${req.mid === undefined ? '' : `,"mid":${JSON.stringify(req.mid)}`},"ts":${now}}`;
+    const frame = dmFrame(seq, req.from, req.dataJson, req.mid, now);
     r.inbox.set(seq, { frame, ts: now, sender: req.sender });
     r.senders.set(req.sender, (r.senders.get(req.sender) ?? 0) + 1);
     this.entries(req.slot).set(this.member(req.to, seq), {

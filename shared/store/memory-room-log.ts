@@ -1,5 +1,6 @@
 // RoomLog in process memory, with the Redis room log's semantics (append.lua, read.lua): fenced appends,
 // random epochs, history trimmed by count and age, a dedup window, idle rooms expiring.
+import { msgFrame } from '../protocol/stored-frames.js';
 import { randomUUID } from 'node:crypto';
 import { NotOwnerError } from '../errors.js';
 import type { MemorySlotLeases } from './memory-slot-leases.js';
@@ -67,9 +68,7 @@ export class MemoryRoomLog implements RoomLog {
       }
     }
     const seq = ++room.seq;
-    const frame =
-      `{"t":"msg","room":${JSON.stringify(req.room)},"seq":${seq},"from":${JSON.stringify(req.from)},` +
-      `"data":${req.dataJson}${req.mid === undefined ? '' : `,"mid":${JSON.stringify(req.mid)}`},"ts":${now}}`;
+    const frame = msgFrame(req.room, seq, req.from, req.dataJson, req.mid, now);
     const h = room.history;
     h.push({ seq, frame, exclude: req.exclude, ts: now });
     const cutoff = now - this.limits.maxAgeMs;

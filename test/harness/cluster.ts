@@ -4,11 +4,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { connect as connectTcp, createServer } from 'node:net';
+import { connect as connectTcp } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
+import { freePort } from '../../bench/launcher.js';
 import { startNats } from './nats.js';
 import { startRedis } from './redis.js';
 
@@ -45,30 +46,9 @@ function track(child: ChildProcess): void {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Free ports
+// Free ports: the launcher's, so a node never gets a port it handed to nats-server or redis-server.
 
-const handedOut = new Set<number>();
-
-/** A port that was free on 127.0.0.1 a moment ago and that this process has not handed out before. */
-export async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const srv = createServer();
-      srv.unref();
-      srv.once('error', reject);
-      srv.listen(0, '127.0.0.1', () => {
-        const addr = srv.address();
-        const p = typeof addr === 'object' && addr !== null ? addr.port : 0;
-        srv.close(() => resolve(p));
-      });
-    });
-    if (port !== 0 && !handedOut.has(port)) {
-      handedOut.add(port);
-      return port;
-    }
-  }
-  throw new Error('freePort: no free port after 50 attempts');
-}
+export { freePort } from '../../bench/launcher.js';
 
 // ---------------------------------------------------------------------------------------------------
 // One node

@@ -1,7 +1,7 @@
 // The import-boundary test (style.md): which folder may import which, which files alone may import
-// NATS, ioredis and uWebSockets.js, and that no module imports itself through others (findCycles).
-// Import specifiers are read with TypeScript's own pre-processor, so comments and strings that look like
-// imports are not mistaken for them.
+// NATS, ioredis and uWebSockets.js, and that no module imports itself through others (findCycles), in the
+// product and in bench/. Import specifiers are read with TypeScript's own pre-processor, so comments and
+// strings that look like imports are not mistaken for them.
 //
 // And the naming boundary: shared/cluster/subjects.ts alone builds NATS subjects and keys.ts alone
 // builds Redis keys (checkNaming, on TypeScript's syntax tree, so comments never count).
@@ -420,5 +420,32 @@ describe('checkBoundaries catches every broken rule', () => {
     const found = checkBoundaries([{ path: 'shared/protocol/bad.ts', specifiers: specifiersOf(source) }]);
     expect(found).toHaveLength(1);
     expect(found[0]).toContain('node:os');
+  });
+});
+
+describe('bench/ imports', () => {
+  const bench = tsFiles('bench')
+    .filter((p) => !p.startsWith('bench/dist/'))
+    .map((path) => ({ path, specifiers: specifiersOf(readFileSync(posix.join(ROOT, path), 'utf8')) }));
+
+  it('form no cycle', () => {
+    expect(bench.map((f) => f.path)).toContain('bench/protocol.ts');
+    expect(findCycles(bench)).toEqual([]);
+  });
+
+  it('launcher.ts, which the test harness imports too, imports nothing else of the repository', () => {
+    const launcher = bench.find((f) => f.path === 'bench/launcher.ts')!;
+    expect(launcher.specifiers.filter((s) => s.startsWith('.'))).toEqual([]);
+  });
+
+  it('the cycle finder finds a cycle through type-only imports', () => {
+    const files: SourceFile[] = [
+      { path: 'bench/a.ts', specifiers: ['./b.js', 'node:fs'] },
+      { path: 'bench/b.ts', specifiers: ['./c.js'] },
+      { path: 'bench/c.ts', specifiers: [...specifiersOf("import type { A } from './a.js';")] },
+      { path: 'bench/d.ts', specifiers: ['./a.js'] },
+    ];
+    expect(findCycles(files)).toEqual(['bench/a.ts -> bench/b.ts -> bench/c.ts -> bench/a.ts']);
+    expect(findCycles(files.slice(0, 2))).toEqual([]);
   });
 });
