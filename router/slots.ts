@@ -125,7 +125,7 @@ export class SlotManager {
         if (preferred !== undefined && preferred !== this.me) work.push(this.handOver(mine));
         continue;
       }
-      if (owners[slot] != null) {
+      if (owners[slot] !== null && owners[slot] !== undefined) {
         this.freeSince.delete(slot);
         continue;
       }

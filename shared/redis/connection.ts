@@ -74,7 +74,7 @@ export async function openRedis(url: string, name: string, opts: OpenRedisOption
   } catch (e) {
     redis.disconnect();
     const why = lastError ? `${(e as Error).message} (last error: ${lastError.message})` : (e as Error).message;
-    throw new Error(`Redis ${redactRedisUrl(url)} unreachable: ${why}`, { cause: lastError ?? e });
+    throw new Error(`Redis ${redactRedisUrl(url)} unreachable: ${why}`, { cause: e });
   }
   return redis;
 }

@@ -7,7 +7,7 @@ import { httpGet, startCluster, startNode, tcpOpen, uid, type Cluster, type Node
 import { startNats } from '../harness/nats.js';
 import { startRedis } from '../harness/redis.js';
 import { waitFor } from '../harness/wait.js';
-import { metrics, parseMetrics, sum, type Exposition } from '../harness/metrics.js';
+import { metrics, sum, type Exposition } from '../harness/metrics.js';
 
 let cluster: Cluster;
 let standalone: Node;
@@ -56,7 +56,11 @@ describe('/healthz and /readyz', () => {
         startNode('router', { ...env, RTGW_NATS_PREFIX: prefix, RTGW_NODE_ID: `${prefix}-r`, RTGW_LEASE_MS: '1000' }),
         startNode('standalone', { ...env, RTGW_NATS_PREFIX: `${prefix}s`, RTGW_NODE_ID: `${prefix}-s`, RTGW_LEASE_MS: '1000' }),
       ]);
-      for (const s of started) if (s.status === 'fulfilled') nodes.push(s.value), extraNodes.push(s.value);
+      for (const s of started) {
+        if (s.status !== 'fulfilled') continue;
+        nodes.push(s.value);
+        extraNodes.push(s.value);
+      }
       for (const s of started) if (s.status === 'rejected') throw s.reason;
       const gwNode = await startNode('gateway', { ...env, RTGW_NATS_PREFIX: prefix, RTGW_NODE_ID: `${prefix}-g` });
       nodes.push(gwNode);

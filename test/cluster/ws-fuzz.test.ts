@@ -195,7 +195,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   const lines = [...outcomes].flatMap(([cat, m]) => [...m].map(([o, n]) => `  ${cat.padEnd(44)} ${o.padEnd(30)} ${n}`));
-  console.log(`ws-fuzz outcomes (seed ${SEED}):\n${lines.join('\n')}`);
+  console.info(`ws-fuzz outcomes (seed ${SEED}):\n${lines.join('\n')}`);
   await neighbour?.close();
   await node?.stop();
 });
@@ -526,7 +526,6 @@ describe('payloads and headers the RFC forbids', () => {
 
   it('a length over the message limit but under the hard cap: the connection waits for the payload, 1009 once it is in', async () => {
     const ws = await raw();
-    const from = ws.frames.length;
     const len = MAX_MESSAGE_BYTES + 1000;
     const payload = Buffer.alloc(len, 0x20);
     const bytes = encodeFrame({ opcode: Op.Text, payload });
@@ -764,7 +763,7 @@ describe('afterwards', () => {
     const rss0 = metric(baseline, 'process_resident_memory_bytes');
     const rss1 = metric(after, 'process_resident_memory_bytes');
     const opened = metric(after, 'rtgw_connections_opened_total') - metric(baseline, 'rtgw_connections_opened_total');
-    console.log(`ws-fuzz memory: heap used ${mb(heap0)} → ${mb(heap1)} MB, RSS ${mb(rss0)} → ${mb(rss1)} MB, after ${opened} fuzz connections; holdings ${HOLDINGS.map((h) => `${h.replace('rtgw_gateway_', '')}=${metric(after, h)}`).join(' ')}`);
+    console.info(`ws-fuzz memory: heap used ${mb(heap0)} → ${mb(heap1)} MB, RSS ${mb(rss0)} → ${mb(rss1)} MB, after ${opened} fuzz connections; holdings ${HOLDINGS.map((h) => `${h.replace('rtgw_gateway_', '')}=${metric(after, h)}`).join(' ')}`);
     // About 800 connections went through (measured: heap 10.9 → 10.5 MB, RSS 64.7 → 64.2 MB). The exact
     // checks are the gauges above; these catch what they do not count: 10 kB left per connection (a
     // socket's buffers, a closure holding its frames) is 8 MB. The memory engine's own history and

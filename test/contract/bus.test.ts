@@ -2,7 +2,7 @@
 // against NatsBus on a real nats-server. Every test works under its own subject prefix.
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { BusError, toText, type Bus, type BusErrorCode, type BusMsg, type Subscription } from '../../shared/bus/bus.js';
+import { toText, type Bus, type BusErrorCode, type BusMsg, type Subscription } from '../../shared/bus/bus.js';
 import { MemoryBus, MemoryHub } from '../../shared/bus/memory.js';
 import { connectNats, NatsBus, type NatsStatus } from '../../shared/bus/nats.js';
 import { startNats } from '../harness/nats.js';

@@ -225,6 +225,7 @@ export async function startNode(role: Role, env: Env = {}, opts: StartNodeOption
     throw new Error(
       `rtgw ${role} (pid ${pid}, port ${port}, admin ${adminPort}) did not become ready: ${why}\n` +
         `--- last log lines ---\n${tail(node)}`,
+      { cause: err },
     );
   }
   return node;

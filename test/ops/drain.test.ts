@@ -25,7 +25,7 @@ const DRAIN_PUBLISHERS = 8;
 const HANDOVER_BOUND_MS = 2500;
 
 const suite = useCluster({ gateways: 2, routers: 2, pingOnConnect: true, logLines: 80 });
-const { pool, client } = suite;
+const { client } = suite;
 
 /** Resolves the exit code, or 'timeout' when the process is still running after `ms`. */
 function exitWithin(node: Node, ms: number): Promise<number | null | 'timeout'> {

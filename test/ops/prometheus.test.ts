@@ -264,7 +264,7 @@ describe('a real Prometheus scraping a running cluster', () => {
         `all ${c.nodes.length} targets up`,
       );
     } catch (err) {
-      throw new Error(`prometheus did not come up: ${String(err)}\n--- prometheus log ---\n${promLog}`);
+      throw new Error(`prometheus did not come up: ${String(err)}\n--- prometheus log ---\n${promLog}`, { cause: err });
     }
   }, 60_000);
 
@@ -294,7 +294,7 @@ describe('a real Prometheus scraping a running cluster', () => {
         try {
           res = await query(q);
         } catch (err) {
-          throw new Error(`panel "${panel}": query ${q} failed: ${String(err)}`);
+          throw new Error(`panel "${panel}": query ${q} failed: ${String(err)}`, { cause: err });
         }
         if (res.result.length === 0) empty.set(q, panel);
       }
