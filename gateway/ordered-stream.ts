@@ -33,9 +33,11 @@ export interface StreamHandler<S, E> {
   deliver(s: S, ev: E): void;
   /**
    * Reads the seqs after `s.lastSeq` up to `upTo` from the store, hands over what it finds (`handOver`, in
-   * seq order), and then calls `s.endFill()` exactly once, whether the read worked or not. Until then
-   * everything that arrives waits. What the fill neither finds nor skips (`skipTo`) is not waited for:
-   * the first event still ahead after `endFill` starts another fill.
+   * seq order), gives up on what the store no longer has (`skipTo`), and then calls `s.endFill()`
+   * exactly once, whether the read worked or not. Hazard: until then everything that arrives waits, so a
+   * fill that never ends holds the stream and its queue grows without bound. A seq the fill neither
+   * handed over nor skipped (a failed read) is still missing: the first waiting event still ahead of it
+   * starts another fill when this one ends.
    */
   fill(s: S, upTo: number): void;
   /** The stream is not filling and has handed over all it could: rooms let caught-up joiners go live. */
