@@ -6,7 +6,8 @@
 // acknowledged one is gone from it, and skipped). A connecting socket gets the inbox's pending messages
 // first, read after its presence entry is written (so a message stored meanwhile is either pending or
 // routed here), then the live ones after them. Retries (a seq again) pass straight through: the client
-// drops seqs it has seen.
+// drops seqs it has seen. The ordering (last seq, fill, what waits, attachers' buffers) is
+// ordered-stream.ts's.
 import type { Bus, BusMsg, Subscription } from '../shared/bus/bus.js';
 import { userSlot } from '../shared/cluster/slots.js';
 import { decodeDm, DM_ABSENT, DM_HELD } from '../shared/cluster/stream.js';
@@ -17,36 +18,47 @@ import { dmFrameSeq } from '../shared/protocol/stored-frames.js';
 import type { GatewayStores } from '../shared/store/ports.js';
 import type { Backpressure } from './backpressure.js';
 import type { Conn } from './connection.js';
+import { OrderedStream, type StreamHandler } from './ordered-stream.js';
 
 interface DmEvent {
-  seq: number;
-  frame: Uint8Array | string;
+  readonly seq: number;
+  readonly frame: Uint8Array | string;
 }
 
-/** A socket between connect and live: it collects what it must not miss while its replay is read. */
+/** A socket between connect and live: it collects (the stream's buffer) what it must not miss while its replay is read. */
 interface Attacher {
-  conn: Conn;
-  buffer: DmEvent[];
+  readonly conn: Conn;
+  readonly buffer: DmEvent[];
 }
 
-interface UserStream {
-  readonly user: string;
-  readonly slot: number;
+/**
+ * A user with connections here: the ordered stream of their direct messages (last seq handed over,
+ * gap fill, what waits, the attaching sockets) and their connections. The stream is held until the
+ * recipient's head is known (read with the first pending messages).
+ */
+class UserStream extends OrderedStream<UserStream, DmEvent, Attacher> {
   /** The user's connections here. Those with `dmLive` get the stream; the others are still attaching. */
-  readonly conns: Set<Conn>;
-  /** Highest seq handed over in order (from the recipient's head, read with the first pending messages). */
-  lastSeq: number;
-  /** Until the head is known, and during a gap fill, live messages wait in `waiting`. */
-  filling: boolean;
-  headKnown: boolean;
-  /** Made when needed: most users never have anything waiting, and attach once. */
-  waiting: DmEvent[] | undefined;
-  attaching: Attacher[] | undefined;
+  readonly conns = new Set<Conn>();
+
+  constructor(
+    handler: StreamHandler<UserStream, DmEvent>,
+    readonly user: string,
+    readonly slot: number,
+  ) {
+    super(handler);
+  }
 }
 
 export class DirectHub {
   private readonly users = new Map<string, UserStream>();
   private readonly sub: Subscription;
+  /** One for all users (a user's stream calls it with itself). */
+  private readonly stream: StreamHandler<UserStream, DmEvent> = {
+    // Retries repeat a seq: they go to the live connections again, which drop seqs they have seen.
+    redeliver: true,
+    deliver: (u, ev) => this.deliver(u, ev),
+    fill: (u, upTo) => this.fill(u, upTo),
+  };
 
   constructor(
     bus: Bus,
@@ -84,20 +96,22 @@ export class DirectHub {
     const u = this.open(conn.user);
     u.conns.add(conn);
     const a: Attacher = { conn, buffer: [] };
-    (u.attaching ??= []).push(a);
+    u.addNewcomer(a);
     try {
       await registered;
       let pending: { head: number; messages: { seq: number; frame: string }[] };
       try {
         pending = await this.inbox.pending(u.slot, u.user);
       } catch (e) {
-        if (!u.headKnown) this.knowHead(u, 0); // ordering starts from the first live message
+        u.start(0); // when the head is not known yet, ordering starts from the first live message
         throw e;
       }
-      if (!u.headKnown) this.knowHead(u, pending.head);
+      // Once per stream: a later attacher's head is not used.
+      u.start(pending.head);
       if (!conn.open) return;
       const messages = pending.messages;
       const last = messages.at(-1)?.seq ?? 0;
+      // The buffer has redeliveries too (any order, repeated seqs): sorted, and each seq once.
       const tail = a.buffer.filter((e) => e.seq > last).sort((x, y) => x.seq - y.seq);
       conn.ws.cork(() => {
         for (const p of messages) conn.ws.send(p.frame);
@@ -113,8 +127,7 @@ export class DirectHub {
       this.metrics.dmSent.inc({ kind: 'pending' }, messages.length);
       this.metrics.framesSent.inc({ type: 'dm' }, messages.length + tail.length);
     } finally {
-      const rest = u.attaching!.filter((x) => x !== a);
-      u.attaching = rest.length > 0 ? rest : undefined;
+      u.removeNewcomer(a);
     }
   }
 
@@ -139,15 +152,9 @@ export class DirectHub {
   private open(user: string): UserStream {
     const existing = this.users.get(user);
     if (existing) return existing;
-    const u: UserStream = { user, slot: userSlot(user, this.slots), conns: new Set(), lastSeq: 0, filling: true, headKnown: false, waiting: undefined, attaching: undefined };
+    const u = new UserStream(this.stream, user, userSlot(user, this.slots));
     this.users.set(user, u);
     return u;
-  }
-
-  private knowHead(u: UserStream, head: number): void {
-    u.headKnown = true;
-    u.lastSeq = Math.max(u.lastSeq, head);
-    this.release(u);
   }
 
   private onMessage(msg: BusMsg): void {
@@ -157,57 +164,31 @@ export class DirectHub {
     msg.respond(u ? DM_HELD : DM_ABSENT);
     if (!d) return this.log.warn('dropped malformed dm envelope');
     if (!u) return; // presence is behind: the user has gone from here
-    const ev = { seq: dmFrameSeq(d.frame), frame: d.frame };
+    const ev: DmEvent = { seq: dmFrameSeq(d.frame), frame: d.frame };
     if (ev.seq < 0) return this.log.warn({ user: u.user }, 'dropped malformed dm frame');
-    if (u.filling) {
-      (u.waiting ??= []).push(ev);
-      return;
-    }
-    this.accept(u, ev);
+    u.push(ev);
   }
 
-  private accept(u: UserStream, ev: DmEvent): void {
-    if (ev.seq <= u.lastSeq + 1) {
-      // Next in order, or a redelivery of one already handed over.
-      this.deliver(u, ev);
-      return;
-    }
-    (u.waiting ??= []).push(ev);
-    this.fill(u, ev.seq - 1);
-  }
-
-  /** Reads the missing seqs from the inbox and delivers them, then what waited meanwhile. */
+  /**
+   * The user's fill: reads the missing seqs from the inbox and delivers them. What is not in the inbox
+   * was acknowledged (or dead-lettered), and a failed read is not retried: either way nothing is waited
+   * for up to `upTo` (a missing one that is still pending comes again as a retry).
+   */
   private fill(u: UserStream, upTo: number): void {
-    u.filling = true;
     this.inbox
       .peek(u.slot, u.user, u.lastSeq, upTo - u.lastSeq)
       .then((found) => {
-        for (const m of found) if (m.seq <= upTo) this.deliver(u, m);
+        for (const m of found) if (m.seq <= upTo) u.handOver(m);
       })
       .catch((e: unknown) => this.log.warn({ err: e, user: u.user }, 'dm gap fill failed; the missing ones come as retries'))
       .finally(() => {
-        // What is not in the inbox was acknowledged (or dead-lettered): nothing to wait for.
-        u.lastSeq = Math.max(u.lastSeq, upTo);
-        this.release(u);
+        u.skipTo(upTo);
+        u.endFill();
       });
   }
 
-  /** Ends a fill (or the wait for the head) and delivers what waited meanwhile, in seq order. */
-  private release(u: UserStream): void {
-    u.filling = false;
-    const waiting = u.waiting?.sort((x, y) => x.seq - y.seq) ?? [];
-    u.waiting = undefined;
-    for (let i = 0; i < waiting.length; i++) {
-      if (u.filling) {
-        (u.waiting ??= []).push(...waiting.slice(i));
-        return;
-      }
-      this.accept(u, waiting[i]!);
-    }
-  }
-
+  /** The stream's delivery, in order or a redelivery (it buffers `ev` for the attachers). */
   private deliver(u: UserStream, ev: DmEvent): void {
-    if (ev.seq > u.lastSeq) u.lastSeq = ev.seq;
     let sent = 0;
     for (const c of u.conns) {
       if (!c.dmLive || !c.open) continue;
@@ -215,7 +196,6 @@ export class DirectHub {
       sent++;
     }
     this.backpressure.wroteAll(u.conns);
-    for (const a of u.attaching ?? []) a.buffer.push(ev);
     this.metrics.framesSent.inc({ type: 'dm' }, sent);
   }
 }

@@ -2,7 +2,9 @@
 // there, and hands every message, in seq order with no gap and no duplicate, to the uWS topic of the
 // room; uWS writes it to each local member. A gap (a message lost between router and gateway, or
 // reordered by a router takeover) is filled from history before anything after it is delivered.
-// A joining connection gets its replay from history, then exactly the live messages after it.
+// A joining connection gets its replay from history, then exactly the live messages after it. The
+// ordering (last seq, fill, what waits, joiners' buffers) is ordered-stream.ts's; this file keeps what is
+// the room's own: epochs, uWS topics, history reads and the joiners' replay up to `until`.
 import type { TemplatedApp } from 'uWebSockets.js';
 import type { Bus, Subscription } from '../shared/bus/bus.js';
 import type { Subjects } from '../shared/cluster/subjects.js';
@@ -15,36 +17,44 @@ import type { Metrics } from '../shared/metrics.js';
 import type { GatewayStores } from '../shared/store/ports.js';
 import type { Backpressure } from './backpressure.js';
 import type { Conn } from './connection.js';
+import { OrderedStream, type StreamHandler } from './ordered-stream.js';
 
 type MsgEvent = Extract<StreamEvent, { kind: 'm' }>;
 
 /**
- * A join from its request to its first live message. It is in its room's `joiners` from the first step,
- * so a leave or a close (both end in `leave`) removes it wherever the join is: no later step of a join
- * that is gone may add state. Meanwhile it collects the messages it must not miss.
+ * A join from its request to its first live message. It is among its room's newcomers from the first
+ * step, so a leave or a close (both end in `leave`) removes it wherever the join is: no later step of a
+ * join that is gone may add state. Meanwhile it collects (the stream's buffer) the messages it must not miss.
  */
 interface Joiner {
-  conn: Conn;
-  buffer: MsgEvent[];
+  readonly conn: Conn;
+  readonly buffer: MsgEvent[];
   /** Seq the replay ended at, set once the replay is sent; the joiner goes live once the room has delivered up to it. */
-  until?: number;
+  until: number | undefined;
 }
 
-interface Room {
-  readonly name: RoomId;
-  readonly slot: number;
+/**
+ * A room with a local member: its ordered stream (last seq, gap fill, what waits, the joiners) and what
+ * is the room's own. The stream is held until the head seq is known (`ready`).
+ */
+class Room extends OrderedStream<Room, MsgEvent, Joiner> {
   readonly topic: string;
   readonly presenceTopic: string;
-  sub: Subscription;
-  /** Resolves once the head seq is known; live messages wait in `pending` until then. */
-  ready: Promise<void>;
-  isReady: boolean;
-  lastSeq: number;
-  epoch: string;
-  pending: MsgEvent[];
-  filling: boolean;
-  members: Set<Conn>;
-  joiners: Set<Joiner>;
+  /** Set right after construction (its callback needs the room). */
+  sub!: Subscription;
+  ready: Promise<void> = Promise.resolve();
+  epoch = '';
+  readonly members = new Set<Conn>();
+
+  constructor(
+    handler: StreamHandler<Room, MsgEvent>,
+    readonly name: RoomId,
+    readonly slot: number,
+  ) {
+    super(handler);
+    this.topic = roomTopic(name);
+    this.presenceTopic = presenceTopic(name);
+  }
 }
 
 export interface JoinResult {
@@ -59,6 +69,16 @@ export const presenceTopic = (room: string) => 'p:' + room;
 
 export class RoomHub {
   private readonly rooms = new Map<RoomId, Room>();
+  /** One for all rooms (a room's stream calls it with itself). */
+  private readonly stream: StreamHandler<Room, MsgEvent> = {
+    redeliver: false,
+    admit: (room, ev) => {
+      if (ev.epoch !== room.epoch) this.resetEpoch(room, ev.epoch, ev.seq - 1);
+    },
+    deliver: (room, ev) => this.deliver(room, ev),
+    fill: (room, upTo) => this.fill(room, upTo),
+    settled: (room) => this.settleJoiners(room),
+  };
 
   constructor(
     private readonly app: TemplatedApp,
@@ -80,13 +100,13 @@ export class RoomHub {
   async join(conn: Conn, name: RoomId, since: number | undefined, epoch: string | undefined): Promise<{ result: JoinResult; start: () => void }> {
     const room = this.open(name);
     room.members.add(conn);
-    const joiner: Joiner = { conn, buffer: [] };
-    room.joiners.add(joiner);
+    const joiner: Joiner = { conn, buffer: [], until: undefined };
+    room.addNewcomer(joiner);
     try {
       await room.ready;
       if (since === undefined && !room.filling) {
         // Nothing to replay: live from the next message on.
-        room.joiners.delete(joiner);
+        room.removeNewcomer(joiner);
         const result = { seq: room.lastSeq, epoch: room.epoch };
         return { result, start: () => this.rooms.get(name) === room && room.members.has(conn) && conn.open && conn.ws.subscribe(room.topic) };
       }
@@ -99,7 +119,7 @@ export class RoomHub {
         result: since === undefined ? { seq: read.seq, epoch: read.epoch } : { seq: read.seq, epoch: read.epoch, recovered },
         start: () => {
           // Gone when a leave, a close or a newer join of the room took it out meanwhile.
-          if (!room.joiners.has(joiner)) return;
+          if (!room.hasNewcomer(joiner)) return;
           // Set only now: until then a live message must not make the joiner go live (before its ok).
           joiner.until = read.seq;
           conn.ws.cork(() => {
@@ -108,14 +128,14 @@ export class RoomHub {
           this.backpressure.wrote(conn);
           this.metrics.framesSent.inc({ type: 'msg' }, replay.length);
           // History may be ahead of what this gateway has delivered: catch the room up, then go live.
-          if (room.lastSeq < read.seq) this.fill(room, read.seq);
+          if (room.lastSeq < read.seq) room.fill(read.seq);
           this.settleJoiners(room);
         },
       };
     } catch (e) {
       // Still in place: this join's membership is undone. Gone (or its room dropped after a failed
       // start): whatever took it out has done so.
-      if (room.joiners.delete(joiner) && this.rooms.get(name) === room) this.leave(conn, name);
+      if (room.removeNewcomer(joiner) && this.rooms.get(name) === room) this.leave(conn, name);
       throw e;
     }
   }
@@ -127,8 +147,10 @@ export class RoomHub {
     let joinerBuffered = 0;
     for (const room of this.rooms.values()) {
       roomMembers += room.members.size;
-      joiners += room.joiners.size;
-      for (const j of room.joiners) joinerBuffered += j.buffer.length;
+      const newcomers = room.newcomers;
+      if (newcomers === undefined) continue;
+      joiners += newcomers.size;
+      for (const j of newcomers) joinerBuffered += j.buffer.length;
     }
     return { rooms: this.rooms.size, roomMembers, joiners, joinerBuffered };
   }
@@ -136,7 +158,8 @@ export class RoomHub {
   leave(conn: Conn, name: RoomId): void {
     const room = this.rooms.get(name);
     if (!room || !room.members.delete(conn)) return;
-    for (const j of room.joiners) if (j.conn === conn) room.joiners.delete(j);
+    const newcomers = room.newcomers;
+    if (newcomers !== undefined) for (const j of newcomers) if (j.conn === conn) room.removeNewcomer(j);
     if (conn.open) {
       conn.ws.unsubscribe(room.topic);
       conn.ws.unsubscribe(room.presenceTopic);
@@ -150,31 +173,16 @@ export class RoomHub {
   private open(name: RoomId): Room {
     const existing = this.rooms.get(name);
     if (existing) return existing;
-    const room: Room = {
-      name,
-      slot: roomSlot(name, this.slots),
-      topic: roomTopic(name),
-      presenceTopic: presenceTopic(name),
-      sub: undefined as unknown as Subscription,
-      ready: Promise.resolve(),
-      isReady: false,
-      lastSeq: 0,
-      epoch: '',
-      pending: [],
-      filling: false,
-      members: new Set(),
-      joiners: new Set(),
-    };
+    const room = new Room(this.stream, name, roomSlot(name, this.slots));
     room.sub = this.bus.subscribe(this.subj.room(name), (msg) => this.onStream(room, msg.data));
     room.ready = (async () => {
       // The subscription must be live on the server before the head is read, or a message sequenced
       // in between would be neither in the head nor on the stream.
       await this.bus.flush();
       const head = await this.log.read(room.slot, name, HEAD);
-      room.lastSeq = head.seq;
       room.epoch = head.epoch;
-      room.isReady = true;
-      this.drainPending(room);
+      // Takes what arrived meanwhile, in seq order.
+      room.start(head.seq);
     })();
     room.ready.catch(() => {
       // The joiner that triggered it gets the error; a later join must retry from scratch.
@@ -191,30 +199,16 @@ export class RoomHub {
     const ev = decodeStream(data);
     if (!ev) return this.logger.warn({ room: room.name }, 'dropped malformed stream message');
     if (ev.kind === 'p') return this.publish(room, room.presenceTopic, ev.exclude, ev.frame);
-    if (!room.isReady || room.filling) {
-      room.pending.push(ev);
-      return;
-    }
-    this.accept(room, ev);
+    room.push(ev);
   }
 
-  /** Delivers `ev` if it is next, drops it if already delivered, or starts a gap fill. */
-  private accept(room: Room, ev: MsgEvent): void {
-    if (ev.epoch !== room.epoch) this.resetEpoch(room, ev.epoch, ev.seq - 1);
-    if (ev.seq <= room.lastSeq) return;
-    if (ev.seq === room.lastSeq + 1) {
-      this.deliver(room, ev);
-      this.settleJoiners(room);
-      return;
-    }
-    room.pending.push(ev);
-    this.fill(room, ev.seq - 1);
-  }
-
-  /** Reads history up to at least `upTo`, delivers it in order, then whatever waited meanwhile. */
+  /**
+   * The room's fill: reads history after the last seq and delivers the gap up to `upTo` in order. History
+   * may be incomplete: a gap it no longer holds is skipped (with a warning) rather than stall the room; a
+   * new epoch there restarts the room instead. A failed read delivers nothing: the next message still
+   * ahead starts another fill.
+   */
   private fill(room: Room, upTo: number): void {
-    if (room.filling) return;
-    room.filling = true;
     this.metrics.gapFills.inc();
     this.log
       .read(room.slot, room.name, room.lastSeq)
@@ -222,52 +216,35 @@ export class RoomHub {
         if (read.epoch !== room.epoch) return this.resetEpoch(room, read.epoch, read.seq);
         // Only the gap comes from history (a copy that arrived on the stream meanwhile is used as is):
         // what follows it comes from the stream.
-        const waiting = new Map(room.pending.map((e) => [e.seq, e]));
+        const waiting = new Map(room.waiting?.map((e) => [e.seq, e]));
         for (const f of read.frames) {
           if (f.seq > upTo) break;
           if (f.seq !== room.lastSeq + 1) continue;
           const ev = waiting.get(f.seq) ?? { kind: 'm' as const, seq: f.seq, ts: Date.now(), epoch: read.epoch, exclude: f.exclude, frame: Buffer.from(f.frame) };
-          this.deliver(room, ev);
+          room.handOver(ev);
         }
         if (room.lastSeq < upTo) {
           // History no longer holds the gap (trimmed or lost): skip it rather than stall the room.
           this.logger.warn({ room: room.name, from: room.lastSeq + 1, to: upTo }, 'gap not in history; skipped');
-          room.lastSeq = upTo;
+          room.skipTo(upTo);
         }
       })
       .catch((e: unknown) => this.logger.error({ err: e, room: room.name }, 'gap fill failed; delivering what arrived'))
-      .finally(() => {
-        room.filling = false;
-        this.drainPending(room);
-      });
-  }
-
-  private drainPending(room: Room): void {
-    const pending = room.pending.sort((a, b) => a.seq - b.seq);
-    room.pending = [];
-    for (let i = 0; i < pending.length; i++) {
-      if (room.filling) {
-        room.pending.push(...pending.slice(i));
-        return;
-      }
-      this.accept(room, pending[i]!);
-    }
-    this.settleJoiners(room);
+      .finally(() => room.endFill());
   }
 
   private resetEpoch(room: Room, epoch: string, lastSeq: number): void {
     this.logger.warn({ room: room.name, from: room.epoch, to: epoch }, 'room history was lost; new epoch');
     room.epoch = epoch;
-    room.lastSeq = lastSeq;
+    room.restartAt(lastSeq);
     // Members drop seqs they have seen, and `msg` frames carry no epoch: tell them seqs start again.
     this.publish(room, room.topic, undefined, encodeServerFrame({ t: 'epoch', room: room.name, epoch, seq: lastSeq }));
     this.metrics.framesSent.inc({ type: 'epoch' }, this.app.numSubscribers(room.topic));
   }
 
+  /** The stream's delivery (it has moved the last seq, and buffers `ev` for the joiners). */
   private deliver(room: Room, ev: MsgEvent): void {
-    room.lastSeq = ev.seq;
     this.publish(room, room.topic, ev.exclude, ev.frame);
-    for (const j of room.joiners) j.buffer.push(ev);
     this.metrics.deliveryLatency.observe(Math.max(0, Date.now() - ev.ts) / 1000);
     this.metrics.framesSent.inc({ type: 'msg' }, this.app.numSubscribers(room.topic));
   }
@@ -286,12 +263,16 @@ export class RoomHub {
 
   /** Joiners whose replay the room has caught up with get their buffered tail and go live. */
   private settleJoiners(room: Room): void {
-    for (const j of room.joiners) {
+    const joiners = room.newcomers;
+    if (joiners === undefined) return;
+    // Removing goes on over this set even when it empties (ordered-stream.ts); nothing here adds a joiner.
+    for (const j of joiners) {
       if (j.until === undefined || room.lastSeq < j.until || room.filling) continue;
-      room.joiners.delete(j);
+      room.removeNewcomer(j);
       const { conn } = j;
       if (!conn.open || !room.members.has(conn)) continue;
-      const tail = j.buffer.filter((e) => e.seq > j.until! && e.exclude !== conn.id);
+      const until = j.until;
+      const tail = j.buffer.filter((e) => e.seq > until && e.exclude !== conn.id);
       conn.ws.cork(() => {
         for (const e of tail) conn.ws.send(e.frame);
         conn.ws.subscribe(room.topic);
