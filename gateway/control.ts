@@ -4,9 +4,10 @@ import type { Bus, Subscription } from '../shared/bus/bus.js';
 import type { NodeRequest } from '../shared/cluster/messages.js';
 import type { Subjects } from '../shared/cluster/subjects.js';
 import { CloseCode } from '../shared/protocol/codes.js';
-import { endSocket, type Conn } from './connection.js';
+import { endSocket } from './connection.js';
+import type { Connections } from './registry.js';
 
-export function listenForControl(bus: Bus, subj: Subjects, node: string, connsOf: (user: string) => Iterable<Conn>): Subscription {
+export function listenForControl(bus: Bus, subj: Subjects, node: string, conns: Connections): Subscription {
   return bus.subscribe(subj.node(node), (msg) => {
     let req: NodeRequest;
     try {
@@ -15,7 +16,7 @@ export function listenForControl(bus: Bus, subj: Subjects, node: string, connsOf
       return;
     }
     if (req.op !== 'disconnect' || typeof req.user !== 'string') return;
-    const victims = [...connsOf(req.user)];
+    const victims = [...conns.ofUser(req.user)];
     const reason = typeof req.reason === 'string' ? req.reason.slice(0, 120) : 'disconnected by backend';
     for (const c of victims) endSocket(c.ws, CloseCode.DisconnectedByBackend, reason);
     msg.respond(JSON.stringify({ count: victims.length }));

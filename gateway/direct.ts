@@ -18,6 +18,7 @@ import { dmFrameSeq } from '../shared/protocol/stored-frames.js';
 import type { GatewayStores } from '../shared/store/ports.js';
 import type { Backpressure } from './backpressure.js';
 import type { Conn } from './connection.js';
+import type { Connections } from './registry.js';
 import { OrderedStream, type StreamHandler } from './ordered-stream.js';
 
 interface DmEvent {
@@ -37,9 +38,6 @@ interface Attacher {
  * recipient's head is known (read with the first pending messages).
  */
 class UserStream extends OrderedStream<UserStream, DmEvent, Attacher> {
-  /** The user's connections here. Those with `dmLive` get the stream; the others are still attaching. */
-  readonly conns = new Set<Conn>();
-
   constructor(
     handler: StreamHandler<UserStream, DmEvent>,
     readonly user: string,
@@ -47,6 +45,19 @@ class UserStream extends OrderedStream<UserStream, DmEvent, Attacher> {
   ) {
     super(handler);
   }
+}
+
+export interface DirectHubDeps {
+  bus: Bus;
+  subj: Subjects;
+  /** This gateway's node id: its dm subject. */
+  node: string;
+  inbox: GatewayStores['inbox'];
+  slots: number;
+  conns: Connections;
+  backpressure: Backpressure;
+  metrics: Metrics;
+  log: Logger;
 }
 
 export class DirectHub {
@@ -60,32 +71,13 @@ export class DirectHub {
     fill: (u, upTo) => this.fill(u, upTo),
   };
 
-  constructor(
-    bus: Bus,
-    subj: Subjects,
-    node: string,
-    private readonly inbox: GatewayStores['inbox'],
-    private readonly slots: number,
-    private readonly backpressure: Backpressure,
-    private readonly metrics: Metrics,
-    private readonly log: Logger,
-  ) {
-    this.sub = bus.subscribe(subj.dm(node), (msg) => this.onMessage(msg));
+  constructor(private readonly d: DirectHubDeps) {
+    this.sub = d.bus.subscribe(d.subj.dm(d.node), (msg) => this.onMessage(msg));
   }
 
   /** Users with a stream here (the holdings gauges). */
   get userCount(): number {
     return this.users.size;
-  }
-
-  /** How many connections the user has on this gateway. */
-  connCount(user: string): number {
-    return this.users.get(user)?.conns.size ?? 0;
-  }
-
-  /** The user's open connections on this gateway. */
-  connsOf(user: string): Iterable<Conn> {
-    return this.users.get(user)?.conns ?? [];
   }
 
   /**
@@ -94,14 +86,13 @@ export class DirectHub {
    */
   async attach(conn: Conn, registered: Promise<unknown>): Promise<void> {
     const u = this.open(conn.user);
-    u.conns.add(conn);
     const a: Attacher = { conn, buffer: [] };
     u.addNewcomer(a);
     try {
       await registered;
       let pending: { head: number; messages: { seq: number; frame: string }[] };
       try {
-        pending = await this.inbox.pending(u.slot, u.user);
+        pending = await this.d.inbox.pending(u.slot, u.user);
       } catch (e) {
         u.start(0); // when the head is not known yet, ordering starts from the first live message
         throw e;
@@ -123,25 +114,24 @@ export class DirectHub {
         }
       });
       conn.dmLive = true;
-      this.backpressure.wrote(conn);
-      this.metrics.dmSent.inc({ kind: 'pending' }, messages.length);
-      this.metrics.framesSent.inc({ type: 'dm' }, messages.length + tail.length);
+      this.d.backpressure.wrote(conn);
+      this.d.metrics.dmSent.inc({ kind: 'pending' }, messages.length);
+      this.d.metrics.framesSent.inc({ type: 'dm' }, messages.length + tail.length);
     } finally {
       u.removeNewcomer(a);
     }
   }
 
+  /** After the connection left the registry: the user's stream goes with their last connection. */
   detach(conn: Conn): void {
-    const u = this.users.get(conn.user);
-    if (!u || !u.conns.delete(conn) || u.conns.size > 0) return;
-    this.users.delete(conn.user);
+    if (this.d.conns.ofUser(conn.user).size === 0) this.users.delete(conn.user);
   }
 
   /** An ack from any of the user's connections settles the message for all of them. */
   ack(conn: Conn, seq: number): void {
-    this.inbox.ack(userSlot(conn.user, this.slots), conn.user, seq).then(
-      (settled) => settled && this.metrics.dmAcked.inc(),
-      (e: unknown) => this.log.warn({ err: e, conn: conn.id, seq }, 'ack failed; the message will be sent again'),
+    this.d.inbox.ack(userSlot(conn.user, this.d.slots), conn.user, seq).then(
+      (settled) => settled && this.d.metrics.dmAcked.inc(),
+      (e: unknown) => this.d.log.warn({ err: e, conn: conn.id, seq }, 'ack failed; the message will be sent again'),
     );
   }
 
@@ -152,7 +142,7 @@ export class DirectHub {
   private open(user: string): UserStream {
     const existing = this.users.get(user);
     if (existing) return existing;
-    const u = new UserStream(this.stream, user, userSlot(user, this.slots));
+    const u = new UserStream(this.stream, user, userSlot(user, this.d.slots));
     this.users.set(user, u);
     return u;
   }
@@ -162,10 +152,10 @@ export class DirectHub {
     const u = d && this.users.get(d.user);
     // Retries are requests: the answer tells the router whether the recipient is connected here.
     msg.respond(u ? DM_HELD : DM_ABSENT);
-    if (!d) return this.log.warn('dropped malformed dm envelope');
+    if (!d) return this.d.log.warn('dropped malformed dm envelope');
     if (!u) return; // presence is behind: the user has gone from here
     const ev: DmEvent = { seq: dmFrameSeq(d.frame), frame: d.frame };
-    if (ev.seq < 0) return this.log.warn({ user: u.user }, 'dropped malformed dm frame');
+    if (ev.seq < 0) return this.d.log.warn({ user: u.user }, 'dropped malformed dm frame');
     u.push(ev);
   }
 
@@ -175,12 +165,12 @@ export class DirectHub {
    * for up to `upTo` (a missing one that is still pending comes again as a retry).
    */
   private fill(u: UserStream, upTo: number): void {
-    this.inbox
+    this.d.inbox
       .peek(u.slot, u.user, u.lastSeq, upTo - u.lastSeq)
       .then((found) => {
         for (const m of found) if (m.seq <= upTo) u.handOver(m);
       })
-      .catch((e: unknown) => this.log.warn({ err: e, user: u.user }, 'dm gap fill failed; the missing ones come as retries'))
+      .catch((e: unknown) => this.d.log.warn({ err: e, user: u.user }, 'dm gap fill failed; the missing ones come as retries'))
       .finally(() => {
         u.skipTo(upTo);
         u.endFill();
@@ -190,12 +180,13 @@ export class DirectHub {
   /** The stream's delivery, in order or a redelivery (it buffers `ev` for the attachers). */
   private deliver(u: UserStream, ev: DmEvent): void {
     let sent = 0;
-    for (const c of u.conns) {
+    const mine = this.d.conns.ofUser(u.user);
+    for (const c of mine) {
       if (!c.dmLive || !c.open) continue;
       c.ws.send(ev.frame);
       sent++;
     }
-    this.backpressure.wroteAll(u.conns);
-    this.metrics.framesSent.inc({ type: 'dm' }, sent);
+    this.d.backpressure.wroteAll(mine);
+    this.d.metrics.framesSent.inc({ type: 'dm' }, sent);
   }
 }

@@ -17,6 +17,7 @@ import type { Metrics } from '../shared/metrics.js';
 import type { GatewayStores } from '../shared/store/ports.js';
 import type { Backpressure } from './backpressure.js';
 import type { Conn } from './connection.js';
+import type { Connections } from './registry.js';
 import { OrderedStream, type StreamHandler } from './ordered-stream.js';
 
 type MsgEvent = Extract<StreamEvent, { kind: 'm' }>;
@@ -67,6 +68,19 @@ const HEAD = Number.MAX_SAFE_INTEGER;
 export const roomTopic = (room: string) => 'r:' + room;
 export const presenceTopic = (room: string) => 'p:' + room;
 
+export interface RoomHubDeps {
+  app: TemplatedApp;
+  bus: Bus;
+  subj: Subjects;
+  /** History reads: the head when a room opens, replays, gap fills. */
+  log: GatewayStores['log'];
+  slots: number;
+  conns: Connections;
+  backpressure: Backpressure;
+  metrics: Metrics;
+  logger: Logger;
+}
+
 export class RoomHub {
   private readonly rooms = new Map<RoomId, Room>();
   /** One for all rooms (a room's stream calls it with itself). */
@@ -80,17 +94,7 @@ export class RoomHub {
     settled: (room) => this.settleJoiners(room),
   };
 
-  constructor(
-    private readonly app: TemplatedApp,
-    private readonly bus: Bus,
-    private readonly subj: Subjects,
-    private readonly log: GatewayStores['log'],
-    private readonly slots: number,
-    private readonly conns: Map<string, Conn>,
-    private readonly backpressure: Backpressure,
-    private readonly metrics: Metrics,
-    private readonly logger: Logger,
-  ) {}
+  constructor(private readonly d: RoomHubDeps) {}
 
   /**
    * Adds `conn` to `room`. The caller sends the returned `ok` first and then calls `start`, which
@@ -110,7 +114,7 @@ export class RoomHub {
         const result = { seq: room.lastSeq, epoch: room.epoch };
         return { result, start: () => this.rooms.get(name) === room && room.members.has(conn) && conn.open && conn.ws.subscribe(room.topic) };
       }
-      const read = await this.log.read(room.slot, name, since ?? HEAD);
+      const read = await this.d.log.read(room.slot, name, since ?? HEAD);
       if (read.epoch !== room.epoch && this.rooms.get(name) === room) this.resetEpoch(room, read.epoch, read.seq);
       const recovered = since !== undefined && (epoch === undefined || epoch === read.epoch) && read.complete;
       // History names each message's sender: a connection re-joining does not get its own back.
@@ -125,8 +129,8 @@ export class RoomHub {
           conn.ws.cork(() => {
             for (const m of replay) conn.ws.send(m.frame);
           });
-          this.backpressure.wrote(conn);
-          this.metrics.framesSent.inc({ type: 'msg' }, replay.length);
+          this.d.backpressure.wrote(conn);
+          this.d.metrics.framesSent.inc({ type: 'msg' }, replay.length);
           // History may be ahead of what this gateway has delivered: catch the room up, then go live.
           if (room.lastSeq < read.seq) room.fill(read.seq);
           this.settleJoiners(room);
@@ -173,13 +177,13 @@ export class RoomHub {
   private open(name: RoomId): Room {
     const existing = this.rooms.get(name);
     if (existing) return existing;
-    const room = new Room(this.stream, name, roomSlot(name, this.slots));
-    room.sub = this.bus.subscribe(this.subj.room(name), (msg) => this.onStream(room, msg.data));
+    const room = new Room(this.stream, name, roomSlot(name, this.d.slots));
+    room.sub = this.d.bus.subscribe(this.d.subj.room(name), (msg) => this.onStream(room, msg.data));
     room.ready = (async () => {
       // The subscription must be live on the server before the head is read, or a message sequenced
       // in between would be neither in the head nor on the stream.
-      await this.bus.flush();
-      const head = await this.log.read(room.slot, name, HEAD);
+      await this.d.bus.flush();
+      const head = await this.d.log.read(room.slot, name, HEAD);
       room.epoch = head.epoch;
       // Takes what arrived meanwhile, in seq order.
       room.start(head.seq);
@@ -197,7 +201,7 @@ export class RoomHub {
 
   private onStream(room: Room, data: Uint8Array): void {
     const ev = decodeStream(data);
-    if (!ev) return this.logger.warn({ room: room.name }, 'dropped malformed stream message');
+    if (!ev) return this.d.logger.warn({ room: room.name }, 'dropped malformed stream message');
     if (ev.kind === 'p') return this.publish(room, room.presenceTopic, ev.exclude, ev.frame);
     room.push(ev);
   }
@@ -209,8 +213,8 @@ export class RoomHub {
    * ahead starts another fill.
    */
   private fill(room: Room, upTo: number): void {
-    this.metrics.gapFills.inc();
-    this.log
+    this.d.metrics.gapFills.inc();
+    this.d.log
       .read(room.slot, room.name, room.lastSeq)
       .then((read) => {
         if (read.epoch !== room.epoch) return this.resetEpoch(room, read.epoch, read.seq);
@@ -225,28 +229,28 @@ export class RoomHub {
         }
         if (room.lastSeq < upTo) {
           // History no longer holds the gap (trimmed or lost): skip it rather than stall the room.
-          this.logger.warn({ room: room.name, from: room.lastSeq + 1, to: upTo }, 'gap not in history; skipped');
+          this.d.logger.warn({ room: room.name, from: room.lastSeq + 1, to: upTo }, 'gap not in history; skipped');
           room.skipTo(upTo);
         }
       })
-      .catch((e: unknown) => this.logger.error({ err: e, room: room.name }, 'gap fill failed; delivering what arrived'))
+      .catch((e: unknown) => this.d.logger.error({ err: e, room: room.name }, 'gap fill failed; delivering what arrived'))
       .finally(() => room.endFill());
   }
 
   private resetEpoch(room: Room, epoch: string, lastSeq: number): void {
-    this.logger.warn({ room: room.name, from: room.epoch, to: epoch }, 'room history was lost; new epoch');
+    this.d.logger.warn({ room: room.name, from: room.epoch, to: epoch }, 'room history was lost; new epoch');
     room.epoch = epoch;
     room.restartAt(lastSeq);
     // Members drop seqs they have seen, and `msg` frames carry no epoch: tell them seqs start again.
     this.publish(room, room.topic, undefined, encodeServerFrame({ t: 'epoch', room: room.name, epoch, seq: lastSeq }));
-    this.metrics.framesSent.inc({ type: 'epoch' }, this.app.numSubscribers(room.topic));
+    this.d.metrics.framesSent.inc({ type: 'epoch' }, this.d.app.numSubscribers(room.topic));
   }
 
   /** The stream's delivery (it has moved the last seq, and buffers `ev` for the joiners). */
   private deliver(room: Room, ev: MsgEvent): void {
     this.publish(room, room.topic, ev.exclude, ev.frame);
-    this.metrics.deliveryLatency.observe(Math.max(0, Date.now() - ev.ts) / 1000);
-    this.metrics.framesSent.inc({ type: 'msg' }, this.app.numSubscribers(room.topic));
+    this.d.metrics.deliveryLatency.observe(Math.max(0, Date.now() - ev.ts) / 1000);
+    this.d.metrics.framesSent.inc({ type: 'msg' }, this.d.app.numSubscribers(room.topic));
   }
 
   /**
@@ -255,10 +259,10 @@ export class RoomHub {
    * anyway: so the sender's socket is used only when it is subscribed.
    */
   private publish(room: Room, topic: string, exclude: string | undefined, frame: Uint8Array | string): void {
-    const sender = exclude === undefined ? undefined : this.conns.get(exclude);
+    const sender = exclude === undefined ? undefined : this.d.conns.get(exclude);
     if (sender?.open && sender.ws.isSubscribed(topic)) sender.ws.publish(topic, frame);
-    else this.app.publish(topic, frame);
-    this.backpressure.wroteAll(room.members);
+    else this.d.app.publish(topic, frame);
+    this.d.backpressure.wroteAll(room.members);
   }
 
   /** Joiners whose replay the room has caught up with get their buffered tail and go live. */
@@ -277,8 +281,8 @@ export class RoomHub {
         for (const e of tail) conn.ws.send(e.frame);
         conn.ws.subscribe(room.topic);
       });
-      this.backpressure.wrote(conn);
-      this.metrics.framesSent.inc({ type: 'msg' }, tail.length);
+      this.d.backpressure.wrote(conn);
+      this.d.metrics.framesSent.inc({ type: 'msg' }, tail.length);
     }
   }
 }

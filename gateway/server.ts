@@ -16,6 +16,7 @@ import { DirectHub } from './direct.js';
 import { Expiry } from './expiry.js';
 import { serveHttp } from './http.js';
 import { Ingress } from './ingress.js';
+import { Connections } from './registry.js';
 import { RoomHub } from './rooms.js';
 import { Sockets } from './sockets.js';
 
@@ -34,10 +35,10 @@ const BACKPRESSURE_SWEEP_MS = 50;
 export async function startGateway(d: GatewayDeps): Promise<Gateway> {
   const { cfg, bus, stores, subj, metrics, log } = d;
   const app: TemplatedApp = uWS.App();
-  const conns = new Map<string, Conn>();
+  const conns = new Connections();
   const backpressure = new Backpressure();
-  const hub = new RoomHub(app, bus, subj, stores.log, cfg.slots, conns, backpressure, metrics, log);
-  const direct = new DirectHub(bus, subj, cfg.nodeId, stores.inbox, cfg.slots, backpressure, metrics, log);
+  const hub = new RoomHub({ app, bus, subj, log: stores.log, slots: cfg.slots, conns, backpressure, metrics, logger: log });
+  const direct = new DirectHub({ bus, subj, node: cfg.nodeId, inbox: stores.inbox, slots: cfg.slots, conns, backpressure, metrics, log });
   const expiry = new Expiry((conn) => endSocket(conn.ws, CloseCode.TokenExpired, 'token expired'));
   const verify = createVerifier(cfg.jwt);
   const slots = new SlotClient(bus, subj, `gateway-${cfg.nodeId}`, cfg.requestTimeoutMs);
@@ -62,7 +63,7 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
     ...sockets.handlers(),
   });
   serveHttp(app, cfg, log);
-  const control = listenForControl(bus, subj, cfg.nodeId, (user) => direct.connsOf(user));
+  const control = listenForControl(bus, subj, cfg.nodeId, conns);
 
   // Presence entries live while this heartbeat does; a dead gateway's members are reaped by routers.
   const beat = () => stores.presence.heartbeat(cfg.nodeId, cfg.presenceTtlMs);

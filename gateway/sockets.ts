@@ -13,6 +13,7 @@ import { endSocket, newConnId, type Conn, type ConnData } from './connection.js'
 import type { DirectHub } from './direct.js';
 import type { Expiry } from './expiry.js';
 import type { Ingress } from './ingress.js';
+import type { Connections } from './registry.js';
 import { TokenBucket } from './ratelimit.js';
 
 const MAX_EARLY_FRAMES = 16;
@@ -23,8 +24,7 @@ export interface SocketDeps {
   log: Logger;
   verify: Verifier;
   presence: GatewayStores['presence'];
-  /** The gateway's open connections by id. */
-  conns: Map<string, Conn>;
+  conns: Connections;
   ingress: Ingress;
   direct: DirectHub;
   expiry: Expiry;
@@ -120,7 +120,7 @@ export class Sockets {
 
   #accept(ws: WebSocket<ConnData>, data: ConnData, claims: Claims): void {
     const { cfg, metrics, log, direct } = this.d;
-    if (direct.connCount(claims.sub) >= cfg.maxConnsPerUser) {
+    if (this.d.conns.ofUser(claims.sub).size >= cfg.maxConnsPerUser) {
       metrics.connectionsRejected.inc({ reason: 'user_limit' });
       endSocket(ws, CloseCode.TooManyConnections, 'too many connections for this user on this gateway');
       return;
@@ -139,7 +139,7 @@ export class Sockets {
       expirySecond: 0,
     };
     data.conn = conn;
-    this.d.conns.set(conn.id, conn);
+    this.d.conns.add(conn);
     metrics.connections.inc();
     metrics.connectionsOpened.inc();
     this.d.ingress.send(conn, encodeServerFrame({ t: 'welcome', v: PROTOCOL_VERSION, conn: conn.id, user: conn.user, hb: cfg.heartbeatMs }), 'welcome');
@@ -181,7 +181,7 @@ export class Sockets {
     if (!conn) return;
     const { cfg, metrics, log, ingress } = this.d;
     conn.open = false;
-    this.d.conns.delete(conn.id);
+    this.d.conns.remove(conn);
     this.d.expiry.disarm(conn);
     this.d.direct.detach(conn);
     metrics.connections.dec();
