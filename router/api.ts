@@ -1,14 +1,14 @@
 // The backend API over NATS (protocol section 5), answered by any router (one queue group).
 import { createHash } from 'node:crypto';
 import type { Bus, BusMsg } from '../shared/bus/bus.js';
-import type { SeqReply } from '../shared/cluster/messages.js';
+import { decodeCount, encodeNodeRequest, type SeqReply } from '../shared/cluster/messages.js';
 import type { SlotClient } from '../shared/cluster/slot-rpc.js';
 import { roomSlot, userSlot } from '../shared/cluster/slots.js';
 import type { Subjects } from '../shared/cluster/subjects.js';
 import type { Config } from '../shared/config.js';
 import { errorReply, RtgwError, toRtgwError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import { MAX_MID_CHARS } from '../shared/protocol/codec.js';
+import { isMid, MAX_MID_CHARS } from '../shared/protocol/codec.js';
 import { ErrorCode } from '../shared/protocol/codes.js';
 import { isRoomId, isUserId } from '../shared/protocol/names.js';
 import type { DeadLetter, RouterStores } from '../shared/store/ports.js';
@@ -29,8 +29,8 @@ export function serveApi(bus: Bus, subj: Subjects, slots: SlotClient, cfg: Confi
     return f;
   };
   const validMid = (mid: unknown): string | undefined => {
-    if (mid !== undefined && (typeof mid !== 'string' || mid.length === 0 || mid.length > MAX_MID_CHARS)) throw bad('`mid` must be a string of 1 to 64 characters');
-    return mid as string | undefined;
+    if (mid !== undefined && !isMid(mid)) throw bad(`\`mid\` must be a string of 1 to ${MAX_MID_CHARS} characters`);
+    return mid;
   };
   const sendDm = (to: string, from: string, data: unknown, mid: string | undefined, by: string) =>
     slots.request<SeqReply>(userSlot(to, cfg.slots), { op: 'dm', to, from, d: JSON.stringify(data), mid, by });
@@ -60,12 +60,11 @@ export function serveApi(bus: Bus, subj: Subjects, slots: SlotClient, cfg: Confi
       if (!isUserId(b.user)) throw bad('bad user id');
       if (b.reason !== undefined && typeof b.reason !== 'string') throw bad('`reason` must be a string');
       const nodes = new Set((await presence.userConns(b.user)).map((c) => c.node));
-      const body = JSON.stringify({ op: 'disconnect', user: b.user, reason: b.reason });
+      const body = encodeNodeRequest({ op: 'disconnect', user: b.user, reason: b.reason });
       const counts = await Promise.all(
         [...nodes].map(async (node) => {
           try {
-            const r = JSON.parse(Buffer.from(await bus.request(subj.node(node), body, cfg.requestTimeoutMs)).toString()) as { count?: number };
-            return r.count ?? 0;
+            return decodeCount(await bus.request(subj.node(node), body, cfg.requestTimeoutMs));
           } catch {
             return 0; // A node that is gone holds no connections; its presence is reaped.
           }

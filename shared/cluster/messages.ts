@@ -62,11 +62,36 @@ export function decodeSlotRequest(data: Uint8Array): SlotRequest | undefined {
   return undefined;
 }
 
-/** To one gateway node. */
+/** To one gateway node (`<p>.node.<node>`), answered `{ count }`. */
 export interface NodeRequest {
   op: 'disconnect';
   user: string;
   reason?: string;
+}
+
+export const encodeNodeRequest = (req: NodeRequest): string => JSON.stringify(req);
+
+/** The request, or undefined when it is not a well-formed node request (never throws). */
+export function decodeNodeRequest(data: Uint8Array): NodeRequest | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(decoder.decode(data));
+  } catch {
+    return undefined;
+  }
+  const o = v as Record<string, unknown> | null;
+  if (typeof o !== 'object' || o === null || o.op !== 'disconnect' || !isUserId(o.user) || !optionalString(o.reason)) return undefined;
+  return { op: 'disconnect', user: o.user, reason: o.reason as string | undefined };
+}
+
+/** A node's answer: how many connections it acted on (0 for anything else). */
+export function decodeCount(data: Uint8Array): number {
+  try {
+    const count = (JSON.parse(decoder.decode(data)) as { count?: unknown } | null)?.count;
+    return Number.isSafeInteger(count) ? (count as number) : 0;
+  } catch {
+    return 0;
+  }
 }
 
 /** `retry`: the request was not acted on and may be sent again as is (see MOVED_REPLY). */

@@ -19,7 +19,8 @@ type Obj = Record<string, unknown>;
 
 const isId = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 const isSeq = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
-const isMid = (v: unknown): v is string => typeof v === 'string' && v.length >= 1 && v.length <= MAX_MID_CHARS;
+/** A client message id: what `pub` and `dm` (and the backend API) accept as `mid`. */
+export const isMid = (v: unknown): v is string => typeof v === 'string' && v.length >= 1 && v.length <= MAX_MID_CHARS;
 const optional = (o: Obj, k: string, test: (v: unknown) => boolean): boolean => o[k] === undefined || test(o[k]);
 const isBool = (v: unknown): v is boolean => typeof v === 'boolean';
 

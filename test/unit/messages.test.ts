@@ -1,9 +1,10 @@
-// The slot-request codec (shared/cluster/messages.ts): a head line of JSON and the data's text as sent.
-// Whatever the data's layout (newlines, escapes, unicode), the router decodes exactly what the gateway
-// encoded, the data byte for byte; anything else is refused, never thrown on.
+// The codecs of shared/cluster/messages.ts. Slot requests: a head line of JSON and the data's text as
+// sent; whatever the data's layout (newlines, escapes, unicode), the router decodes exactly what the
+// gateway encoded, the data byte for byte. Node requests and their counts. Anything else is refused,
+// never thrown on.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decodeSlotRequest, encodeSlotRequest, type SlotRequest } from '../../shared/cluster/messages.js';
+import { decodeCount, decodeNodeRequest, decodeSlotRequest, encodeNodeRequest, encodeSlotRequest, type SlotRequest } from '../../shared/cluster/messages.js';
 
 const name = fc.string({ unit: fc.constantFrom(...'abcXYZ019_-:@.'), minLength: 1, maxLength: 20 });
 const dataText = fc.tuple(fc.jsonValue({ maxDepth: 4 }), fc.constantFrom(undefined, 0, 2, '\t', '\n')).map(([v, indent]) => JSON.stringify(v, null, indent as never));
@@ -44,5 +45,24 @@ describe('slot requests', () => {
     ['a head that is null', 'null\n1'],
   ])('refuses %s', (_what, text) => {
     expect(decodeSlotRequest(Buffer.from(text))).toBeUndefined();
+  });
+});
+
+describe('node requests', () => {
+  const bytes = (s: string) => Buffer.from(s);
+
+  it('decode to what was encoded', () => {
+    for (const req of [{ op: 'disconnect' as const, user: 'alice' }, { op: 'disconnect' as const, user: 'a@b.c', reason: 'bye' }]) {
+      expect(decodeNodeRequest(bytes(encodeNodeRequest(req)))).toEqual(req);
+    }
+  });
+
+  it.each(['', 'null', '[]', '{"op":"nuke","user":"a"}', '{"op":"disconnect","user":"a b"}', '{"op":"disconnect","user":"a","reason":5}'])('refuses %j', (text) => {
+    expect(decodeNodeRequest(bytes(text))).toBeUndefined();
+  });
+
+  it('a count is a safe integer, anything else counts 0', () => {
+    expect(decodeCount(bytes('{"count":3}'))).toBe(3);
+    for (const text of ['', 'null', '{"count":"3"}', '{"count":1.5}', '{}']) expect(decodeCount(bytes(text))).toBe(0);
   });
 });
