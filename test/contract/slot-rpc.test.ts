@@ -53,7 +53,7 @@ function contract(name: string, open: () => Promise<BusBackend>) {
       const { seen } = await owner(b, subj, 3, (r) => JSON.stringify({ seq: Number((r as { d: string }).d) * 10 }));
       const client = new SlotClient(a, subj, 'gw-1', TIMEOUT_MS);
       const batches: number[] = [];
-      a.subscribe(`${subj.replies('gw-1')}.0`, (m) => void batches.push(toText(m.data).split('\n').length));
+      a.subscribe(subj.batchReply(subj.replies('gw-1')), (m) => void batches.push(toText(m.data).split('\n').length));
       const answers = await Promise.all(Array.from({ length: 200 }, (_, i) => client.request<{ seq: number }>(3, req(i))));
       expect(answers.map((x) => x.seq)).toEqual(Array.from({ length: 200 }, (_, i) => i * 10));
       expect(seen).toHaveLength(200);
