@@ -232,31 +232,7 @@ async function buildWorld(suite: ClusterSuite, spec: TrafficSpec, cluster: Clust
       return out;
     },
 
-    async roomProblems(deliverMs = 15_000): Promise<string[]> {
-      if (rooms.length === 0) return [];
-      const closer = publishers[0]!;
-      for (const room of rooms) await history.pubUntilOk(closer.client, closer.name, room, 10_000, { tag: 'final' });
-      try {
-        await waitFor(
-          () => members.every((m) => rooms.every((room) => lastSeq(m.client.frames, room) >= history.maxOkSeq(room))),
-          deliverMs,
-          'every member to receive up to the last ok’d seq of every room',
-        );
-      } catch {
-        // Fall through: the checks below say exactly what is missing.
-      }
-      const problems: string[] = [];
-      const live = cluster.gateways.filter((g) => !g.hasExited);
-      for (const room of rooms) {
-        const hist = await readHistory(cluster, live[live.length - 1]!, room);
-        problems.push(...history.receiverProblems('history', hist.frames, { room, through: hist.head }));
-        for (const m of members) problems.push(...history.receiverProblems(m.name, m.client.frames, { room, through: hist.head }));
-        problems.push(
-          ...history.agreementProblems(room, [{ who: 'history', frames: hist.frames }, ...members.map((m) => ({ who: m.name, frames: m.client.frames }))]),
-        );
-      }
-      return problems;
-    },
+    roomProblems: (deliverMs = 15_000) => roomProblems(cluster, history, rooms, members, publishers[0], deliverMs),
 
     async verify(v: Verify = {}): Promise<CheckResult> {
       const answers = w.answerProblems(v.reliable);
@@ -285,4 +261,41 @@ async function buildWorld(suite: ClusterSuite, spec: TrafficSpec, cluster: Clust
     },
   };
   return w;
+}
+
+/**
+ * The room oracle: one more ok'd pub per room from `closer` (so every stream is flushed past all earlier
+ * seqs and any gap is filled), a wait until every member has it, then every member's copy and the room's
+ * history as a fresh client reads it: gapless 1..head in order, every ok'd pub at its seq, nothing twice,
+ * and all copies agreeing.
+ */
+export async function roomProblems(
+  cluster: Cluster,
+  history: History,
+  rooms: readonly string[],
+  members: readonly Sender[],
+  closer: Sender | undefined,
+  deliverMs = 15_000,
+): Promise<string[]> {
+  if (rooms.length === 0) return [];
+  if (closer === undefined) throw new Error('roomProblems: no publisher to close the rooms with');
+  for (const room of rooms) await history.pubUntilOk(closer.client, closer.name, room, 10_000, { tag: 'final' });
+  try {
+    await waitFor(
+      () => members.every((m) => rooms.every((room) => lastSeq(m.client.frames, room) >= history.maxOkSeq(room))),
+      deliverMs,
+      'every member to receive up to the last ok’d seq of every room',
+    );
+  } catch {
+    // Fall through: the checks below say exactly what is missing.
+  }
+  const problems: string[] = [];
+  const live = cluster.gateways.filter((g) => !g.hasExited);
+  for (const room of rooms) {
+    const hist = await readHistory(cluster, live[live.length - 1]!, room);
+    problems.push(...history.receiverProblems('history', hist.frames, { room, through: hist.head }));
+    for (const m of members) problems.push(...history.receiverProblems(m.name, m.client.frames, { room, through: hist.head }));
+    problems.push(...history.agreementProblems(room, [{ who: 'history', frames: hist.frames }, ...members.map((m) => ({ who: m.name, frames: m.client.frames }))]));
+  }
+  return problems;
 }
