@@ -87,6 +87,11 @@ export interface TrafficSpec {
   dmSendersPerGateway?: number;
   /** More dm targets than the connected recipients (e.g. one offline for the whole run). */
   extraDmTargets?: readonly string[];
+  /**
+   * The gateways (indexes) each kind of client is placed on, round-robin (default: all of them); the
+   * per-gateway counts are per listed gateway. E.g. recipients on the gateway that will die, senders elsewhere.
+   */
+  on?: { members?: readonly number[]; recipients?: readonly number[]; publishers?: readonly number[]; dmSenders?: readonly number[] };
 }
 
 export interface Loop {
@@ -114,6 +119,10 @@ export interface Fault<T> {
 export interface Verify {
   /** Senders resend until ok: every message must end up ok'd. */
   reliable?: boolean;
+  /** Check the answers (default true); false when the file judges them itself (e.g. requests lost with their gateway). */
+  answers?: boolean;
+  /** The members whose copies the room oracle reads (default all; the checker judges every member anyway). */
+  roomMembers?: readonly Sender[];
   /** How long the checker may wait for every ok'd message to be delivered and acknowledged. Default 12 s. */
   settleMs?: number;
   /** Deadline for the members to reach each room's last ok'd seq. Default 15 s. */
@@ -134,6 +143,8 @@ export interface World {
   readonly rooms: string[];
   /** Rooms by the router (node id) preferred for them. */
   readonly byOwner: Map<string, string[]>;
+  /** Each room's epoch, as the members' joins answered it. */
+  readonly epochs: Map<string, string>;
   readonly members: Sender[];
   readonly recipients: string[];
   /** The recipients' connections, by user id. */
@@ -160,31 +171,38 @@ async function buildWorld(suite: ClusterSuite, spec: TrafficSpec, cluster: Clust
   const history = new History();
   const byOwner = spec.roomsPerRouter ? roomsByOwner(cluster, spec.roomsPerRouter, spec.roomBase) : new Map<string, string[]>();
   const rooms = [...byOwner.values()].flat();
-  const gws = cluster.gateways.length;
+  const all = cluster.gateways.map((_, i) => i);
+  const place = (kind: keyof NonNullable<TrafficSpec['on']>, perGateway = 0) => {
+    const gws = spec.on?.[kind] ?? all;
+    return Array.from({ length: perGateway * gws.length }, (_, i) => gws[i % gws.length]!);
+  };
   const on = (gw: number, user?: string) => suite.client(gw, user);
 
   const members: Sender[] = [];
-  for (let i = 0; i < (spec.membersPerGateway ?? 0) * gws; i++) {
-    const m = { name: `m${i % gws}.${i}`, client: await on(i % gws) };
+  const epochs = new Map<string, string>();
+  for (const [i, gw] of place('members', spec.membersPerGateway).entries()) {
+    const m = { name: `m${gw}.${i}`, client: await on(gw) };
     history.watch(m.client, m.name);
     for (const room of rooms) {
       const j = await history.join(m.client, m.name, room);
       if (j.seq !== 0) throw new Error(`room ${room} is not new: ${JSON.stringify(j)}`);
+      epochs.set(room, j.epoch as string);
     }
     members.push(m);
   }
   const recipients = typeof spec.recipients === 'number' ? Array.from({ length: spec.recipients }, () => uid('rcpt')) : [...(spec.recipients ?? [])];
   const recipientClients = new Map<string, TestClient>();
+  const recipientGws = spec.on?.recipients ?? all;
   for (const [i, user] of recipients.entries()) {
-    const c = await on(i % gws, user);
+    const c = await on(recipientGws[i % recipientGws.length]!, user);
     history.watch(c, user, spec.recipientWatch?.(user) ?? {});
     recipientClients.set(user, c);
   }
   const publishers: Sender[] = [];
-  for (let i = 0; i < (spec.publishersPerGateway ?? 0) * gws; i++) publishers.push({ name: `p${i}`, client: await on(i % gws) });
+  for (const [i, gw] of place('publishers', spec.publishersPerGateway).entries()) publishers.push({ name: `p${i}`, client: await on(gw) });
   if (spec.publishersJoin) for (const { client } of publishers) for (const room of rooms) await client.ok({ t: 'join', room });
   const dmSenders: Sender[] = [];
-  for (let i = 0; i < (spec.dmSendersPerGateway ?? 0) * gws; i++) dmSenders.push({ name: `d${i}`, client: await on(i % gws) });
+  for (const [i, gw] of place('dmSenders', spec.dmSendersPerGateway).entries()) dmSenders.push({ name: `d${i}`, client: await on(gw) });
   const dmTargets = [...recipients, ...(spec.extraDmTargets ?? [])];
 
   const w: World = {
@@ -192,6 +210,7 @@ async function buildWorld(suite: ClusterSuite, spec: TrafficSpec, cluster: Clust
     history,
     rooms,
     byOwner,
+    epochs,
     members,
     recipients,
     recipientClients,
@@ -235,8 +254,8 @@ async function buildWorld(suite: ClusterSuite, spec: TrafficSpec, cluster: Clust
     roomProblems: (deliverMs = 15_000) => roomProblems(cluster, history, rooms, members, publishers[0], deliverMs),
 
     async verify(v: Verify = {}): Promise<CheckResult> {
-      const answers = w.answerProblems(v.reliable);
-      const roomProblems = await w.roomProblems(v.deliverMs);
+      const answers = v.answers === false ? [] : w.answerProblems(v.reliable);
+      const roomCopies = await roomProblems(cluster, history, rooms, v.roomMembers ?? members, publishers[0], v.deliverMs);
       const result = await history.settle(v.settleMs ?? 12_000);
       if (result.problems.length > 0) {
         v.onProblems?.();
@@ -244,7 +263,7 @@ async function buildWorld(suite: ClusterSuite, spec: TrafficSpec, cluster: Clust
       }
       if (v.report !== undefined) console.info(...(await v.report(result)));
       expect(answers, 'answers').toEqual([]);
-      expect([...(v.extraProblems ?? []), ...roomProblems], 'members and history').toEqual([]);
+      expect([...(v.extraProblems ?? []), ...roomCopies], 'members and history').toEqual([]);
       expect(result.lines(), 'history checker').toEqual([]);
       return result;
     },
