@@ -159,8 +159,6 @@ export interface World {
   drive<T>(loop: Loop, fault?: Fault<T>): Promise<T | undefined>;
   /** Every request answered once, errors only `unavailable`; with `reliable`, every message ok'd in the end. */
   answerProblems(reliable?: boolean): string[];
-  /** One closing pub per room, then every member's copy and the room's history against the record. */
-  roomProblems(deliverMs?: number): Promise<string[]>;
   /** The standard oracles, the report in between; resolves the checker's result. */
   verify(v?: Verify): Promise<CheckResult>;
   /** How many pubs NOT answered ok reached the members anyway (allowed, once): for reports. */
@@ -250,8 +248,6 @@ async function buildWorld(suite: ClusterSuite, spec: TrafficSpec, cluster: Clust
       }
       return out;
     },
-
-    roomProblems: (deliverMs = 15_000) => roomProblems(cluster, history, rooms, members, publishers[0], deliverMs),
 
     async verify(v: Verify = {}): Promise<CheckResult> {
       const answers = v.answers === false ? [] : w.answerProblems(v.reliable);
