@@ -12,7 +12,7 @@ import { recordApp, SdkPool, type SdkClient } from '../harness/sdk.js';
 import { useCluster } from '../harness/suite.js';
 import { prng } from '../harness/random.js';
 import { sleep, waitFor } from '../harness/wait.js';
-import { waitBalanced } from '../fault/kit.js';
+import { waitBalanced } from '../harness/nodes.js';
 
 const HEARTBEAT_MS = 1000;
 /** The reconnect backoff of the clients: the first delay after a loss is uniform in [0, base). */

@@ -8,7 +8,7 @@ import type { TestClient } from '../harness/client.js';
 import { httpGet, uid, type Node } from '../harness/cluster.js';
 import { useCluster } from '../harness/suite.js';
 import { waitFor } from '../harness/wait.js';
-import { metricSum, waitBalanced } from '../fault/kit.js';
+import { metricSum, waitBalanced } from '../harness/nodes.js';
 
 const PER_SENDER = 50;
 const INBOX = 120;

@@ -7,7 +7,7 @@ import { range, seqs } from '../harness/client.js';
 import { uid } from '../harness/cluster.js';
 import { useCluster } from '../harness/suite.js';
 import { waitFor } from '../harness/wait.js';
-import { lastSeq, metric } from '../fault/kit.js';
+import { lastSeq, metric } from '../harness/nodes.js';
 
 const MAX_BACKPRESSURE_BYTES = 64 * 1024;
 const SLOW_CONSUMER_METRIC = 'rtgw_slow_consumer_disconnects_total';

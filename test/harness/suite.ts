@@ -1,4 +1,4 @@
-// The per-file cluster setup of the cluster, fault and reliability tests, registered with one call:
+// The per-file cluster setup of the cluster, ops and fault tests, registered with one call:
 // a cluster started before the file's tests (and, when asked, a NATS bus for the backend API), every
 // node's last log lines printed when a test fails, clients closed after each test or after the file,
 // and bus and cluster stopped at the end.

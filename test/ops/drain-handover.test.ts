@@ -7,7 +7,7 @@ import { expect, it } from 'vitest';
 import { History } from '../harness/history.js';
 import { useCluster } from '../harness/suite.js';
 import { waitFor } from '../harness/wait.js';
-import { metric, roomsByOwner, waitBalanced } from '../fault/kit.js';
+import { metric, roomsByOwner, waitBalanced } from '../harness/nodes.js';
 
 const suite = useCluster({ gateways: 1, routers: 1, pingOnConnect: true, logLines: 40 });
 const { client } = suite;

@@ -10,7 +10,7 @@ import { httpGet, uid, type Node } from '../harness/cluster.js';
 import { History, type Sender } from '../harness/history.js';
 import { useCluster } from '../harness/suite.js';
 import { waitFor } from '../harness/wait.js';
-import { lastSeq, metric, roomsByOwner, waitBalanced } from '../fault/kit.js';
+import { lastSeq, metric, roomsByOwner, waitBalanced } from '../harness/nodes.js';
 
 const DRAIN_S = 3;
 const WINDOW_MS = DRAIN_S * 1000;

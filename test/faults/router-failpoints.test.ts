@@ -9,14 +9,11 @@
 // router right after storing the first dm of a recipient that connected with an empty inbox, and a
 // fifth checks that an armed router ignores its failpoints outside NODE_ENV=test.
 import { describe, expect, it } from 'vitest';
-import { preferredOwner } from '../../router/slots.js';
-import { DEFAULT_SLOTS, userSlot } from '../../shared/cluster/slots.js';
-import { uid, type Cluster, type Node } from '../harness/cluster.js';
-import { History, type Sender } from '../harness/history.js';
-import { useCluster } from '../harness/suite.js';
+import { type Cluster, type Node } from '../harness/cluster.js';
+import { History } from '../harness/history.js';
+import { roomsByOwner, usersOwnedBy, waitBalanced } from '../harness/nodes.js';
+import { FAST_ENV, REQUEST_TIMEOUT_MS, useScenario } from '../harness/scenario.js';
 import { waitFor } from '../harness/wait.js';
-import { roomsByOwner, waitBalanced } from '../fault/kit.js';
-import { ENV, REQUEST_TIMEOUT_MS } from './env.js';
 
 const RUN_MS = 5000;
 /** A reliable sender keeps resending an unanswered message this long after the run. */
@@ -26,35 +23,21 @@ const ANSWER_TIMEOUT_MS = REQUEST_TIMEOUT_MS + 3000;
 const SETTLE_MS = 12_000;
 
 let healthy: Node;
-const suite = useCluster({
+const suite = useScenario({
   gateways: 2,
   routers: 1,
-  env: ENV,
-  pingOnConnect: true,
+  env: FAST_ENV,
+  logLines: 60,
   ready: (c) => {
     healthy = c.routers[0]!;
   },
 });
 const { client } = suite;
 
-/** The cluster as seen by kit's helpers, with only the live routers. */
+/** The cluster with only the live routers, for the node helpers and the builder. */
 const withRouters = (routers: Node[]): Cluster => ({ ...suite.cluster, routers });
 
-/** `n` fresh user ids whose slot `owner` is preferred for among `routers`, one per slot. */
-function usersOwnedBy(routers: readonly string[], owner: string, n: number, base: string): string[] {
-  const out: string[] = [];
-  const used = new Set<number>();
-  while (out.length < n) {
-    const user = uid(base);
-    const slot = userSlot(user, DEFAULT_SLOTS);
-    if (used.has(slot) || preferredOwner(slot, routers) !== owner) continue;
-    used.add(slot);
-    out.push(user);
-  }
-  return out;
-}
-
-interface Scenario {
+interface Failpoint {
   failpoint: string;
   /** The n-th time the point is reached kills the router. */
   hit: number;
@@ -64,77 +47,72 @@ interface Scenario {
   offline?: boolean;
 }
 
-async function run(s: Scenario): Promise<void> {
+async function run(s: Failpoint): Promise<void> {
   const victim = await suite.cluster.add('router', { NODE_ENV: 'test', RTGW_FAILPOINTS: `${s.failpoint}:${s.hit}` });
   try {
     const routers = [healthy, victim];
     const ids = routers.map((r) => r.nodeId!);
     await waitBalanced(withRouters(routers));
-    const byOwner = roomsByOwner(withRouters(routers), 2, 'fp');
-    const rooms = [...byOwner.values()].flat();
     const victimUsers = usersOwnedBy(ids, victim.nodeId!, 3 + (s.slowAckers ?? 0) + (s.offline ? 1 : 0), 'rcpt');
     const healthyUsers = usersOwnedBy(ids, healthy.nodeId!, 1, 'rcpt');
     const offline = s.offline ? victimUsers.pop()! : undefined;
     const slow = victimUsers.splice(0, s.slowAckers ?? 0);
-    const recipients = [...victimUsers, ...healthyUsers, ...slow];
 
-    const history = new History();
-    // Members on both gateways joined to every room before anything is published.
-    for (const gw of [0, 1]) {
-      const m = await client(gw);
-      history.watch(m, `member${gw}`);
-      for (const room of rooms) expect((await history.join(m, `member${gw}`, room)).seq).toBe(0);
-    }
-    // Recipients spread over the gateways; every one acks what it gets (the slow ones 450 ms later).
-    for (const [i, user] of recipients.entries()) {
-      const c = await client(i % 2, user);
-      history.watch(c, user, slow.includes(user) ? { ackDelayMs: 450 } : {});
-    }
-    const pubSenders: Sender[] = [{ name: 'pub0', client: await client(0) }, { name: 'pub1', client: await client(1) }];
-    const dmSenders: Sender[] = [{ name: 'dm0', client: await client(0) }, { name: 'dm1', client: await client(1) }];
-    const dmTargets = offline === undefined ? recipients : [...recipients, offline];
-
-    const startedAt = Date.now();
-    const loop = { durationMs: RUN_MS, everyMs: 25, maxInFlight: 100, answerTimeoutMs: ANSWER_TIMEOUT_MS, resendForMs: RESEND_FOR_MS };
-    const traffic = Promise.all([
-      history.sendFor({ ...loop, op: 'pub', senders: pubSenders, targets: rooms }),
-      history.sendFor({ ...loop, op: 'dm', senders: dmSenders, targets: dmTargets }),
-    ]);
+    // Rooms on both routers, a member on each gateway; recipients spread over the gateways, every one
+    // acking what it gets (the slow ones 450 ms later); a publisher and a dm sender on each gateway.
+    const w = await suite.build(
+      {
+        roomsPerRouter: 2,
+        roomBase: 'fp',
+        membersPerGateway: 1,
+        recipients: [...victimUsers, ...healthyUsers, ...slow],
+        recipientWatch: (user) => (slow.includes(user) ? { ackDelayMs: 450 } : {}),
+        publishersPerGateway: 1,
+        dmSendersPerGateway: 1,
+        extraDmTargets: offline === undefined ? [] : [offline],
+      },
+      withRouters(routers),
+    );
+    const { history } = w;
 
     // The failpoint fires during the run: the victim dies by SIGKILL from inside, and says where.
-    const died = await Promise.race([victim.exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), RUN_MS + 3000))]);
-    const victimDiedAt = Date.now();
-    const diedAfterMs = victimDiedAt - startedAt;
-    expect(died, `${s.failpoint}:${s.hit} never fired (victim still running ${diedAfterMs} ms into the run)`).toBe(true);
-    expect(victim.exitSignal).toBe('SIGKILL');
-    expect(victim.logs().some((l) => l.includes(`failpoint ${s.failpoint}: killing the process`))).toBe(true);
-    await traffic;
-
-    // Everyone resends until ok: nothing may be left without an ok (and nothing answered but with
-    // `unavailable`). One more pub per room flushes each room stream past every earlier seq.
-    expect(history.answerProblems(['unavailable'], [...pubSenders, ...dmSenders].map((x) => x.client))).toEqual([]);
-    const okd = new Set(history.sends.filter((x) => x.outcome?.kind === 'ok').map((x) => x.mid));
-    expect(history.sends.filter((x) => !okd.has(x.mid)).map((x) => `${x.mid}: ${JSON.stringify(x.outcome)}`), 'messages never ok’d').toEqual([]);
-    for (const room of rooms) await history.pubUntilOk(pubSenders[0]!.client, 'closer', room, 10_000, { tag: 'final' });
+    const { victimDiedAt, diedAfterMs } = (await w.drive(
+      { durationMs: RUN_MS, everyMs: 25, maxInFlight: 100, answerTimeoutMs: ANSWER_TIMEOUT_MS, resendForMs: RESEND_FOR_MS },
+      {
+        atMs: 0,
+        strike: async () => {
+          const died = await Promise.race([victim.exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), RUN_MS + 3000))]);
+          const at = Date.now();
+          expect(died, `${s.failpoint}:${s.hit} never fired (victim still running ${at - w.startedAt} ms into the run)`).toBe(true);
+          expect(victim.exitSignal).toBe('SIGKILL');
+          expect(victim.logs().some((l) => l.includes(`failpoint ${s.failpoint}: killing the process`))).toBe(true);
+          return { victimDiedAt: at, diedAfterMs: at - w.startedAt };
+        },
+      },
+    ))!;
 
     if (offline !== undefined) {
       // Offline the whole run: it connects now and gets its whole inbox, in seq order, and acks it.
       const late = await client(1, offline);
       history.watch(late, offline);
     }
-    const result = await history.settle(SETTLE_MS, 'every ok’d message to be delivered and acknowledged');
-    if (result.problems.length > 0) {
-      console.error(`${s.failpoint}: the victim died ${diedAfterMs} ms into the run (+${victimDiedAt - history.events[0]!.atMs}ms below)`);
-      history.logProblems(result, 4);
-    }
-    expect(result.lines()).toEqual([]);
-    const victimRooms = byOwner.get(victim.nodeId!)!;
-    console.info(`router failpoint ${s.failpoint}:${s.hit}:`, {
-      diedAfterMs,
-      pubs: history.summary('pub'),
-      dms: history.summary('dm'),
-      victimRooms: victimRooms.map((r) => result.rooms[r]!.stats),
-      recipients: Object.fromEntries(Object.entries(result.recipients).map(([u, v]) => [u === offline ? `${u} (offline)` : slow.includes(u) ? `${u} (slow)` : u, v.stats])),
+    // Everyone resends until ok: nothing may be left without an ok (and nothing answered but with
+    // `unavailable`); every ok'd message delivered and acknowledged.
+    const victimRooms = w.byOwner.get(victim.nodeId!)!;
+    await w.verify({
+      reliable: true,
+      settleMs: SETTLE_MS,
+      onProblems: () => console.error(`${s.failpoint}: the victim died ${diedAfterMs} ms into the run (+${victimDiedAt - history.events[0]!.atMs}ms below)`),
+      report: (result) => [
+        `router failpoint ${s.failpoint}:${s.hit}:`,
+        {
+          diedAfterMs,
+          pubs: history.summary('pub'),
+          dms: history.summary('dm'),
+          victimRooms: victimRooms.map((r) => result.rooms[r]!.stats),
+          recipients: Object.fromEntries(Object.entries(result.recipients).map(([u, v]) => [u === offline ? `${u} (offline)` : slow.includes(u) ? `${u} (slow)` : u, v.stats])),
+        },
+      ],
     });
     // The victim's rooms and recipients were really in play: they got traffic before and after the kill.
     for (const room of victimRooms) expect(history.oks(room).length).toBeGreaterThan(10);

@@ -11,11 +11,10 @@
 import { describe, expect, it } from 'vitest';
 import { uid } from '../harness/cluster.js';
 import { History, type CheckResult, type Sender } from '../harness/history.js';
-import { useCluster } from '../harness/suite.js';
+import { metricSum } from '../harness/nodes.js';
 import { prng, TEST_SEED } from '../harness/random.js';
+import { ACK_TIMEOUT_MS, FAST_ENV, MAX_BACKOFF_MS, useScenario } from '../harness/scenario.js';
 import { waitFor } from '../harness/wait.js';
-import { metricSum, waitBalanced } from '../fault/kit.js';
-import { ACK_TIMEOUT_MS, ENV, MAX_BACKOFF_MS } from './env.js';
 
 const RUN_MS = 3000;
 /** The busy recipient connects this long before its senders stop. */
@@ -23,7 +22,7 @@ const BUSY_CONNECTS_BEFORE_END_MS = 1000;
 const SETTLE_MS = 10_000;
 const LOOP = { durationMs: RUN_MS, everyMs: 15, maxInFlight: 50, answerTimeoutMs: 6000, resendForMs: 8000 };
 
-const suite = useCluster({ gateways: 2, routers: 2, env: ENV, pingOnConnect: true, ready: (c) => waitBalanced(c) });
+const suite = useScenario({ gateways: 2, routers: 2, env: FAST_ENV, logLines: 60 });
 const { client } = suite;
 
 const sumMetric = (name: string) => metricSum(suite.cluster.routers, name);
@@ -39,12 +38,13 @@ async function settle(history: History): Promise<CheckResult> {
 
 describe.sequential('a recipient offline for the whole run', () => {
   it('connects at the end to either gateway, gets every ok’d dm once in seq order, acks, and nothing is retried after', async () => {
-    const history = new History();
+    // The fault: a dm sender on each gateway, the only target never connected.
     const quiet = uid('quiet');
-    const senders: Sender[] = [{ name: 's0', client: await client(0) }, { name: 's1', client: await client(1) }];
+    const w = await suite.build({ dmSendersPerGateway: 1, extraDmTargets: [quiet] });
+    const { history } = w;
     const parkedBefore = await sumMetric('rtgw_dm_parked_total');
-    await history.sendFor({ ...LOOP, op: 'dm', senders, targets: [quiet] });
-    expect(history.answerProblems(['unavailable'], senders.map((s) => s.client))).toEqual([]);
+    await w.drive(LOOP);
+    expect(w.answerProblems()).toEqual([]);
     expect(history.summary('dm')).toEqual({ ok: history.dms.length });
     // Its retries came due while it was away and were parked, not spent.
     expect(await sumMetric('rtgw_dm_parked_total'), 'rtgw_dm_parked_total (routers)').toBeGreaterThan(parkedBefore);

@@ -6,12 +6,11 @@
 import { expect, it } from 'vitest';
 import type { DeadLetter } from '../../shared/store/ports.js';
 import type { Frame } from '../harness/client.js';
-import { httpGet, uid } from '../harness/cluster.js';
+import { uid } from '../harness/cluster.js';
 import { History } from '../harness/history.js';
-import { useCluster } from '../harness/suite.js';
+import { metricSum, metricWith } from '../harness/nodes.js';
+import { ACK_TIMEOUT_MS, FAST_ENV, MAX_ATTEMPTS, MAX_BACKOFF_MS, useScenario } from '../harness/scenario.js';
 import { waitFor } from '../harness/wait.js';
-import { metricSum, waitBalanced } from '../fault/kit.js';
-import { ACK_TIMEOUT_MS, ENV, MAX_ATTEMPTS, MAX_BACKOFF_MS } from './env.js';
 
 /** The sweeper runs every ackTimeout/4 (router/index.ts); deliveries also cross NATS and a gateway on 2 busy cores. */
 const LATE_MS = ACK_TIMEOUT_MS / 4 + 200;
@@ -19,30 +18,14 @@ const N = 3;
 /** Deadline of each backend API request. */
 const API_TIMEOUT_MS = 5000;
 
-const suite = useCluster({
-  gateways: 2,
-  routers: 2,
-  env: ENV,
-  bus: 'rtgw-reliability-dropped-acks',
-  pingOnConnect: true,
-  ready: (c) => waitBalanced(c),
-});
+// No traffic loop and no fault of the cluster's: the recipient itself is the fault (it never acks).
+const suite = useScenario({ gateways: 2, routers: 2, env: FAST_ENV, bus: 'rtgw-faults-dropped-acks', logLines: 60 });
 const { client, api } = suite;
 
-const sumMetric = (name: string) => metricSum(suite.cluster.nodes.filter((n) => !n.hasExited), name);
-/** Samples of metric `name` carrying `label` (e.g. `reason="attempts"`; nodes add a `role` label), summed over the live nodes. */
-async function sample(name: string, label: string): Promise<number> {
-  let sum = 0;
-  for (const n of suite.cluster.nodes.filter((x) => !x.hasExited)) {
-    const { body } = await httpGet(`${n.adminUrl}/metrics`);
-    for (const line of body.split('\n')) {
-      if (!line.startsWith(`${name}{`)) continue;
-      const labels = line.slice(name.length + 1, line.indexOf('}'));
-      if (labels.split(',').includes(label)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-    }
-  }
-  return sum;
-}
+const live = () => suite.cluster.nodes.filter((n) => !n.hasExited);
+const sumMetric = (name: string) => metricSum(live(), name);
+/** Samples of metric `name` carrying `label` (e.g. `reason="attempts"`), summed over the live nodes. */
+const sample = (name: string, label: string) => metricWith(live(), name, label);
 const RETRIES = ['rtgw_dm_deliveries_total', 'kind="retry"'] as const;
 const DEAD_BY_ATTEMPTS = ['rtgw_dead_letters_total', 'reason="attempts"'] as const;
 

@@ -1,14 +1,12 @@
-// Shared pieces of the fault tests: reading a node's metrics, picking rooms by the router that should
-// own them, waiting for slot ownership to settle, setting up members and publishers (on connections
-// proven usable, harness/suite.ts `connectClient`), and the closing check of a run against the room's
-// history as a client reads it.
+// Reading and steering the nodes of a running cluster, shared by the cluster, ops and fault tests:
+// a node's metrics, rooms and users picked by the router that should own them, waiting for slot
+// ownership to settle, readiness, a room's history as a client reads it, and a node's log records.
+// The fault scenarios build their traffic on top of these (harness/scenario.ts).
 import { preferredOwner } from '../../router/slots.js';
-import { DEFAULT_SLOTS, roomSlot } from '../../shared/cluster/slots.js';
-import { connect, type ClientPool, type Frame, type TestClient } from '../harness/client.js';
-import { httpGet, uid, type Cluster, type Node } from '../harness/cluster.js';
-import { History } from '../harness/history.js';
-import { connectClient } from '../harness/suite.js';
-import { waitFor } from '../harness/wait.js';
+import { DEFAULT_SLOTS, roomSlot, userSlot } from '../../shared/cluster/slots.js';
+import { connect, type Frame } from './client.js';
+import { httpGet, uid, type Cluster, type Node } from './cluster.js';
+import { waitFor } from './wait.js';
 
 /** Sum of every sample of metric `name` (all label sets) on a node's /metrics. */
 export async function metric(node: Node, name: string): Promise<number> {
@@ -17,6 +15,20 @@ export async function metric(node: Node, name: string): Promise<number> {
   let sum = 0;
   for (const line of body.split('\n')) {
     if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
+/** Samples of metric `name` carrying `label` (e.g. `reason="attempts"`; nodes add a `role` label), summed over `nodes`. */
+export async function metricWith(nodes: readonly Node[], name: string, label: string): Promise<number> {
+  let sum = 0;
+  for (const n of nodes) {
+    const { body } = await httpGet(`${n.adminUrl}/metrics`);
+    for (const line of body.split('\n')) {
+      if (!line.startsWith(`${name}{`)) continue;
+      const labels = line.slice(name.length + 1, line.indexOf('}'));
+      if (labels.split(',').includes(label)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
   }
   return sum;
 }
@@ -52,6 +64,20 @@ export function roomsByOwner(cluster: Cluster, perRouter: number, base = 'room')
       list.push(room);
       usedSlots.add(slot);
     }
+  }
+  return out;
+}
+
+/** `n` fresh user ids whose slot `owner` is preferred for among `routers` (node ids), one per slot. */
+export function usersOwnedBy(routers: readonly string[], owner: string, n: number, base: string): string[] {
+  const out: string[] = [];
+  const used = new Set<number>();
+  while (out.length < n) {
+    const user = uid(base);
+    const slot = userSlot(user, DEFAULT_SLOTS);
+    if (used.has(slot) || preferredOwner(slot, routers) !== owner) continue;
+    used.add(slot);
+    out.push(user);
   }
   return out;
 }
@@ -104,86 +130,4 @@ export function lastSeq(frames: readonly Frame[], room: string): number {
 /** A node's log records (pino JSON) whose `msg` is exactly `msg`. */
 export function warnings(node: Node, msg: string): Record<string, unknown>[] {
   return node.logRecords().filter((r) => r.msg === msg);
-}
-
-/** Rooms on both routers, members on both gateways joined to every room, publishers on both gateways. */
-export interface Traffic {
-  readonly rooms: string[];
-  /** Rooms by the router (node id) that owns them. */
-  readonly byOwner: Map<string, string[]>;
-  readonly members: { name: string; client: TestClient }[];
-  readonly publishers: { name: string; client: TestClient }[];
-  readonly history: History;
-}
-
-export interface TrafficOptions {
-  roomsPerRouter: number;
-  membersPerGateway: number;
-  publishersPerGateway: number;
-}
-
-/**
- * Picks rooms for every router, connects members (joined to every room before any pub, so each must
- * receive 1..N) and publishers (not members) round-robin over the gateways.
- */
-export async function setupTraffic(cluster: Cluster, pool: ClientPool, o: TrafficOptions): Promise<Traffic> {
-  const byOwner = roomsByOwner(cluster, o.roomsPerRouter);
-  const rooms = [...byOwner.values()].flat();
-  const gws = cluster.gateways;
-  const connectOn = (gw: number) => connectClient(cluster, pool, gw);
-  const members = await Promise.all(
-    Array.from({ length: o.membersPerGateway * gws.length }, async (_, i) => ({ name: `m${i % gws.length}.${i}`, client: await connectOn(i % gws.length) })),
-  );
-  for (const { client } of members) {
-    for (const room of rooms) {
-      const j = await client.ok({ t: 'join', room });
-      if (j.seq !== 0) throw new Error(`room ${room} is not new: ${JSON.stringify(j)}`);
-    }
-  }
-  const publishers = await Promise.all(
-    Array.from({ length: o.publishersPerGateway * gws.length }, async (_, i) => ({ name: `p${i}`, client: await connectOn(i % gws.length) })),
-  );
-  return { rooms, byOwner, members, publishers, history: new History() };
-}
-
-/**
- * Ends a run: one more ok'd pub per room (so every stream is flushed past all earlier seqs and any
- * gap is filled), waits until every member has it, then checks every member and the room's history:
- * gapless 1..head in order, every ok'd pub at its seq, nothing twice, and all copies agreeing.
- */
-export async function closeAndCheck(cluster: Cluster, t: Traffic, deadlineMs = 15_000): Promise<string[]> {
-  const { history, rooms, members } = t;
-  const closer = t.publishers[0]!;
-  for (const room of rooms) await history.pubUntilOk(closer.client, closer.name, room, 10_000, { tag: 'final' });
-  try {
-    await waitFor(
-      () => members.every((m) => rooms.every((room) => lastSeq(m.client.frames, room) >= history.maxOkSeq(room))),
-      deadlineMs,
-      'every member to receive up to the last ok’d seq of every room',
-    );
-  } catch {
-    // Fall through: the checks below say exactly what is missing.
-  }
-  const problems: string[] = [];
-  for (const room of rooms) {
-    const hist = await readHistory(cluster, cluster.gateways[cluster.gateways.length - 1]!, room);
-    problems.push(...history.receiverProblems('history', hist.frames, { room, through: hist.head }));
-    for (const m of members) problems.push(...history.receiverProblems(m.name, m.client.frames, { room, through: hist.head }));
-    problems.push(
-      ...history.agreementProblems(room, [{ who: 'history', frames: hist.frames }, ...members.map((m) => ({ who: m.name, frames: m.client.frames }))]),
-    );
-  }
-  return problems;
-}
-
-/** How many pubs that were NOT answered ok ended up in history anyway (allowed, once): for reports. */
-export function unansweredButStored(t: Traffic): number {
-  const seen = new Set<string>();
-  for (const m of t.members) {
-    for (const f of m.client.frames) {
-      const id = f.t === 'msg' ? History.idOf(f) : undefined;
-      if (id !== undefined) seen.add(id);
-    }
-  }
-  return t.history.pubs.filter((p) => p.outcome?.kind !== 'ok' && seen.has(p.mid)).length;
 }
