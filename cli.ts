@@ -85,10 +85,14 @@ async function main(role: string): Promise<void> {
   const metrics = createMetrics(cfg.role);
   log.info({ config: describeConfig(cfg) }, 'starting');
   if (cfg.devMode && hasGateway) {
-    log.warn('DEVELOPMENT MODE: no token key configured; a random key was made and /dev/token hands out tokens to anyone. Never expose this.');
+    log.warn(
+      'DEVELOPMENT MODE: no token key configured; a random key was made and /dev/token hands out tokens to anyone. Never expose this.',
+    );
   }
 
-  const { bus, stores } = await openEngine(cfg, log, metrics).catch((e: unknown) => fail(`cannot connect: ${e instanceof Error ? e.message : String(e)}`, e) as never);
+  const { bus, stores } = await openEngine(cfg, log, metrics).catch(
+    (e: unknown) => fail(`cannot connect: ${e instanceof Error ? e.message : String(e)}`, e) as never,
+  );
   let draining = false;
   let serving = false;
   const checks: ReadyCheck[] = [
@@ -97,14 +101,23 @@ async function main(role: string): Promise<void> {
     () => (bus.connected ? undefined : 'NATS not connected'),
     () => (stores.connected ? undefined : 'Redis not connected'),
   ];
-  const admin = await startAdmin(cfg.host, cfg.adminPort, metrics, checks).catch((e: unknown) => fail(`cannot serve admin endpoints on ${cfg.host}:${cfg.adminPort}: ${e instanceof Error ? e.message : String(e)}`) as never);
+  const admin = await startAdmin(cfg.host, cfg.adminPort, metrics, checks).catch(
+    (e: unknown) =>
+      fail(
+        `cannot serve admin endpoints on ${cfg.host}:${cfg.adminPort}: ${e instanceof Error ? e.message : String(e)}`,
+      ) as never,
+  );
 
   const subj = subjects(cfg.prefix);
   const deps = { cfg, bus, stores, subj, metrics, log };
   const router = hasRouter ? await (await import('./router/index.js')).startRouter(deps) : undefined;
   if (router) checks.push(() => (router.settled ? undefined : 'slot ownership not settled'));
   const gateway = hasGateway
-    ? await (await import('./gateway/server.js')).startGateway(deps).catch((e: unknown) => fail(e instanceof Error ? e.message : String(e), e) as never)
+    ? await (
+        await import('./gateway/server.js')
+      )
+        .startGateway(deps)
+        .catch((e: unknown) => fail(e instanceof Error ? e.message : String(e), e) as never)
     : undefined;
   // Full: the load balancer should send new clients elsewhere (existing ones are fine).
   if (gateway) checks.push(() => (gateway.full ? 'full' : undefined));
@@ -158,7 +171,9 @@ if (role === '--help' || role === '-h' || role === 'help') {
 } else {
   main(role).catch((e: unknown) => {
     // Anything main did not handle itself is a startup failure: one line, non-zero exit.
-    process.stderr.write(JSON.stringify({ level: 60, msg: `startup failed: ${e instanceof Error ? e.message : String(e)}` }) + '\n');
+    process.stderr.write(
+      JSON.stringify({ level: 60, msg: `startup failed: ${e instanceof Error ? e.message : String(e)}` }) + '\n',
+    );
     process.exit(1);
   });
 }

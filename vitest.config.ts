@@ -10,10 +10,21 @@ export default defineConfig({
     // Fixes fast-check's seed for every property without its own (test/harness/random.ts).
     setupFiles: ['test/harness/seed-setup.ts'],
     projects: [
-      { extends: true, test: { name: 'main', include: ['test/**/*.test.ts'], exclude: ['test/alone/**'], sequence: { groupOrder: 0 } } },
+      {
+        extends: true,
+        test: { name: 'main', include: ['test/**/*.test.ts'], exclude: ['test/alone/**'], sequence: { groupOrder: 0 } },
+      },
       // Tests that compare latencies within their own run: they run after all the others, one at a time,
       // so that no other test file competes with them for the two cores.
-      { extends: true, test: { name: 'alone', include: ['test/alone/**/*.test.ts'], sequence: { groupOrder: 1 }, fileParallelism: false } },
+      {
+        extends: true,
+        test: {
+          name: 'alone',
+          include: ['test/alone/**/*.test.ts'],
+          sequence: { groupOrder: 1 },
+          fileParallelism: false,
+        },
+      },
     ],
   },
 });

@@ -13,12 +13,22 @@ import { chart } from './chart.js';
 import { parseArgs, type Options } from './options.js';
 import { BENCH, LOADGEN_CPUS, pin, ROOT, SERVER_CPUS, stopAll } from './procs.js';
 import { summarizeProfile, type ProfileSummary } from './prof-summary.js';
-import { chartGroups, markdown, summarizeSystem, summaryKey, targets, type Results, type SystemSummary } from './report.js';
+import {
+  chartGroups,
+  markdown,
+  summarizeSystem,
+  summaryKey,
+  targets,
+  type Results,
+  type SystemSummary,
+} from './report.js';
 import { ingests, rates, storms, type Env } from './scenarios.js';
 
 function git(args: string[]): string {
   try {
-    return execFileSync('git', args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    return execFileSync('git', args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] })
+      .toString()
+      .trim();
   } catch {
     return '';
   }
@@ -49,13 +59,20 @@ async function main(): Promise<void> {
     dirty: git(['status', '--porcelain', '--untracked-files=no']) !== '',
     node: process.version,
     cpus: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}`,
-    loadavg: loadavg().map((v) => v.toFixed(2)).join(' '),
+    loadavg: loadavg()
+      .map((v) => v.toFixed(2))
+      .join(' '),
   };
   const log = (s: string) => process.stdout.write(s + '\n');
   log(`rtgw bench (${o.preset}): ${o.scenarios.join(', ')}; load average ${meta.loadavg}; server logs in ${tmp}`);
-  if (loadavg()[0]! > cpus().length * 0.75) log(`  note: the machine is busy (load ${meta.loadavg} on ${cpus().length} cores); results will be noisier`);
+  if (loadavg()[0]! > cpus().length * 0.75)
+    log(`  note: the machine is busy (load ${meta.loadavg} on ${cpus().length} cores); results will be noisier`);
   if (o.pin) pin(process.pid, LOADGEN_CPUS);
-  const env: Env = { o, start: { tmp, secret: randomBytes(32).toString('hex'), pin: o.pin, profile: o.profile, barePublish: o.barePublish }, log };
+  const env: Env = {
+    o,
+    start: { tmp, secret: randomBytes(32).toString('hex'), pin: o.pin, profile: o.profile, barePublish: o.barePublish },
+    log,
+  };
   const t0 = Date.now();
 
   const results: Results = { rates: [], summaries: {}, storms: [], ingests: [] };
@@ -69,7 +86,12 @@ async function main(): Promise<void> {
         const r = await rates(env, sc, client);
         results.rates.push(r);
         const sums: Record<string, SystemSummary> = {};
-        for (const k of r.systems) sums[k] = summarizeSystem(k, r.edges[k] ?? [], r.runs.filter((x) => x.system === k));
+        for (const k of r.systems)
+          sums[k] = summarizeSystem(
+            k,
+            r.edges[k] ?? [],
+            r.runs.filter((x) => x.system === k),
+          );
         results.summaries[summaryKey(r)] = sums;
       }
     }
@@ -91,24 +113,43 @@ async function main(): Promise<void> {
   const svg = chart(
     `rtgw bench ${date} (${o.preset}), commit ${meta.commit}: medians of runs, whiskers min–max`,
     chartGroups(results),
-    Object.values(results.summaries.fanout ?? {}).flatMap((s) => (s.half.histogram ? [{ name: s.system, h: s.half.histogram }] : [])),
+    Object.values(results.summaries.fanout ?? {}).flatMap((s) =>
+      s.half.histogram ? [{ name: s.system, h: s.half.histogram }] : [],
+    ),
   );
   let md = markdown(meta, optionsLine(o, meta), results, t, `${base}.svg`);
   if (profile?.length) md += profileMarkdown(profile);
-  writeFileSync(join(resultsDir, `${base}.json`), JSON.stringify({ meta: { ...meta, elapsedS }, options: o, targets: t, summaries: results.summaries, results, profile }, null, 2) + '\n');
+  writeFileSync(
+    join(resultsDir, `${base}.json`),
+    JSON.stringify(
+      { meta: { ...meta, elapsedS }, options: o, targets: t, summaries: results.summaries, results, profile },
+      null,
+      2,
+    ) + '\n',
+  );
   writeFileSync(join(resultsDir, `${base}.md`), md);
   writeFileSync(join(resultsDir, `${base}.svg`), svg);
   log('');
   log(md);
   log('Targets:');
-  for (const x of t) log(`  ${x.pass === undefined ? 'n/a ' : x.pass ? 'pass' : 'FAIL'}  ${x.what}: ${x.value ?? 'n/a'} ${x.unit} (${x.cmp} ${x.bound}) — ${x.detail}`);
+  for (const x of t)
+    log(
+      `  ${x.pass === undefined ? 'n/a ' : x.pass ? 'pass' : 'FAIL'}  ${x.what}: ${x.value ?? 'n/a'} ${x.unit} (${x.cmp} ${x.bound}) — ${x.detail}`,
+    );
   log(`written: bench/results/${base}.json, .md and .svg (total ${Math.round((Date.now() - t0) / 1000)} s)`);
 }
 
 function profileMarkdown(profile: ProfileSummary[]): string {
   const L: string[] = ['', '## Where rtgw spends CPU (`--cpu-prof`, whole session)'];
   for (const p of profile) {
-    L.push('', `**${p.name}** (${p.totalMs} ms sampled, idle excluded; by module: ${p.byModule.slice(0, 8).map((m) => `${m.module} ${m.pct}%`).join(', ')})`, '');
+    L.push(
+      '',
+      `**${p.name}** (${p.totalMs} ms sampled, idle excluded; by module: ${p.byModule
+        .slice(0, 8)
+        .map((m) => `${m.module} ${m.pct}%`)
+        .join(', ')})`,
+      '',
+    );
     L.push('| self % | function | where |', '| --- | --- | --- |');
     for (const f of p.top.slice(0, 15)) L.push(`| ${f.pct} | ${f.fn} | ${f.where} |`);
   }

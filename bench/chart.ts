@@ -22,7 +22,8 @@ const COLORS: Record<string, string> = {
 };
 const color = (k: string) => COLORS[k] ?? '#7f7f7f';
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-const text = (x: number, y: number, s: string, attrs = '') => `<text x="${x.toFixed(1)}" y="${y.toFixed(1)}" ${attrs}>${esc(s)}</text>`;
+const text = (x: number, y: number, s: string, attrs = '') =>
+  `<text x="${x.toFixed(1)}" y="${y.toFixed(1)}" ${attrs}>${esc(s)}</text>`;
 const line = (x1: number, y1: number, x2: number, y2: number, stroke: string, extra = '') =>
   `<line x1="${x1.toFixed(1)}" y1="${y1.toFixed(1)}" x2="${x2.toFixed(1)}" y2="${y2.toFixed(1)}" stroke="${stroke}" ${extra}/>`;
 
@@ -49,12 +50,16 @@ function bars(groups: BarGroup[], y0: number): { svg: string[]; height: number }
     for (let i = 0; i <= 5; i++) {
       const v = (top * i) / 5;
       svg.push(line(x(v), y - 4, x(v), y + sums.length * (barH + 6), '#ddd'));
-      svg.push(text(x(v), y + sums.length * (barH + 6) + 12, g.format(v), 'font-size="10" text-anchor="middle" fill="#555"'));
+      svg.push(
+        text(x(v), y + sums.length * (barH + 6) + 12, g.format(v), 'font-size="10" text-anchor="middle" fill="#555"'),
+      );
     }
     for (const s of sums) {
       const m = s.value;
       svg.push(text(left - 8, y + barH - 3, s.name, 'font-size="12" text-anchor="end"'));
-      svg.push(`<rect x="${left}" y="${y}" width="${(x(m.median) - left).toFixed(1)}" height="${barH}" fill="${color(s.name)}"/>`);
+      svg.push(
+        `<rect x="${left}" y="${y}" width="${(x(m.median) - left).toFixed(1)}" height="${barH}" fill="${color(s.name)}"/>`,
+      );
       if (m.n > 1) svg.push(line(x(m.min), y + barH / 2, x(m.max), y + barH / 2, '#000', 'stroke-width="1.5"'));
       svg.push(text(Math.max(x(m.median), x(m.max)) + 6, y + barH - 3, g.format(m.median), 'font-size="11"'));
       y += barH + 6;
@@ -74,11 +79,19 @@ function cdf(series: { name: string; h: Histogram }[], y0: number): { svg: strin
   const bottom = top + 240;
   const lo = 0.1;
   const hi = 1000;
-  const x = (ms: number) => left + ((right - left) * Math.log10(Math.min(hi, Math.max(lo, ms)) / lo)) / Math.log10(hi / lo);
+  const x = (ms: number) =>
+    left + ((right - left) * Math.log10(Math.min(hi, Math.max(lo, ms)) / lo)) / Math.log10(hi / lo);
   // Percentile scale: 0% at the bottom, then 90%, 99%, 99.9% equally spaced (the tail is what matters).
   const nines = 3;
   const y = (q: number) => bottom - ((bottom - top) * Math.min(nines, -Math.log10(Math.max(1e-9, 1 - q)))) / nines;
-  svg.push(text(20, y0 + 14, 'Latency at half of own max, one big room: share of messages delivered within (probe: every message of every run)', 'font-weight="bold"'));
+  svg.push(
+    text(
+      20,
+      y0 + 14,
+      'Latency at half of own max, one big room: share of messages delivered within (probe: every message of every run)',
+      'font-weight="bold"',
+    ),
+  );
   for (const ms of [0.1, 1, 10, 100, 1000]) {
     svg.push(line(x(ms), top, x(ms), bottom, '#ddd'));
     svg.push(text(x(ms), bottom + 14, `${ms} ms`, 'font-size="10" text-anchor="middle" fill="#555"'));

@@ -11,7 +11,11 @@ import { WIRES, type Stamp, type WireName } from './wire.js';
 export type ClientKind = 'lean' | 'socket.io-client' | 'rtgw-sdk';
 export const CLIENT_KINDS: readonly ClientKind[] = ['lean', 'socket.io-client', 'rtgw-sdk'];
 /** The protocols each client speaks: the record run measures a client against the systems it can talk to. */
-export const CLIENT_WIRES: Record<ClientKind, readonly WireName[]> = { lean: ['rtgw', 'bare', 'socketio'], 'socket.io-client': ['socketio'], 'rtgw-sdk': ['rtgw'] };
+export const CLIENT_WIRES: Record<ClientKind, readonly WireName[]> = {
+  lean: ['rtgw', 'bare', 'socketio'],
+  'socket.io-client': ['socketio'],
+  'rtgw-sdk': ['rtgw'],
+};
 
 /** A server's address: a gateway, a Socket.IO node, a bare uWS server. */
 export interface Endpoint {
@@ -108,10 +112,12 @@ class LeanConn extends Answers implements BenchConn {
       typeAt: this.wire.typeAt,
       isData: this.wire.isData,
       wantData: onStamp !== undefined,
-      onData: onStamp && ((p) => {
-        const s = this.wire.stampOf(p.toString('utf8'));
-        if (s) onStamp(s);
-      }),
+      onData:
+        onStamp &&
+        ((p) => {
+          const s = this.wire.stampOf(p.toString('utf8'));
+          if (s) onStamp(s);
+        }),
       onOther: (p) => this.other(p.toString('utf8')),
       onClose: (code, reason) => {
         const e = new Error(`closed ${code ?? 1006} (${reason})`);
@@ -164,7 +170,9 @@ class LeanConn extends Answers implements BenchConn {
   }
 
   async connect(): Promise<void> {
-    const ready = this.wire.handshake ? new Promise<void>((res, rej) => (this.ready = (e) => (e ? rej(e) : res()))) : undefined;
+    const ready = this.wire.handshake
+      ? new Promise<void>((res, rej) => (this.ready = (e) => (e ? rej(e) : res())))
+      : undefined;
     await this.ws.connect();
     await ready;
   }
@@ -248,7 +256,12 @@ class SocketIoClientConn extends Answers implements BenchConn {
  * makes first) rather than compiled in: the bench's sources stay inside bench/.
  */
 interface Sdk {
-  RtgwClient: new (opts: { url: string; token: string; WebSocket: unknown; reconnect?: { baseMs: number; maxMs: number } }) => SdkClient;
+  RtgwClient: new (opts: {
+    url: string;
+    token: string;
+    WebSocket: unknown;
+    reconnect?: { baseMs: number; maxMs: number };
+  }) => SdkClient;
 }
 interface SdkClient {
   readonly state: string;
@@ -329,16 +342,30 @@ export function openConn(kind: ClientKind, o: ConnOptions): BenchConn {
 }
 
 /** A load-generator token for `sub`: HS256 with the secret the bench gave its workers, valid for an hour. */
-export const benchToken = (sub: string): string => signHs256(process.env.BENCH_JWT_SECRET ?? '', { sub, exp: Math.floor(Date.now() / 1000) + 3600 });
+export const benchToken = (sub: string): string =>
+  signHs256(process.env.BENCH_JWT_SECRET ?? '', { sub, exp: Math.floor(Date.now() / 1000) + 3600 });
 
 /** The endpoint connection number `n` uses: members spread over a system's endpoints by their number. */
 export const endpointOf = (target: Target, n: number) => target.endpoints[n % target.endpoints.length]!;
 
 /** Member `user` of `room`: opened on its endpoint and joined, as user `m<user>` (`m<user>.<attempt>` on a retry). */
-export function joinMember(target: Target, user: number, room: string, extra: Pick<ConnOptions, 'onStamp' | 'onAnswer'>, errors: string[]): Promise<{ conn: BenchConn; retried: number }> {
+export function joinMember(
+  target: Target,
+  user: number,
+  room: string,
+  extra: Pick<ConnOptions, 'onStamp' | 'onAnswer'>,
+  errors: string[],
+): Promise<{ conn: BenchConn; retried: number }> {
   const ep = endpointOf(target, user);
   return joinWithRetry(
-    (attempt) => openConn(target.client, { ...ep, wire: target.wire, room, token: benchToken(attempt === 1 ? `m${user}` : `m${user}.${attempt}`), ...extra }),
+    (attempt) =>
+      openConn(target.client, {
+        ...ep,
+        wire: target.wire,
+        room,
+        token: benchToken(attempt === 1 ? `m${user}` : `m${user}.${attempt}`),
+        ...extra,
+      }),
     room,
     JOIN_ATTEMPTS,
     errors,
@@ -349,7 +376,12 @@ export function joinMember(target: Target, user: number, room: string, extra: Pi
  * Opens a connection with `make(attempt)` (a fresh user id per attempt) and joins `room`, up to `attempts`
  * times: the gateway used to drop a share of new connections (bench/README.md), and a retry is counted.
  */
-export async function joinWithRetry(make: (attempt: number) => BenchConn, room: string, attempts: number, errors: string[]): Promise<{ conn: BenchConn; retried: number }> {
+export async function joinWithRetry(
+  make: (attempt: number) => BenchConn,
+  room: string,
+  attempts: number,
+  errors: string[],
+): Promise<{ conn: BenchConn; retried: number }> {
   for (let attempt = 1; ; attempt++) {
     const conn = make(attempt);
     try {
@@ -370,5 +402,8 @@ const JOIN_ATTEMPTS = 5;
 
 export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(what)), ms)))]).finally(() => clearTimeout(timer));
+  return Promise.race([
+    p,
+    new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(what)), ms))),
+  ]).finally(() => clearTimeout(timer));
 }

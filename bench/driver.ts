@@ -36,7 +36,12 @@ async function connect(target: Target, r: string, probeUser: number): Promise<nu
   room = r;
   acksPub = WIRES[target.wire].acksPub;
   // The publisher joins nothing; it uses the first endpoint, the probe the one its user number picks, as members do.
-  publisher = openConn(target.client, { ...target.endpoints[0]!, wire: target.wire, room, token: benchToken('publisher') });
+  publisher = openConn(target.client, {
+    ...target.endpoints[0]!,
+    wire: target.wire,
+    room,
+    token: benchToken('publisher'),
+  });
   await publisher.connect();
   const errors: string[] = [];
   const made = await joinMember(target, probeUser, room, { onStamp: onProbe }, errors);
@@ -53,18 +58,31 @@ async function step(plan: StepPlan): Promise<StepReport> {
   publisher.oks = 0;
   publisher.errs = 0;
   publisher.errSample.length = 0;
-  if (!publisher.open || !probe.open) throw new Error(`${publisher.open ? 'probe' : 'publisher'} connection closed (${(publisher.open ? probe : publisher).closeCode ?? 1006})`);
+  if (!publisher.open || !probe.open)
+    throw new Error(
+      `${publisher.open ? 'probe' : 'publisher'} connection closed (${(publisher.open ? probe : publisher).closeCode ?? 1006})`,
+    );
   let next = 0;
   let maxBacklog = 0;
   const t0 = performance.now();
   const { sent, sendMs, achievedRate } = await pace(
     plan.rate,
     plan.count,
-    (n) => publisher.publish(room, Array.from({ length: n }, () => stampText(stepNo, next++, performance.now())), false),
+    (n) =>
+      publisher.publish(
+        room,
+        Array.from({ length: n }, () => stampText(stepNo, next++, performance.now())),
+        false,
+      ),
     () => (maxBacklog = Math.max(maxBacklog, publisher.backlog)),
   );
   const deadline = performance.now() + plan.graceMs;
-  while ((received < plan.count || (acksPub && publisher.oks + publisher.errs < plan.count)) && performance.now() < deadline && probe.open) await sleep(2);
+  while (
+    (received < plan.count || (acksPub && publisher.oks + publisher.errs < plan.count)) &&
+    performance.now() < deadline &&
+    probe.open
+  )
+    await sleep(2);
   const probeDoneMs = performance.now() - t0;
   return {
     sent,

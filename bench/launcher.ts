@@ -296,7 +296,9 @@ export async function waitReady(p: Launched, r: ReadyWait): Promise<RegExpExecAr
           });
         }),
         p.exited.then(() => 'exited' as const),
-        new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), Math.max(0, deadline - Date.now())))),
+        new Promise<'timeout'>(
+          (resolve) => (timer = setTimeout(() => resolve('timeout'), Math.max(0, deadline - Date.now()))),
+        ),
       ]);
       off();
       clearTimeout(timer);

@@ -74,12 +74,19 @@ function parserCheck(): void {
     serverFrame(1, Buffer.from('{"t":"pong"}')), // `p` like pub, but not data
     serverFrame(8, Buffer.from([0x03, 0xe8, 0x62, 0x79, 0x65])),
   ]);
-  const expectData = [payloads[0]!, payloads[1]!, payloads[2]!, Buffer.concat([fragA, fragB]), Buffer.from('{"t":"pub","data":1}')].map(String);
+  const expectData = [
+    payloads[0]!,
+    payloads[1]!,
+    payloads[2]!,
+    Buffer.concat([fragA, fragB]),
+    Buffer.from('{"t":"pub","data":1}'),
+  ].map(String);
   const check = (label: string, chunks: Buffer[], wantData: boolean) => {
     const d = detached(wantData);
     for (const c of chunks) d.feed(c);
     if (d.ws.data !== 5) fail(`${label}: counted ${d.ws.data} data messages, expected 5`);
-    if (d.ws.other !== 2 || d.got.other.join() !== '{"t":"ok","id":1},{"t":"pong"}') fail(`${label}: other messages ${JSON.stringify(d.got.other)}`);
+    if (d.ws.other !== 2 || d.got.other.join() !== '{"t":"ok","id":1},{"t":"pong"}')
+      fail(`${label}: other messages ${JSON.stringify(d.got.other)}`);
     if (wantData && JSON.stringify(d.got.data) !== JSON.stringify(expectData)) fail(`${label}: payloads differ`);
     if (!wantData && d.got.data.length !== 0) fail(`${label}: a member collected payloads`);
     if (d.ws.pings !== 1) fail(`${label}: ${d.ws.pings} pings`);
@@ -97,12 +104,16 @@ function parserCheck(): void {
   for (let cut = 1; cut < stream.length; cut += cut < 400 || cut > stream.length - 400 ? 1 : 997) {
     check(`split at ${cut}`, [stream.subarray(0, cut), stream.subarray(cut)], cut % 2 === 0);
   }
-  check('one byte at a time', [...stream.subarray(0, 300)].map((b) => Buffer.from([b])).concat([stream.subarray(300)]), true);
+  check(
+    'one byte at a time',
+    [...stream.subarray(0, 300)].map((b) => Buffer.from([b])).concat([stream.subarray(300)]),
+    true,
+  );
   let seed = 42;
-  const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
   for (let round = 0; round < 200; round++) {
     const chunks: Buffer[] = [];
-    for (let at = 0; at < stream.length; ) {
+    for (let at = 0; at < stream.length;) {
       const n = 1 + Math.floor(rnd() * (rnd() < 0.5 ? 16 : 20_000));
       chunks.push(stream.subarray(at, at + n));
       at += n;
@@ -137,7 +148,8 @@ async function wsCheck(): Promise<void> {
   const deadline = Date.now() + 5000;
   while ((ws.data < 200 || pongs < 2) && Date.now() < deadline) await sleep(10);
   if (auth !== 'Bearer abc.def.ghi') fail(`authorization header: ${auth}`);
-  if (received[0] !== '{"t":"join","id":1,"room":"x"}' || received[1]?.length !== 70_000) fail('ws server did not get the masked frames');
+  if (received[0] !== '{"t":"join","id":1,"room":"x"}' || received[1]?.length !== 70_000)
+    fail('ws server did not get the masked frames');
   if (ws.data !== 200 || ws.other !== 4) fail(`counted ${ws.data} data / ${ws.other} other from ws, expected 200 / 4`);
   if (pongs < 2) fail(`ws server got ${pongs} pongs`);
   ws.close();
@@ -145,7 +157,10 @@ async function wsCheck(): Promise<void> {
   let closes = 0;
   const refused = new LeanWs({ host: '127.0.0.1', port, path: '/nope', onClose: () => closes++ });
   wss.options.verifyClient = () => false;
-  const err = await refused.connect().then(() => undefined, (e: Error) => e.message);
+  const err = await refused.connect().then(
+    () => undefined,
+    (e: Error) => e.message,
+  );
   await sleep(100);
   if (!err?.startsWith('upgrade refused')) fail(`refused upgrade: connect gave ${err ?? 'success'}`);
   if (closes !== 0) fail(`refused upgrade reported ${closes} close(s)`);
@@ -161,19 +176,26 @@ async function socketIoCheck(): Promise<void> {
   await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
   const port = (http.address() as { port: number }).port;
   const stamps: Stamp[] = [];
-  const open = (onStamp?: (s: Stamp) => void): BenchConn => openConn('lean', { host: '127.0.0.1', port, wire: 'socketio', room: 'r', onStamp });
+  const open = (onStamp?: (s: Stamp) => void): BenchConn =>
+    openConn('lean', { host: '127.0.0.1', port, wire: 'socketio', room: 'r', onStamp });
   const [member, probe, publisher] = [open(), open((s) => stamps.push(s)), open()];
   for (const c of [member, probe, publisher]) await c.connect();
   await member.join('r');
   await probe.join('r');
   await sleep(300); // several ping intervals
-  publisher.publish('r', [0, 1, 2].map((i) => stampText(7, i, 1.5)), false);
+  publisher.publish(
+    'r',
+    [0, 1, 2].map((i) => stampText(7, i, 1.5)),
+    false,
+  );
   const deadline = Date.now() + 5000;
   while ((member.data < 3 || probe.data < 3 || publisher.oks < 3) && Date.now() < deadline) await sleep(10);
   if (!member.open || !probe.open || !publisher.open) fail('socket.io: a connection was closed (pings not answered?)');
-  if (member.data !== 3 || probe.data !== 3 || publisher.data !== 0) fail(`socket.io: counted ${member.data}/${probe.data}/${publisher.data} messages, expected 3/3/0`);
+  if (member.data !== 3 || probe.data !== 3 || publisher.data !== 0)
+    fail(`socket.io: counted ${member.data}/${probe.data}/${publisher.data} messages, expected 3/3/0`);
   if (publisher.oks !== 3 || publisher.errs !== 0) fail(`socket.io: ${publisher.oks} acks, ${publisher.errs} errors`);
-  if (JSON.stringify(stamps.map((s) => [s.s, s.i, s.ts])) !== '[[7,0,1.5],[7,1,1.5],[7,2,1.5]]') fail(`socket.io: stamps ${JSON.stringify(stamps)}`);
+  if (JSON.stringify(stamps.map((s) => [s.s, s.i, s.ts])) !== '[[7,0,1.5],[7,1,1.5],[7,2,1.5]]')
+    fail(`socket.io: stamps ${JSON.stringify(stamps)}`);
   for (const c of [member, probe, publisher]) c.destroy();
   await io.close();
 }

@@ -20,7 +20,6 @@ const MAX_HANDSHAKE_BYTES = 16 * 1024;
 /** A server message this large is a bug in the bench, not load: refuse it rather than buffer it. */
 const MAX_COLLECT_BYTES = 16 * 1024 * 1024;
 
-
 /** HS256 JWT with node:crypto (the gateway verifies with jose; signing needs nothing more). */
 export function signHs256(secret: string, claims: Record<string, unknown>): string {
   const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
@@ -59,7 +58,10 @@ export function encodeFrame(opcode: number, payload: Buffer): Buffer {
   const m = nextMask();
   const at = 2 + ext;
   out.writeUInt32BE(m, at);
-  const k0 = m >>> 24, k1 = (m >>> 16) & 0xff, k2 = (m >>> 8) & 0xff, k3 = m & 0xff;
+  const k0 = m >>> 24,
+    k1 = (m >>> 16) & 0xff,
+    k2 = (m >>> 8) & 0xff,
+    k3 = m & 0xff;
   const p = at + 4;
   let i = 0;
   for (; i + 3 < len; i += 4) {
@@ -136,7 +138,9 @@ export class LeanWs {
     const o = this.o;
     return new Promise<void>((resolve, reject) => {
       const key = randomBytes(16).toString('base64');
-      const expect = createHash('sha1').update(key + GUID).digest('base64');
+      const expect = createHash('sha1')
+        .update(key + GUID)
+        .digest('base64');
       const s = connect({ host: o.host, port: o.port, noDelay: true });
       this.socket = s;
       let head: Buffer | undefined = Buffer.alloc(0);
@@ -180,8 +184,12 @@ export class LeanWs {
         const rest = head.subarray(end + 4);
         head = undefined;
         const lines = text.split('\r\n');
-        if (!/^HTTP\/1\.1 101\b/.test(lines[0] ?? '')) return fail(new Error(`upgrade refused: ${lines[0]} ${rest.toString('utf8').slice(0, 200)}`));
-        const accept = lines.find((l) => /^sec-websocket-accept:/i.test(l))?.split(':')[1]?.trim();
+        if (!/^HTTP\/1\.1 101\b/.test(lines[0] ?? ''))
+          return fail(new Error(`upgrade refused: ${lines[0]} ${rest.toString('utf8').slice(0, 200)}`));
+        const accept = lines
+          .find((l) => /^sec-websocket-accept:/i.test(l))
+          ?.split(':')[1]
+          ?.trim();
         if (accept !== expect) return fail(new Error('bad Sec-WebSocket-Accept'));
         settled = upgraded = true;
         clearTimeout(timer);
@@ -268,7 +276,12 @@ export class LeanWs {
         if (b1 & 0x80) return this.protocolError('masked server frame');
         if (b0 & 0x70) return this.protocolError('reserved bits set (no extension was negotiated)');
         const len7 = b1 & 0x7f;
-        const len = len7 < 126 ? len7 : len7 === 126 ? src.readUInt16BE(at + 2) : src.readUInt32BE(at + 2) * 2 ** 32 + src.readUInt32BE(at + 6);
+        const len =
+          len7 < 126
+            ? len7
+            : len7 === 126
+              ? src.readUInt16BE(at + 2)
+              : src.readUInt32BE(at + 2) * 2 ** 32 + src.readUInt32BE(at + 6);
         if (!Number.isSafeInteger(len)) return this.protocolError('frame too long');
         this.fin = (b0 & 0x80) !== 0;
         this.opcode = b0 & 0x0f;
@@ -349,7 +362,8 @@ export class LeanWs {
     this.inMessage = false;
     if (this.isData(this.t0, this.t1)) {
       this.data++;
-      if (this.o.wantData) this.o.onData?.(this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.partsLen));
+      if (this.o.wantData)
+        this.o.onData?.(this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.partsLen));
     } else {
       this.other++;
       this.o.onOther?.(this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.partsLen));

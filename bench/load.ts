@@ -134,7 +134,8 @@ export function cpuMeter(procs: Record<string, { pid: number }>, orchestrator = 
 }
 export type CpuReading = ReturnType<ReturnType<typeof cpuMeter>>;
 
-export const rssOf = (procs: Record<string, Proc>) => Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, rssBytes(p.pid)]));
+export const rssOf = (procs: Record<string, Proc>) =>
+  Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, rssBytes(p.pid)]));
 
 function mergeCounts(list: MemberCounts[]): MemberCounts {
   const closeCodes: Record<string, number> = {};
@@ -154,7 +155,9 @@ function mergeCounts(list: MemberCounts[]): MemberCounts {
 }
 
 async function quietMembers(ctx: RunCtx): Promise<boolean> {
-  const r = await Promise.all(ctx.members.map((m) => m.expect({ cmd: 'quiet', quietMs: 250, maxMs: 20_000 }, 'quiet', 30_000)));
+  const r = await Promise.all(
+    ctx.members.map((m) => m.expect({ cmd: 'quiet', quietMs: 250, maxMs: 20_000 }, 'quiet', 30_000)),
+  );
   return r.every((x) => x.quiet);
 }
 
@@ -175,7 +178,9 @@ async function runStep(ctx: RunCtx, kind: StepResult['kind'], rate: number, dura
   const shares = ctx.members.map((_, i) => roomShare(ctx, i));
   const pubCounts = shares.map((share) => Math.max(1, Math.round(count * share)));
   const [d, ...waited] = await Promise.all([
-    chat ? undefined : ctx.driver!.expect({ cmd: 'step', step, rate, count, graceMs: o.graceMs }, 'stepped', waitMs + 30_000),
+    chat
+      ? undefined
+      : ctx.driver!.expect({ cmd: 'step', step, rate, count, graceMs: o.graceMs }, 'stepped', waitMs + 30_000),
     ...ctx.members.map((w, i) =>
       w.expect(
         {
@@ -200,19 +205,30 @@ async function runStep(ctx: RunCtx, kind: StepResult['kind'], rate: number, dura
   const samples = d ? d.samples : pubs.flatMap((p) => p.samples);
   const latencyMs = summarize(samples);
   if (sent !== wanted) reasons.push(`published ${sent} of ${wanted}`);
-  if (achieved < rate * 0.9) reasons.push(`publishers reached only ${Math.round(achieved)} of ${Math.round(rate)} msg/s`);
-  if (d && (d.probeReceived !== count || !d.probeInOrder)) reasons.push(`probe got ${d.probeReceived}/${count}${d.probeInOrder ? '' : ' out of order or duplicated'}`);
+  if (achieved < rate * 0.9)
+    reasons.push(`publishers reached only ${Math.round(achieved)} of ${Math.round(rate)} msg/s`);
+  if (d && (d.probeReceived !== count || !d.probeInOrder))
+    reasons.push(`probe got ${d.probeReceived}/${count}${d.probeInOrder ? '' : ' out of order or duplicated'}`);
   const answers = d ? [{ oks: d.oks, errs: d.errs, errSample: d.errSample, sent: d.sent }] : pubs;
   const oks = answers.reduce((a, p) => a + p.oks, 0);
   const errs = answers.reduce((a, p) => a + p.errs, 0);
   if (WIRES[ctx.sys.wire].acksPub && (oks !== sent || errs !== 0)) {
-    reasons.push(`pub answers: ${oks} ok, ${errs} err of ${sent} ${answers.flatMap((p) => p.errSample).slice(0, 3).join(' | ')}`);
+    reasons.push(
+      `pub answers: ${oks} ok, ${errs} err of ${sent} ${answers
+        .flatMap((p) => p.errSample)
+        .slice(0, 3)
+        .join(' | ')}`,
+    );
   }
   if (counts.minShort !== 0 || counts.maxOver !== 0 || !waited.every((w) => w.done)) {
-    reasons.push(`${counts.members - counts.reached} members short (by up to ${-Math.min(0, counts.minShort)}), ${counts.over} over (by up to ${Math.max(0, counts.maxOver)})`);
+    reasons.push(
+      `${counts.members - counts.reached} members short (by up to ${-Math.min(0, counts.minShort)}), ${counts.over} over (by up to ${Math.max(0, counts.maxOver)})`,
+    );
   }
-  if (counts.open !== counts.members) reasons.push(`${counts.members - counts.open} members closed ${JSON.stringify(counts.closeCodes)}`);
-  if (completeMs > sendMs + o.graceMs) reasons.push(`delivery completed ${Math.round(completeMs - sendMs)} ms after the last publish`);
+  if (counts.open !== counts.members)
+    reasons.push(`${counts.members - counts.open} members closed ${JSON.stringify(counts.closeCodes)}`);
+  if (completeMs > sendMs + o.graceMs)
+    reasons.push(`delivery completed ${Math.round(completeMs - sendMs)} ms after the last publish`);
   if (!(latencyMs.p99 <= layout.p99MaxMs)) reasons.push(`p99 ${latencyMs.p99} ms > ${layout.p99MaxMs} ms`);
   // Every member's target, plus the probe's (a fan-out's probe is a member held by the driver).
   const deliveries = counts.expected + (d ? count : 0);
@@ -256,13 +272,22 @@ async function runStep(ctx: RunCtx, kind: StepResult['kind'], rate: number, dura
  * the step is set aside (kept in `run.disturbed`), the bench waits for a quieter second and repeats it,
  * up to `disturbedRepeats` times; the last attempt counts, marked `disturbed` if it was disturbed too.
  */
-async function runClean(ctx: RunCtx, run: RunResult, kind: StepResult['kind'], rate: number, durationMs: number, log: (s: string) => void): Promise<StepResult> {
+async function runClean(
+  ctx: RunCtx,
+  run: RunResult,
+  kind: StepResult['kind'],
+  rate: number,
+  durationMs: number,
+  log: (s: string) => void,
+): Promise<StepResult> {
   for (let attempt = 1; ; attempt++) {
     const r = await runStep(ctx, kind, rate, durationMs);
     if (r.otherShare <= ctx.o.busyMax) return r;
     if (attempt > ctx.o.disturbedRepeats) return { ...r, disturbed: true };
     run.disturbed.push(r);
-    log(`    (${kind} step at ${fmt(r.rate)} msg/s disturbed: other processes used ${Math.round(r.otherShare * 100)}% of the machine; repeating it)`);
+    log(
+      `    (${kind} step at ${fmt(r.rate)} msg/s disturbed: other processes used ${Math.round(r.otherShare * 100)}% of the machine; repeating it)`,
+    );
     await waitForIdle(ctx.o);
   }
 }
@@ -276,7 +301,8 @@ export async function waitForIdle(o: Options): Promise<{ busyShare: number; wait
     await sleep(1000);
     const share = (machineBusySeconds() - b0) / n;
     const waitedS = (Date.now() - t0) / 1000;
-    if (share <= o.busyMax || waitedS >= o.idleWaitSec) return { busyShare: round3(share), waitedS: Math.round(waitedS) };
+    if (share <= o.busyMax || waitedS >= o.idleWaitSec)
+      return { busyShare: round3(share), waitedS: Math.round(waitedS) };
   }
 }
 
@@ -291,11 +317,17 @@ function plans(layout: Layout, prefix: string, n: number): { rooms: RoomPlan[]; 
   if (layout.kind === 'fanout') {
     const plain = layout.roomSize - 1;
     const per = Math.ceil(plain / n);
-    return Array.from({ length: n }, (_, i) => ({ rooms: [{ room: prefix, members: Math.max(0, Math.min(per, plain - i * per)), publish: false }], firstUser: i * per }));
+    return Array.from({ length: n }, (_, i) => ({
+      rooms: [{ room: prefix, members: Math.max(0, Math.min(per, plain - i * per)), publish: false }],
+      firstUser: i * per,
+    }));
   }
   return Array.from({ length: n }, (_, i) => {
     const idx = roomsOf(layout, n, i);
-    return { rooms: idx.map((k) => ({ room: `${prefix}-${k}`, members: layout.roomSize, publish: true })), firstUser: (idx[0] ?? 0) * layout.roomSize };
+    return {
+      rooms: idx.map((k) => ({ room: `${prefix}-${k}`, members: layout.roomSize, publish: true })),
+      firstUser: (idx[0] ?? 0) * layout.roomSize,
+    };
   });
 }
 
@@ -341,7 +373,18 @@ export async function runRates(spec: RunSpec): Promise<RunResult> {
     if (layout.kind === 'fanout') driver = forkDriver(spec.secret, o.pin);
     const connected = await Promise.all(
       plans(layout, room, members.length).map((p, i) =>
-        members[i]!.expect({ cmd: 'connect', target, rooms: p.rooms, firstUser: p.firstUser, concurrency: 100, samplers: SAMPLING_ROOMS }, 'connected', 300_000),
+        members[i]!.expect(
+          {
+            cmd: 'connect',
+            target,
+            rooms: p.rooms,
+            firstUser: p.firstUser,
+            concurrency: 100,
+            samplers: SAMPLING_ROOMS,
+          },
+          'connected',
+          300_000,
+        ),
       ),
     );
     for (const c of connected) {
@@ -349,12 +392,17 @@ export async function runRates(spec: RunSpec): Promise<RunResult> {
       result.joinErrors.push(...c.errors);
       if (c.failed > 0) throw new Error(`${c.failed} members failed to join: ${c.errors.join('; ')}`);
     }
-    if (driver) result.joinRetries += (await driver.expect({ cmd: 'connect', target, room, probeUser: layout.roomSize - 1 }, 'connected', 60_000)).retried;
+    if (driver)
+      result.joinRetries += (
+        await driver.expect({ cmd: 'connect', target, room, probeUser: layout.roomSize - 1 }, 'connected', 60_000)
+      ).retried;
     result.connectMs = Math.round(performance.now() - t0);
     result.rssJoined = rssOf(sys.procs);
     log(
       `  ${sys.kind}${spec.client === 'lean' ? '' : ` (${spec.client})`} run ${run + 1}: ${layout.rooms * layout.roomSize} members in ${layout.rooms} room(s) joined in ${result.connectMs} ms` +
-        (result.joinRetries ? ` after ${result.joinRetries} retried joins (${result.joinErrors.slice(0, 2).join('; ')})` : '') +
+        (result.joinRetries
+          ? ` after ${result.joinRetries} retried joins (${result.joinErrors.slice(0, 2).join('; ')})`
+          : '') +
         ` (machine busy before: ${Math.round(idleBefore.busyShare * 100)}%)`,
     );
     const ctx: RunCtx = {
@@ -364,7 +412,10 @@ export async function runRates(spec: RunSpec): Promise<RunResult> {
       members,
       driver,
       stepNo: 0,
-      procs: () => ({ ...sys.procs, ...Object.fromEntries([...members, ...(driver ? [driver] : [])].map((w) => [w.proc.name, w.proc])) }),
+      procs: () => ({
+        ...sys.procs,
+        ...Object.fromEntries([...members, ...(driver ? [driver] : [])].map((w) => [w.proc.name, w.proc])),
+      }),
     };
     await search(ctx, result, spec.seedRate, log);
     const measure = async (kind: 'half' | 'ref', rate: number, label: string) => {
@@ -378,7 +429,8 @@ export async function runRates(spec: RunSpec): Promise<RunResult> {
     };
     if (result.max) {
       result.half = await measure('half', result.max.rate / 2, 'half load');
-      if (spec.refRate > 0 && spec.refRate <= result.max.rate) result.ref = await measure('ref', spec.refRate, 'equal load');
+      if (spec.refRate > 0 && spec.refRate <= result.max.rate)
+        result.ref = await measure('ref', spec.refRate, 'equal load');
     }
   } catch (e) {
     result.error = errText(e);
@@ -411,7 +463,8 @@ async function search(ctx: RunCtx, result: RunResult, seedRate: number, log: (s:
     );
     if (r.pass) {
       lastPass = Math.max(lastPass, rate);
-      if (!result.max || r.deliveriesPerSec > result.max.deliveriesPerSec) result.max = { rate: r.rate, deliveriesPerSec: r.deliveriesPerSec, step: result.steps.length - 1 };
+      if (!result.max || r.deliveriesPerSec > result.max.deliveriesPerSec)
+        result.max = { rate: r.rate, deliveriesPerSec: r.deliveriesPerSec, step: result.steps.length - 1 };
     } else firstFail = Math.min(firstFail, rate);
     if (firstFail === Infinity) rate *= o.growth;
     else if (lastPass === 0) {
@@ -440,7 +493,9 @@ export async function interleave(
   for (let run = 0; run < runs; run++) {
     for (const sys of systems) {
       const prior = spread(seeds.get(sys.kind) ?? []);
-      const seedRate = prior.n ? prior.median / 2 : (layout.kind === 'chat' ? o.chatStartDeliveries : o.startDeliveries) / layout.roomSize;
+      const seedRate = prior.n
+        ? prior.median / 2
+        : (layout.kind === 'chat' ? o.chatStartDeliveries : o.startDeliveries) / layout.roomSize;
       const r = await runRates({ o, sys, layout, client, run, seedRate, refRate, secret, log });
       out.push(r);
       if (r.max) seeds.set(sys.kind, [...(seeds.get(sys.kind) ?? []), r.max.rate]);

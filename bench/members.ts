@@ -3,7 +3,16 @@
 // storm (and reconnects what a stopping gateway closes) and the router-ingest publishers. Driven over IPC
 // by bench.ts; exits when its parent goes away.
 import { benchToken, endpointOf, joinMember, openConn, withTimeout, type BenchConn, type Target } from './conn.js';
-import type { IngestReport, MemberCounts, MembersCmd, MembersReply, PublishReport, ReconnectReport, RoomPlan, StormReport } from './protocol.js';
+import type {
+  IngestReport,
+  MemberCounts,
+  MembersCmd,
+  MembersReply,
+  PublishReport,
+  ReconnectReport,
+  RoomPlan,
+  StormReport,
+} from './protocol.js';
 import { pace } from './pace.js';
 import { summarize } from './stats.js';
 import { errText, sleep } from './util.js';
@@ -38,7 +47,13 @@ let pubsAnswered = 0;
 /** pubsAnswered at the last reset: the current step's answers are those after it. */
 let answeredAtReset = 0;
 
-async function connectAll(target: Target, plans: RoomPlan[], firstUser: number, concurrency: number, samplers: number): Promise<MembersReply> {
+async function connectAll(
+  target: Target,
+  plans: RoomPlan[],
+  firstUser: number,
+  concurrency: number,
+  samplers: number,
+): Promise<MembersReply> {
   const t0 = performance.now();
   const errors: string[] = [];
   const todo: { room: Room; user: number; sampler: boolean }[] = [];
@@ -62,7 +77,13 @@ async function connectAll(target: Target, plans: RoomPlan[], firstUser: number, 
           }
         : undefined;
       try {
-        const made = await joinMember(target, t.user, t.room.plan.room, { onStamp, onAnswer: () => pubsAnswered++ }, errors);
+        const made = await joinMember(
+          target,
+          t.user,
+          t.room.plan.room,
+          { onStamp, onAnswer: () => pubsAnswered++ },
+          errors,
+        );
         retried += made.retried;
         const m: Member = { conn: made.conn, room: t.room };
         made.conn.onClose = (code) => {
@@ -93,8 +114,14 @@ function spreadPublishers(): void {
 
 /** `settled`: members that have their target or are closed (none of them can still get further). */
 function counts(base: number): MemberCounts & { settled: number } {
-  let reached = 0, over = 0, total = 0, open = 0, expected = 0, settled = 0;
-  let minShort = Infinity, maxOver = -Infinity;
+  let reached = 0,
+    over = 0,
+    total = 0,
+    open = 0,
+    expected = 0,
+    settled = 0;
+  let minShort = Infinity,
+    maxOver = -Infinity;
   for (const m of members) {
     const target = m.room.plan.publish ? m.room.sent : base;
     const d = m.conn.data;
@@ -108,11 +135,26 @@ function counts(base: number): MemberCounts & { settled: number } {
     if (d >= target || !m.conn.open) settled++;
   }
   const none = members.length === 0;
-  return { members: members.length, open, reached, minShort: none ? 0 : minShort, maxOver: none ? 0 : maxOver, over, total, expected, closeCodes: { ...closeCodes }, settled };
+  return {
+    members: members.length,
+    open,
+    reached,
+    minShort: none ? 0 : minShort,
+    maxOver: none ? 0 : maxOver,
+    over,
+    total,
+    expected,
+    closeCodes: { ...closeCodes },
+    settled,
+  };
 }
 
 /** Publishes `count` messages at `rate` (pace.ts), each from the next publisher in turn, one write each. */
-async function publish(plan: { step: number; rate: number; count: number }): Promise<Omit<PublishReport, 'oks' | 'errs' | 'errSample' | 'samples'>> {
+async function publish(plan: {
+  step: number;
+  rate: number;
+  count: number;
+}): Promise<Omit<PublishReport, 'oks' | 'errs' | 'errSample' | 'samples'>> {
   if (publishers.length === 0) throw new Error('no publishing members in this process');
   let turn = 0;
   return pace(plan.rate, plan.count, (n) => {
@@ -195,10 +237,32 @@ function reset(): void {
  * (a new one for each answer) to rooms drawn in turn from `rooms`, until `ingest-stop`. Counting starts
  * after the warm-up (JIT, the routers' first slot moves).
  */
-let ingestRun: { conns: BenchConn[]; publishers: number; window: number; running: boolean; sent: number; acked: number; errs: number; closed: number; t0: number } | undefined;
+let ingestRun:
+  | {
+      conns: BenchConn[];
+      publishers: number;
+      window: number;
+      running: boolean;
+      sent: number;
+      acked: number;
+      errs: number;
+      closed: number;
+      t0: number;
+    }
+  | undefined;
 
 async function ingest(cmd: Extract<MembersCmd, { cmd: 'ingest' }>): Promise<void> {
-  const run = { conns: [] as BenchConn[], publishers: cmd.publishers, window: cmd.window, running: false, sent: 0, acked: 0, errs: 0, closed: 0, t0: 0 };
+  const run = {
+    conns: [] as BenchConn[],
+    publishers: cmd.publishers,
+    window: cmd.window,
+    running: false,
+    sent: 0,
+    acked: 0,
+    errs: 0,
+    closed: 0,
+    t0: 0,
+  };
   ingestRun = run;
   let turn = 0;
   const room = () => `ingest-${turn++ % cmd.rooms}`;
@@ -220,7 +284,12 @@ async function ingest(cmd: Extract<MembersCmd, { cmd: 'ingest' }>): Promise<void
     run.conns.push(conn);
   }
   run.running = true;
-  for (const c of run.conns) c.publish(room(), Array.from({ length: cmd.window }, () => stampText(0, run.sent++, 0)), false);
+  for (const c of run.conns)
+    c.publish(
+      room(),
+      Array.from({ length: cmd.window }, () => stampText(0, run.sent++, 0)),
+      false,
+    );
   await sleep(cmd.warmupMs);
   Object.assign(run, { sent: 0, acked: 0, errs: 0, t0: performance.now() });
 }
@@ -246,11 +315,26 @@ interface Idle {
 }
 const idle: Idle[] = [];
 let dropping = false;
-const rc = { closed: 0, reconnected: 0, failedAttempts: 0, firstClose: 0, lastReconnect: 0, gaps: [] as number[], codes: {} as Record<string, number>, errors: [] as string[] };
+const rc = {
+  closed: 0,
+  reconnected: 0,
+  failedAttempts: 0,
+  firstClose: 0,
+  lastReconnect: 0,
+  gaps: [] as number[],
+  codes: {} as Record<string, number>,
+  errors: [] as string[],
+};
 
 function idleConn(target: Target, user: number, endpoint: number, tok: string): Idle {
   const it: Idle = { conn: undefined as unknown as BenchConn, user, endpoint };
-  it.conn = openConn(target.client, { ...target.endpoints[endpoint]!, wire: target.wire, room: 'idle', token: tok, onClose: (code) => void onIdleClose(target, it, code) });
+  it.conn = openConn(target.client, {
+    ...target.endpoints[endpoint]!,
+    wire: target.wire,
+    room: 'idle',
+    token: tok,
+    onClose: (code) => void onIdleClose(target, it, code),
+  });
   return it;
 }
 
@@ -286,7 +370,9 @@ async function storm(cmd: Extract<MembersCmd, { cmd: 'storm' }>): Promise<StormR
   const toks = Array.from({ length: cmd.count }, (_, i) => benchToken(`s${cmd.firstUser + i}`));
   const lat = new Float64Array(cmd.count);
   const errors: string[] = [];
-  let next = 0, ok = 0, failed = 0;
+  let next = 0,
+    ok = 0,
+    failed = 0;
   const t0 = performance.now();
   const worker = async () => {
     while (next < cmd.count) {
@@ -322,7 +408,16 @@ async function reconnected(expected: number, timeoutMs: number): Promise<Reconne
     gapMs: summarize(rc.gaps),
     errors: [...rc.errors],
   };
-  Object.assign(rc, { closed: 0, reconnected: 0, failedAttempts: 0, firstClose: 0, lastReconnect: 0, gaps: [], codes: {}, errors: [] });
+  Object.assign(rc, {
+    closed: 0,
+    reconnected: 0,
+    failedAttempts: 0,
+    firstClose: 0,
+    lastReconnect: 0,
+    gaps: [],
+    codes: {},
+    errors: [],
+  });
   return r;
 }
 
@@ -353,7 +448,8 @@ process.on('message', (m: MembersCmd) => {
         return reply({ cmd: 'dropped' });
       case 'shutdown':
         dropping = true;
-        for (const x of [...members.map((y) => y.conn), ...idle.map((y) => y.conn), ...(ingestRun?.conns ?? [])]) x.destroy();
+        for (const x of [...members.map((y) => y.conn), ...idle.map((y) => y.conn), ...(ingestRun?.conns ?? [])])
+          x.destroy();
         process.exit(0);
     }
   })().catch((e: unknown) => reply({ cmd: 'error', msg: errText(e) }));

@@ -76,7 +76,9 @@ export interface Options {
 
 function list<T extends string>(name: string, v: string | undefined, allowed: readonly T[]): T[] {
   const out = (v ?? '').split(',').filter(Boolean);
-  for (const s of out) if (!(allowed as readonly string[]).includes(s)) throw new Error(`${name} takes ${allowed.join(', ')} (comma-separated); not ${s}`);
+  for (const s of out)
+    if (!(allowed as readonly string[]).includes(s))
+      throw new Error(`${name} takes ${allowed.join(', ')} (comma-separated); not ${s}`);
   if (out.length === 0) throw new Error(`${name} needs a value`);
   return out as T[];
 }
@@ -120,7 +122,8 @@ export function parseArgs(argv: string[]): Options {
   };
   const num = (name: string, v: string | undefined, min: number, max: number) => {
     const n = Number(v);
-    if (v === undefined || !Number.isFinite(n) || n < min || n > max) throw new Error(`${name} must be a number from ${min} to ${max}`);
+    if (v === undefined || !Number.isFinite(n) || n < min || n > max)
+      throw new Error(`${name} must be a number from ${min} to ${max}`);
     return n;
   };
   const numeric: Partial<Record<string, [keyof Options, number, number]>> = {
@@ -196,6 +199,10 @@ export function parseArgs(argv: string[]): Options {
 export function systemsFor(o: Options, s: Scenario, client: ClientKind = 'lean'): SystemKind[] {
   const fits = (k: SystemKind) =>
     // The record run only against what its client speaks; router ingest only against rtgw.
-    s === 'record' ? CLIENT_WIRES[client].includes(SYSTEMS[k].wire) : s === 'ingest' ? SYSTEMS[k].wire === 'rtgw' : true;
+    s === 'record'
+      ? CLIENT_WIRES[client].includes(SYSTEMS[k].wire)
+      : s === 'ingest'
+        ? SYSTEMS[k].wire === 'rtgw'
+        : true;
   return (o.systems ?? DEFAULT_SYSTEMS[o.preset][s]).filter(fits);
 }

@@ -10,7 +10,12 @@ export interface Paced {
 }
 
 /** Calls `send(n)` with the n messages due now until `count` are sent; `afterTick` runs after every tick that sent. */
-export async function pace(rate: number, count: number, send: (n: number) => void, afterTick?: () => void): Promise<Paced> {
+export async function pace(
+  rate: number,
+  count: number,
+  send: (n: number) => void,
+  afterTick?: () => void,
+): Promise<Paced> {
   let sent = 0;
   const t0 = performance.now();
   await new Promise<void>((resolve) => {

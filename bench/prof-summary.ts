@@ -69,7 +69,9 @@ export function summarizeProfile(file: string, name: string, top = 25): ProfileS
       .sort((a, b) => b.us - a.us)
       .slice(0, top)
       .map((f) => ({ fn: f.fn, where: f.where, ms: Math.round(f.us / 1000), pct: pct(f.us) })),
-    byModule: [...mods.entries()].sort((a, b) => b[1] - a[1]).map(([module, us]) => ({ module, ms: Math.round(us / 1000), pct: pct(us) })),
+    byModule: [...mods.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .map(([module, us]) => ({ module, ms: Math.round(us / 1000), pct: pct(us) })),
   };
 }
 

@@ -37,7 +37,15 @@ export type MembersCmd =
     }
   | { cmd: 'quiet'; quietMs: number; maxMs: number }
   /** Router ingest: starts the publishers, answers `ingesting` after the warm-up; `ingest-stop` ends it and reports from the warm-up's end. */
-  | { cmd: 'ingest'; target: Target; publishers: number; rooms: number; window: number; warmupMs: number; firstUser: number }
+  | {
+      cmd: 'ingest';
+      target: Target;
+      publishers: number;
+      rooms: number;
+      window: number;
+      warmupMs: number;
+      firstUser: number;
+    }
   | { cmd: 'ingest-stop' }
   | { cmd: 'storm'; target: Target; count: number; concurrency: number; firstUser: number }
   | { cmd: 'reconnect'; expected: number; timeoutMs: number }
@@ -126,7 +134,10 @@ export interface StepPlan {
   graceMs: number;
 }
 
-export type DriverCmd = { cmd: 'connect'; target: Target; room: string; probeUser: number } | ({ cmd: 'step' } & StepPlan) | { cmd: 'shutdown' };
+export type DriverCmd =
+  | { cmd: 'connect'; target: Target; room: string; probeUser: number }
+  | ({ cmd: 'step' } & StepPlan)
+  | { cmd: 'shutdown' };
 
 export interface StepReport {
   sent: number;
@@ -150,4 +161,5 @@ export interface StepReport {
   probeDoneMs: number;
 }
 
-export type DriverReply = { cmd: 'connected'; retried: number } | { cmd: 'error'; msg: string } | ({ cmd: 'stepped' } & StepReport);
+export type DriverReply =
+  { cmd: 'connected'; retried: number } | { cmd: 'error'; msg: string } | ({ cmd: 'stepped' } & StepReport);

@@ -55,7 +55,10 @@ const isServer = (k: string) => !isLoadgen(k) && k !== 'orchestrator';
 function mergeHistograms(hs: (Histogram | undefined)[]): Histogram | undefined {
   const list = hs.filter((h): h is Histogram => h !== undefined);
   if (list.length === 0) return undefined;
-  return { edgesMs: list[0]!.edgesMs, counts: list[0]!.counts.map((_, i) => list.reduce((a, h) => a + h.counts[i]!, 0)) };
+  return {
+    edgesMs: list[0]!.edgesMs,
+    counts: list[0]!.counts.map((_, i) => list.reduce((a, h) => a + h.counts[i]!, 0)),
+  };
 }
 
 /** Every step a run counted: the search, then the half-load and equal-load steps. */
@@ -77,7 +80,9 @@ function summarizeLoad(steps: StepResult[]): LoadSummary {
     samples: spread(steps.map((h) => h.latencyMs.n)),
     passed: steps.filter((h) => h.pass).length,
     of: steps.length,
-    serverUsPerDelivery: Object.fromEntries([...keys].map((k) => [k, spread(steps.map((h) => h.serverUsPerDelivery[k]!))])),
+    serverUsPerDelivery: Object.fromEntries(
+      [...keys].map((k) => [k, spread(steps.map((h) => h.serverUsPerDelivery[k]!))]),
+    ),
     cores: coresBy(steps),
     histogram: mergeHistograms(steps.map((h) => h.histogram)),
   };
@@ -98,7 +103,8 @@ export function summarizeSystem(system: string, edge: string[], all: RunResult[]
   const runs = quiet.length ? quiet : all;
   const ok = runs.filter((r) => r.max);
   const atMax = ok.map((r) => r.steps[r.max!.step]!);
-  const sumCores = (s: StepResult, pick: (k: string) => boolean) => round3(Object.entries(s.cpuS).reduce((a, [k, v]) => a + (pick(k) ? v : 0), 0) / s.wallS);
+  const sumCores = (s: StepResult, pick: (k: string) => boolean) =>
+    round3(Object.entries(s.cpuS).reduce((a, [k, v]) => a + (pick(k) ? v : 0), 0) / s.wallS);
   return {
     system,
     runs: runs.length,
@@ -116,7 +122,13 @@ export function summarizeSystem(system: string, edge: string[], all: RunResult[]
     half: summarizeLoad(ok.flatMap((r) => (r.half ? [r.half] : []))),
     ref: summarizeLoad(ok.flatMap((r) => (r.ref ? [r.ref] : []))),
     edgeRssPerMember: spread(
-      runs.filter((r) => Object.keys(r.rssJoined).length).map((r) => edge.reduce((a, k) => a + (r.rssJoined[k]! - r.rssBefore[k]!), 0) / Math.max(1, r.steps[0]?.members.members ?? 1)),
+      runs
+        .filter((r) => Object.keys(r.rssJoined).length)
+        .map(
+          (r) =>
+            edge.reduce((a, k) => a + (r.rssJoined[k]! - r.rssBefore[k]!), 0) /
+            Math.max(1, r.steps[0]?.members.members ?? 1),
+        ),
     ),
     otherCpuSharePerStep: spread(runs.flatMap((r) => r.steps.map((s) => s.otherShare))),
     disturbedRepeated: runs.reduce((a, r) => a + r.disturbed.length, 0),
@@ -146,10 +158,19 @@ export interface Results {
 }
 
 const med = (s: Spread | undefined) => (s && s.n ? s.median : undefined);
-const div = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && b !== 0 ? a / b : undefined);
+const div = (a: number | undefined, b: number | undefined) =>
+  a !== undefined && b !== undefined && b !== 0 ? a / b : undefined;
 
-function target(what: string, value: number | undefined, cmp: Target['cmp'], bound: number, unit: string, detail: string): Target {
-  const pass = value === undefined || !Number.isFinite(value) ? undefined : cmp === '≥' ? value >= bound : value <= bound;
+function target(
+  what: string,
+  value: number | undefined,
+  cmp: Target['cmp'],
+  bound: number,
+  unit: string,
+  detail: string,
+): Target {
+  const pass =
+    value === undefined || !Number.isFinite(value) ? undefined : cmp === '≥' ? value >= bound : value <= bound;
   return { what, value: value === undefined ? undefined : round3(value), bound, cmp, unit, pass, detail };
 }
 
@@ -173,8 +194,22 @@ export function targets(r: Results, busyMax: number): Target[] {
     : 'not measured';
   const limitNote = c2 ? warn([c1, c2]) : '';
   return [
-    target('one-room fan-out: rtgw 1+1 / Socket.IO 2 nodes, max deliveries/s', div(max(f, 'rtgw'), max(f, 'socketio')), '≥', 10, '×', `${fmt(max(f, 'rtgw') ?? NaN)} vs ${fmt(max(f, 'socketio') ?? NaN)}${warn([f.rtgw, f.socketio])}`),
-    target('one-room fan-out: rtgw 1+1 / bare uWS behind NATS, max deliveries/s', div(max(f, 'rtgw'), max(f, 'bare-nats')), '≥', 0.4, '×', `${fmt(max(f, 'rtgw') ?? NaN)} vs ${fmt(max(f, 'bare-nats') ?? NaN)}${warn([f.rtgw, f['bare-nats']])}`),
+    target(
+      'one-room fan-out: rtgw 1+1 / Socket.IO 2 nodes, max deliveries/s',
+      div(max(f, 'rtgw'), max(f, 'socketio')),
+      '≥',
+      10,
+      '×',
+      `${fmt(max(f, 'rtgw') ?? NaN)} vs ${fmt(max(f, 'socketio') ?? NaN)}${warn([f.rtgw, f.socketio])}`,
+    ),
+    target(
+      'one-room fan-out: rtgw 1+1 / bare uWS behind NATS, max deliveries/s',
+      div(max(f, 'rtgw'), max(f, 'bare-nats')),
+      '≥',
+      0.4,
+      '×',
+      `${fmt(max(f, 'rtgw') ?? NaN)} vs ${fmt(max(f, 'bare-nats') ?? NaN)}${warn([f.rtgw, f['bare-nats']])}`,
+    ),
     target(
       'server CPU per delivery at the same light load: rtgw 1+1 / bare uWS',
       div(med(f.rtgw?.ref.serverUsPerDelivery.total), med(f.bare?.ref.serverUsPerDelivery.total)),
@@ -191,8 +226,24 @@ export function targets(r: Results, busyMax: number): Target[] {
       '×',
       `${med(f.rtgw?.half.p99) ?? 'n/a'} vs ${med(f['bare-nats']?.half.p99) ?? 'n/a'} ms${warn([f.rtgw, f['bare-nats']])}`,
     ),
-    target('gateway RSS per idle connection (rtgw 1+1)', gwBytes === undefined ? undefined : gwBytes / 1024, '≤', 4, 'KB', `${rt?.storm?.ok ?? 0} idle connections${warn([], [rt?.storm?.cpu.otherShare ?? 0])}`),
-    target('connection accept with HS256 JWT (rtgw 1+1)', rt?.storm?.perSec, '≥', 10_000, '/s', rt?.storm ? `load generator ${rt.storm.cpu.cores.members0} cores, gateway ${rt.storm.cpu.cores.gateway} cores${warn([], [rt.storm.cpu.otherShare])}` : 'not measured'),
+    target(
+      'gateway RSS per idle connection (rtgw 1+1)',
+      gwBytes === undefined ? undefined : gwBytes / 1024,
+      '≤',
+      4,
+      'KB',
+      `${rt?.storm?.ok ?? 0} idle connections${warn([], [rt?.storm?.cpu.otherShare ?? 0])}`,
+    ),
+    target(
+      'connection accept with HS256 JWT (rtgw 1+1)',
+      rt?.storm?.perSec,
+      '≥',
+      10_000,
+      '/s',
+      rt?.storm
+        ? `load generator ${rt.storm.cpu.cores.members0} cores, gateway ${rt.storm.cpu.cores.gateway} cores${warn([], [rt.storm.cpu.otherShare])}`
+        : 'not measured',
+    ),
     target(
       'router ingest: acked pubs/s per router process (lowest of the rtgw systems)',
       worstRouter,
@@ -201,12 +252,23 @@ export function targets(r: Results, busyMax: number): Target[] {
       '/s',
       ing
         .map((i) => {
-          const cores = (role: string) => Object.entries(i.report!.cpu.cores).filter(([k]) => k.startsWith(role)).map(([, v]) => v).join('+');
+          const cores = (role: string) =>
+            Object.entries(i.report!.cpu.cores)
+              .filter(([k]) => k.startsWith(role))
+              .map(([, v]) => v)
+              .join('+');
           return `${i.system}: ${fmt(i.report!.perRouter)}/router, router cores ${cores('router')}, gateway cores ${cores('gateway')}, redis ${cores('redis')}${warn([], [i.report!.cpu.otherShare])}`;
         })
         .join('; ') || 'not measured',
     ),
-    target('many rooms (chat): rtgw 2+2 / rtgw 1+1, max deliveries/s', div(max(chat, 'rtgw2'), max(chat, 'rtgw')), '≥', 1.6, '×', limit + limitNote),
+    target(
+      'many rooms (chat): rtgw 2+2 / rtgw 1+1, max deliveries/s',
+      div(max(chat, 'rtgw2'), max(chat, 'rtgw')),
+      '≥',
+      1.6,
+      '×',
+      limit + limitNote,
+    ),
   ];
 }
 
@@ -215,7 +277,8 @@ export function targets(r: Results, busyMax: number): Target[] {
 
 const sp = (s: Spread | undefined, unit = '', digits = 0) => {
   if (!s || s.n === 0) return 'n/a';
-  const f = (v: number) => (digits === 0 && Math.abs(v) >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(digits));
+  const f = (v: number) =>
+    digits === 0 && Math.abs(v) >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(digits);
   return s.n === 1 ? `${f(s.median)}${unit}` : `${f(s.median)}${unit} (${f(s.min)}–${f(s.max)})`;
 };
 /** Deliveries per second in M (or k below a million), with the spread. */
@@ -234,12 +297,17 @@ function rateTable(L: string[], sc: RateScenario, sums: Record<string, SystemSum
         ? `For the record: one room of ${sc.layout.roomSize} with ${sc.client} as members, publisher and probe`
         : `One big room: ${sc.layout.roomSize} members`;
   L.push(`### ${title}`, '');
-  L.push('| system | runs counted | max deliveries/s | max msg/s | server µs/delivery at max | server cores at max (by process) | load-gen cores at max | half load: msg/s, p50 / p99 / p99.9 ms | half load: server µs/delivery | equal load: msg/s, p99 ms, server µs/delivery | RSS per member (edge) |');
+  L.push(
+    '| system | runs counted | max deliveries/s | max msg/s | server µs/delivery at max | server cores at max (by process) | load-gen cores at max | half load: msg/s, p50 / p99 / p99.9 ms | half load: server µs/delivery | equal load: msg/s, p99 ms, server µs/delivery | RSS per member (edge) |',
+  );
   L.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const k of sc.systems) {
     const s = sums[k];
     if (!s) continue;
-    const byProc = Object.entries(s.coresAtMax).filter(([p]) => isServer(p)).map(([p, v]) => `${p} ${sp(v, '', 2)}`).join(', ');
+    const byProc = Object.entries(s.coresAtMax)
+      .filter(([p]) => isServer(p))
+      .map(([p, v]) => `${p} ${sp(v, '', 2)}`)
+      .join(', ');
     L.push(
       `| ${SYSTEMS[k].label} | ${s.runs}${s.excludedRuns ? ` (${s.excludedRuns} disturbed, left out)` : ''}${s.allDisturbed ? ' ⚠ all disturbed' : ''} | ${mega(s.maxDeliveriesPerSec)} | ${sp(s.maxMsgPerSec)} | ${sp(s.maxServerUsPerDelivery, '', 3)} | ${sp(s.serverCoresAtMax, '', 2)} (${byProc}) | ${sp(s.loadgenCoresAtMax, '', 2)} | ` +
         `${sp(s.half.rate)}: ${sp(s.half.p50, '', 1)} / ${sp(s.half.p99, '', 1)} / ${sp(s.half.p999, '', 1)} | ${sp(s.half.serverUsPerDelivery.total, '', 3)} | ` +
@@ -266,8 +334,16 @@ function histogramTable(L: string[], sc: RateScenario, sums: Record<string, Syst
     return [`| ${k} | ${fmt(total)} | ${bounds.map((b) => `${(within(b) * 100).toFixed(1)}%`).join(' | ')} |`];
   });
   if (!rows.length) return;
-  L.push(`Latency at half of own max, share of messages delivered within (probe or samplers, every message of every run):`, '');
-  L.push(`| system | messages | ${bounds.map((b) => `≤ ${b} ms`).join(' | ')} |`, `| --- | --- | ${bounds.map(() => '---').join(' | ')} |`, ...rows, '');
+  L.push(
+    `Latency at half of own max, share of messages delivered within (probe or samplers, every message of every run):`,
+    '',
+  );
+  L.push(
+    `| system | messages | ${bounds.map((b) => `≤ ${b} ms`).join(' | ')} |`,
+    `| --- | --- | ${bounds.map(() => '---').join(' | ')} |`,
+    ...rows,
+    '',
+  );
 }
 
 function ratioLines(L: string[], sc: RateScenario, sums: Record<string, SystemSummary>): void {
@@ -282,17 +358,31 @@ function ratioLines(L: string[], sc: RateScenario, sums: Record<string, SystemSu
         const v = div(med(p(x)), med(p(y)));
         return v === undefined ? 'n/a' : `${v.toFixed(2)}×`;
       };
-      rows.push(`| ${a} / ${b} | ${r((s) => s.maxDeliveriesPerSec)} | ${r((s) => s.half.p99)} | ${r((s) => s.ref.serverUsPerDelivery.total)} | ${r((s) => s.maxServerUsPerDelivery)} |`);
+      rows.push(
+        `| ${a} / ${b} | ${r((s) => s.maxDeliveriesPerSec)} | ${r((s) => s.half.p99)} | ${r((s) => s.ref.serverUsPerDelivery.total)} | ${r((s) => s.maxServerUsPerDelivery)} |`,
+      );
     }
   }
   if (!rows.length) return;
-  L.push('| ratio (medians, same session) | max deliveries/s | p99 at half own max | server CPU/delivery at equal load | server CPU/delivery at max |', '| --- | --- | --- | --- | --- |', ...rows, '');
+  L.push(
+    '| ratio (medians, same session) | max deliveries/s | p99 at half own max | server CPU/delivery at equal load | server CPU/delivery at max |',
+    '| --- | --- | --- | --- | --- |',
+    ...rows,
+    '',
+  );
 }
 
 /** Where a rate scenario's summaries are kept: one entry per scenario, and per client for the record runs. */
-export const summaryKey = (sc: Pick<RateScenario, 'scenario' | 'client'>): string => (sc.scenario === 'record' ? `record ${sc.client}` : sc.scenario);
+export const summaryKey = (sc: Pick<RateScenario, 'scenario' | 'client'>): string =>
+  sc.scenario === 'record' ? `record ${sc.client}` : sc.scenario;
 
-export function markdown(meta: Record<string, unknown>, optionsLine: string, r: Results, t: Target[], chartFile?: string): string {
+export function markdown(
+  meta: Record<string, unknown>,
+  optionsLine: string,
+  r: Results,
+  t: Target[],
+  chartFile?: string,
+): string {
   const L: string[] = [];
   L.push(`# rtgw bench (${meta.date}, ${meta.preset})`, '');
   L.push(optionsLine, '');
@@ -300,7 +390,9 @@ export function markdown(meta: Record<string, unknown>, optionsLine: string, r: 
   L.push('| target | measured | bound | result | detail |', '| --- | --- | --- | --- | --- |');
   for (const x of t) {
     const show = (v: number) => (x.unit === '/s' ? fmt(v) + '/s' : `${v}${x.unit === '×' ? '×' : ' ' + x.unit}`);
-    L.push(`| ${x.what} | ${x.value === undefined ? 'n/a' : show(x.value)} | ${x.cmp} ${show(x.bound)} | ${x.pass === undefined ? 'not measured' : x.pass ? 'pass' : '**FAIL**'} | ${x.detail} |`);
+    L.push(
+      `| ${x.what} | ${x.value === undefined ? 'n/a' : show(x.value)} | ${x.cmp} ${show(x.bound)} | ${x.pass === undefined ? 'not measured' : x.pass ? 'pass' : '**FAIL**'} | ${x.detail} |`,
+    );
   }
   L.push('');
   if (chartFile) L.push(`![chart](${chartFile})`, '');
@@ -312,13 +404,18 @@ export function markdown(meta: Record<string, unknown>, optionsLine: string, r: 
   }
   if (r.storms.length) {
     L.push('### Connection storm and idle memory', '');
-    L.push('| system | connects/s (HS256 JWT for rtgw) | connect p50 / p99 ms | failed | server µs CPU per connect | load-gen cores | others\' share of the machine | idle RSS per connection: holders of connections | by process |');
+    L.push(
+      "| system | connects/s (HS256 JWT for rtgw) | connect p50 / p99 ms | failed | server µs CPU per connect | load-gen cores | others' share of the machine | idle RSS per connection: holders of connections | by process |",
+    );
     L.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
     for (const s of r.storms) {
       const st = s.storm;
       L.push(
         `| ${SYSTEMS[s.system].label} | ${st ? fmt(st.perSec) : 'n/a'} | ${st ? `${st.latencyMs.p50} / ${st.latencyMs.p99}` : 'n/a'} | ${st?.failed ?? 'n/a'} | ${st?.serverUsPerConnect ?? 'n/a'} | ${st?.cpu.cores.members0 ?? 'n/a'} | ${st?.cpu.otherShare ?? 'n/a'} | ` +
-          `${kb(s.bytesPerConn.edge)} | ${Object.entries(s.bytesPerConn).filter(([k]) => k !== 'edge').map(([k, v]) => `${k} ${kb(v)}`).join(', ')}${s.error ? ` (error: ${s.error})` : ''} |`,
+          `${kb(s.bytesPerConn.edge)} | ${Object.entries(s.bytesPerConn)
+            .filter(([k]) => k !== 'edge')
+            .map(([k, v]) => `${k} ${kb(v)}`)
+            .join(', ')}${s.error ? ` (error: ${s.error})` : ''} |`,
       );
     }
     L.push('');
@@ -333,31 +430,52 @@ export function markdown(meta: Record<string, unknown>, optionsLine: string, r: 
   }
   if (r.ingests.length) {
     L.push('### Router ingest (acknowledged pubs, many rooms, no members)', '');
-    L.push('| system | acked pubs/s | per router process | errors | mean ack latency ms | cores by process | others\' share of the machine |', '| --- | --- | --- | --- | --- | --- | --- |');
+    L.push(
+      "| system | acked pubs/s | per router process | errors | mean ack latency ms | cores by process | others' share of the machine |",
+      '| --- | --- | --- | --- | --- | --- | --- |',
+    );
     for (const i of r.ingests) {
       const x = i.report;
       L.push(
         `| ${SYSTEMS[i.system].label} | ${x ? fmt(x.ackedPerSec) : 'n/a'} | ${x ? fmt(x.perRouter) : 'n/a'} | ${x?.errs ?? 'n/a'} | ${x?.meanAckMs ?? 'n/a'} | ` +
-          `${x ? Object.entries(x.cpu.cores).map(([k, v]) => `${k} ${v}`).join(', ') : (i.error ?? '')} | ${x?.cpu.otherShare ?? 'n/a'} |`,
+          `${
+            x
+              ? Object.entries(x.cpu.cores)
+                  .map(([k, v]) => `${k} ${v}`)
+                  .join(', ')
+              : (i.error ?? '')
+          } | ${x?.cpu.otherShare ?? 'n/a'} |`,
       );
     }
     L.push('');
   }
   L.push('## Runs', '');
-  L.push('| scenario | system | run | max msg/s | search steps, msg/s (✗ failed, ⚠ disturbed) | half / equal load: msg/s, p50/p99/p999 ms, server µs/delivery |', '| --- | --- | --- | --- | --- | --- |');
+  L.push(
+    '| scenario | system | run | max msg/s | search steps, msg/s (✗ failed, ⚠ disturbed) | half / equal load: msg/s, p50/p99/p999 ms, server µs/delivery |',
+    '| --- | --- | --- | --- | --- | --- |',
+  );
   const brief = (h?: StepResult) =>
-    h ? `${fmt(h.rate)}${h.pass ? '' : ' ✗'}${h.disturbed ? ' ⚠' : ''}, ${h.latencyMs.p50}/${h.latencyMs.p99}/${h.latencyMs.p999}, ${h.serverUsPerDelivery.total}` : 'n/a';
+    h
+      ? `${fmt(h.rate)}${h.pass ? '' : ' ✗'}${h.disturbed ? ' ⚠' : ''}, ${h.latencyMs.p50}/${h.latencyMs.p99}/${h.latencyMs.p999}, ${h.serverUsPerDelivery.total}`
+      : 'n/a';
   for (const sc of r.rates) {
     for (const run of sc.runs) {
-      const steps = run.steps.map((s) => `${s.repeat ? '(again) ' : ''}${fmt(s.rate)}${s.pass ? '' : '✗'}${s.disturbed ? '⚠' : ''}`).join(' → ');
-      L.push(`| ${sc.scenario} | ${run.system} | ${run.run + 1} | ${run.max ? fmt(run.max.rate) : 'n/a'} | ${steps}${run.error ? ` (error: ${run.error})` : ''} | ${brief(run.half)} / ${brief(run.ref)} |`);
+      const steps = run.steps
+        .map((s) => `${s.repeat ? '(again) ' : ''}${fmt(s.rate)}${s.pass ? '' : '✗'}${s.disturbed ? '⚠' : ''}`)
+        .join(' → ');
+      L.push(
+        `| ${sc.scenario} | ${run.system} | ${run.run + 1} | ${run.max ? fmt(run.max.rate) : 'n/a'} | ${steps}${run.error ? ` (error: ${run.error})` : ''} | ${brief(run.half)} / ${brief(run.ref)} |`,
+      );
     }
   }
   const failures = r.rates.flatMap((sc) =>
     sc.runs.flatMap((run) =>
       stepsOf(run)
         .filter((s) => !s.pass)
-        .map((s) => `- ${sc.scenario} ${run.system} run ${run.run + 1}, ${s.kind} ${fmt(s.rate)} msg/s: ${s.reasons.join('; ')}`),
+        .map(
+          (s) =>
+            `- ${sc.scenario} ${run.system} run ${run.run + 1}, ${s.kind} ${fmt(s.rate)} msg/s: ${s.reasons.join('; ')}`,
+        ),
     ),
   );
   if (failures.length) L.push('', 'Why steps failed:', '', ...failures);
@@ -366,7 +484,12 @@ export function markdown(meta: Record<string, unknown>, optionsLine: string, r: 
 }
 
 const one = (v: number | undefined): Spread => spread(v === undefined ? [] : [v]);
-const per = (unit: string) => (v: number) => (v >= 1e6 ? `${+(v / 1e6).toFixed(2)} M${unit}` : v >= 1e3 ? `${+(v / 1e3).toFixed(1)} k${unit}` : `${+v.toFixed(1)}${unit}`);
+const per = (unit: string) => (v: number) =>
+  v >= 1e6
+    ? `${+(v / 1e6).toFixed(2)} M${unit}`
+    : v >= 1e3
+      ? `${+(v / 1e3).toFixed(1)} k${unit}`
+      : `${+v.toFixed(1)}${unit}`;
 
 /** The chart's bar panels (chart.ts draws them): max deliveries/s of each rate scenario, connects/s, idle memory, ingest. */
 export function chartGroups(results: Results): BarGroup[] {
@@ -379,15 +502,26 @@ export function chartGroups(results: Results): BarGroup[] {
     format: per('/s'),
   }));
   if (results.storms.length) {
-    groups.push({ title: 'connects/s (storm of idle connections; rtgw verifies an HS256 JWT each)', bars: results.storms.map((s) => ({ name: s.system, value: one(s.storm?.perSec) })), format: per('/s') });
+    groups.push({
+      title: 'connects/s (storm of idle connections; rtgw verifies an HS256 JWT each)',
+      bars: results.storms.map((s) => ({ name: s.system, value: one(s.storm?.perSec) })),
+      format: per('/s'),
+    });
     groups.push({
       title: 'idle RSS per connection, processes holding the connections',
-      bars: results.storms.map((s) => ({ name: s.system, value: one(s.bytesPerConn.edge === undefined ? undefined : s.bytesPerConn.edge / 1024) })),
+      bars: results.storms.map((s) => ({
+        name: s.system,
+        value: one(s.bytesPerConn.edge === undefined ? undefined : s.bytesPerConn.edge / 1024),
+      })),
       format: (v) => `${+v.toFixed(1)} KB`,
     });
   }
   if (results.ingests.length) {
-    groups.push({ title: 'router ingest: acked pubs/s per router process', bars: results.ingests.map((i) => ({ name: i.system, value: one(i.report?.perRouter) })), format: per('/s') });
+    groups.push({
+      title: 'router ingest: acked pubs/s per router process',
+      bars: results.ingests.map((i) => ({ name: i.system, value: one(i.report?.perRouter) })),
+      format: per('/s'),
+    });
   }
   return groups;
 }

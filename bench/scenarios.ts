@@ -22,7 +22,12 @@ export interface Env {
  * Starts `kinds` one after the other (pinned, on free ports), runs `body` with those that started, and
  * stops them whatever happens. A system that does not start is logged and left out, not fatal.
  */
-async function withSystems<T>(env: Env, kinds: SystemKind[], body: (systems: RunningSystem[]) => Promise<T>, failed?: (k: SystemKind, why: string) => void): Promise<T> {
+async function withSystems<T>(
+  env: Env,
+  kinds: SystemKind[],
+  body: (systems: RunningSystem[]) => Promise<T>,
+  failed?: (k: SystemKind, why: string) => void,
+): Promise<T> {
   const systems: RunningSystem[] = [];
   try {
     for (const k of kinds) {
@@ -39,7 +44,6 @@ async function withSystems<T>(env: Env, kinds: SystemKind[], body: (systems: Run
     for (const s of systems.reverse()) await s.stop();
   }
 }
-
 
 // ---------------------------------------------------------------------------------------------------
 // Rate scenarios: one big room, many small rooms, the record run with the official client
@@ -69,7 +73,9 @@ export async function rates(env: Env, scenario: Scenario, client: ClientKind = '
   const kinds = systemsFor(o, scenario, client);
   // The equal-load step is the one-room fan-out's at `members` only: the CPU-per-delivery comparison.
   const refRate = scenario === 'fanout' && o.refDeliveries > 0 ? o.refDeliveries / layout.roomSize : 0;
-  env.log(`\n== ${scenario}: ${layout.rooms} room(s) of ${layout.roomSize}, ${runs} run(s) of ${kinds.join(', ')}${client === 'lean' ? '' : ` with ${client}`}`);
+  env.log(
+    `\n== ${scenario}: ${layout.rooms} room(s) of ${layout.roomSize}, ${runs} run(s) of ${kinds.join(', ')}${client === 'lean' ? '' : ` with ${client}`}`,
+  );
   const edges: RateScenario['edges'] = {};
   const notStarted: RateScenario['notStarted'] = {};
   const result = await withSystems(
@@ -103,7 +109,9 @@ export interface StormResult {
 export async function storms(env: Env): Promise<StormResult[]> {
   const { o } = env;
   const kinds = systemsFor(o, 'storm');
-  env.log(`\n== storm: ${o.stormConnections} connections (concurrency ${o.stormConcurrency}) to each of ${kinds.join(', ')}`);
+  env.log(
+    `\n== storm: ${o.stormConnections} connections (concurrency ${o.stormConcurrency}) to each of ${kinds.join(', ')}`,
+  );
   const out: StormResult[] = [];
   // One system at a time, each fresh: the idle-memory delta must not reuse memory an earlier load freed.
   for (const kind of kinds) {
@@ -125,10 +133,25 @@ async function storm(env: Env, sys: RunningSystem): Promise<StormResult> {
   const m = forkMembers(0, env.start.secret, o.pin);
   try {
     const meter = cpuMeter({ ...sys.procs, members0: m.proc });
-    const s = await m.expect({ cmd: 'storm', target: targetOf(sys, 'lean'), count: o.stormConnections, concurrency: o.stormConcurrency, firstUser: 0 }, 'stormed', 300_000);
+    const s = await m.expect(
+      {
+        cmd: 'storm',
+        target: targetOf(sys, 'lean'),
+        count: o.stormConnections,
+        concurrency: o.stormConcurrency,
+        firstUser: 0,
+      },
+      'stormed',
+      300_000,
+    );
     const cpu = meter();
     const serverS = Object.keys(sys.procs).reduce((a, k) => a + (cpu.cpuS[k] ?? 0), 0);
-    r.storm = { ...s, perSec: Math.round((s.ok * 1000) / s.ms), cpu, serverUsPerConnect: round3((serverS / Math.max(1, s.ok)) * 1e6) };
+    r.storm = {
+      ...s,
+      perSec: Math.round((s.ok * 1000) / s.ms),
+      cpu,
+      serverUsPerConnect: round3((serverS / Math.max(1, s.ok)) * 1e6),
+    };
     log(
       `  ${sys.kind}: ${s.ok} connected (${s.failed} failed) in ${Math.round(s.ms)} ms = ${fmt(r.storm.perSec)}/s, p50/p99 ${s.latencyMs.p50}/${s.latencyMs.p99} ms; ` +
         `server ${r.storm.serverUsPerConnect} us CPU per connect; load generator ${cpu.cores.members0} cores`,
@@ -136,10 +159,15 @@ async function storm(env: Env, sys: RunningSystem): Promise<StormResult> {
     // Let the servers settle (timers, lazily grown buffers) before reading their memory.
     await sleep(2000);
     r.rssIdle = rssOf(sys.procs);
-    for (const k of Object.keys(sys.procs)) r.bytesPerConn[k] = Math.round((r.rssIdle[k]! - r.rssBefore[k]!) / Math.max(1, s.ok));
+    for (const k of Object.keys(sys.procs))
+      r.bytesPerConn[k] = Math.round((r.rssIdle[k]! - r.rssBefore[k]!) / Math.max(1, s.ok));
     const edge = sys.edge.reduce((a, k) => a + r.rssIdle[k]! - r.rssBefore[k]!, 0);
     r.bytesPerConn.edge = Math.round(edge / Math.max(1, s.ok));
-    log(`    idle RSS per connection: ${Object.entries(r.bytesPerConn).map(([k, v]) => `${k} ${fmt(v)} B`).join(', ')}`);
+    log(
+      `    idle RSS per connection: ${Object.entries(r.bytesPerConn)
+        .map(([k, v]) => `${k} ${fmt(v)} B`)
+        .join(', ')}`,
+    );
     if (sys.endpoints.length > 1 && sys.kind.startsWith('rtgw')) r.restart = await restart(env, sys, m, s.ok);
   } catch (e) {
     r.error = errText(e);
@@ -152,7 +180,12 @@ async function storm(env: Env, sys: RunningSystem): Promise<StormResult> {
 }
 
 /** Stops gateway 1 of 2 while its clients are connected; they reconnect to the other at once. */
-async function restart(env: Env, sys: RunningSystem, m: ReturnType<typeof forkMembers>, connected: number): Promise<StormResult['restart']> {
+async function restart(
+  env: Env,
+  sys: RunningSystem,
+  m: ReturnType<typeof forkMembers>,
+  connected: number,
+): Promise<StormResult['restart']> {
   const onFirst = Math.ceil(connected / sys.endpoints.length);
   const stopped = sys.stopEdge(0);
   const rc = await m.expect({ cmd: 'reconnect', expected: onFirst, timeoutMs: 60_000 }, 'reconnected', 90_000);
@@ -181,7 +214,9 @@ export interface IngestResult {
 export async function ingests(env: Env): Promise<IngestResult[]> {
   const { o } = env;
   const kinds = systemsFor(o, 'ingest');
-  env.log(`\n== ingest: ${o.ingestPublishers} publishers, window ${o.ingestWindow}, ${o.ingestRooms} rooms, ${o.ingestMs} ms, on ${kinds.join(', ')}`);
+  env.log(
+    `\n== ingest: ${o.ingestPublishers} publishers, window ${o.ingestWindow}, ${o.ingestRooms} rooms, ${o.ingestMs} ms, on ${kinds.join(', ')}`,
+  );
   const out: IngestResult[] = [];
   for (const kind of kinds) {
     out.push(
@@ -193,7 +228,15 @@ export async function ingests(env: Env): Promise<IngestResult[]> {
         const m = forkMembers(0, env.start.secret, o.pin);
         try {
           await m.expect(
-            { cmd: 'ingest', target: targetOf(sys, 'lean'), publishers: o.ingestPublishers, rooms: o.ingestRooms, window: o.ingestWindow, warmupMs: INGEST_WARMUP_MS, firstUser: 0 },
+            {
+              cmd: 'ingest',
+              target: targetOf(sys, 'lean'),
+              publishers: o.ingestPublishers,
+              rooms: o.ingestRooms,
+              window: o.ingestWindow,
+              warmupMs: INGEST_WARMUP_MS,
+              firstUser: 0,
+            },
             'ingesting',
             120_000,
           );
@@ -205,7 +248,9 @@ export async function ingests(env: Env): Promise<IngestResult[]> {
           r.report = { ...rep, ackedPerSec, perRouter: Math.round(ackedPerSec / routers), cpu };
           env.log(
             `  ${kind}: ${fmt(ackedPerSec)} acked pubs/s (${fmt(r.report.perRouter)} per router), ${rep.errs} errors, mean ack ${rep.meanAckMs} ms; ` +
-              `cores: ${Object.entries(cpu.cores).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+              `cores: ${Object.entries(cpu.cores)
+                .map(([k, v]) => `${k} ${v}`)
+                .join(', ')}`,
           );
         } catch (e) {
           r.error = errText(e);

@@ -32,7 +32,8 @@ const http = createServer((req, res) => {
 const pub = new Redis(redisUrl);
 const sub = pub.duplicate();
 for (const c of [pub, sub]) c.on('error', (e: Error) => process.stderr.write(`socketio-server: redis: ${e.message}\n`));
-const connected = (c: Redis) => (c.status === 'ready' ? Promise.resolve() : new Promise<void>((r) => c.once('ready', () => r())));
+const connected = (c: Redis) =>
+  c.status === 'ready' ? Promise.resolve() : new Promise<void>((r) => c.once('ready', () => r()));
 
 const io = new Server(http, {
   transports: ['websocket'],

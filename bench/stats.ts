@@ -22,7 +22,14 @@ export const round3 = (v: number) => Math.round(v * 1000) / 1000;
 export function summarize(samples: ArrayLike<number>): LatencySummary {
   const s = Float64Array.from(samples).sort();
   const r = round3;
-  return { n: s.length, p50: r(percentile(s, 0.5)), p90: r(percentile(s, 0.9)), p99: r(percentile(s, 0.99)), p999: r(percentile(s, 0.999)), max: r(s.length ? s[s.length - 1]! : NaN) };
+  return {
+    n: s.length,
+    p50: r(percentile(s, 0.5)),
+    p90: r(percentile(s, 0.9)),
+    p99: r(percentile(s, 0.99)),
+    p999: r(percentile(s, 0.999)),
+    max: r(s.length ? s[s.length - 1]! : NaN),
+  };
 }
 
 export interface Spread {

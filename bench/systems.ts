@@ -60,7 +60,11 @@ export interface RunningSystem {
 }
 
 /** What a load-generator worker needs to reach `sys` with `client`. */
-export const targetOf = (sys: RunningSystem, client: ClientKind): Target => ({ endpoints: sys.endpoints, wire: sys.wire, client });
+export const targetOf = (sys: RunningSystem, client: ClientKind): Target => ({
+  endpoints: sys.endpoints,
+  wire: sys.wire,
+  client,
+});
 
 /** This environment without any RTGW_* variable of the caller's, plus `extra`. */
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
@@ -74,7 +78,10 @@ const name = (role: string, i: number, n: number) => (n === 1 ? role : `${role}$
 /** A system's processes as they are started, and its stop. */
 class Builder {
   readonly procs: Record<string, Proc> = {};
-  constructor(private readonly c: StartContext, readonly tag: string) {}
+  constructor(
+    private readonly c: StartContext,
+    readonly tag: string,
+  ) {}
 
   proc(label: string, cmd: string, args: string[], env: NodeJS.ProcessEnv): Proc {
     const p = startProc(`${this.tag}:${label}`, cmd, args, env, join(this.c.tmp, `${this.tag}-${label}.log`));
@@ -92,7 +99,20 @@ class Builder {
 
   async redis(): Promise<string> {
     const port = await freePort();
-    const args = ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction', '--dir', this.c.tmp];
+    const args = [
+      '--port',
+      String(port),
+      '--bind',
+      HOST,
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--maxmemory-policy',
+      'noeviction',
+      '--dir',
+      this.c.tmp,
+    ];
     const p = this.proc('redis', findBinary('redis-server'), args, process.env);
     await waitFor('redis-server answering PING', p, () => tcpProbe(port, 'PING\r\n', '+PONG'));
     return `redis://${HOST}:${port}`;
@@ -100,7 +120,14 @@ class Builder {
 
   /** `node <args>`, with --cpu-prof for rtgw roles when profiling. */
   node(label: string, args: string[], env: Record<string, string>, rtgw: boolean): Proc {
-    const prof = rtgw && this.c.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(this.c.tmp, 'prof')}`, `--cpu-prof-name=${this.tag}-${label}.cpuprofile`] : [];
+    const prof =
+      rtgw && this.c.profile
+        ? [
+            '--cpu-prof',
+            `--cpu-prof-dir=${join(this.c.tmp, 'prof')}`,
+            `--cpu-prof-name=${this.tag}-${label}.cpuprofile`,
+          ]
+        : [];
     return this.proc(label, process.execPath, [...prof, ...args], cleanEnv(env));
   }
 
@@ -140,7 +167,8 @@ function running(kind: SystemKind, b: Builder, edges: EdgeSpec[], routers: strin
 }
 
 /** Ready once `port` answers /readyz with 200 (an rtgw node's admin port, or a baseline server's own). */
-const readyz = (port: number, what: string, timeoutMs?: number) => (p: Proc) => waitFor(`${what} /readyz 200`, p, async () => (await httpStatus(port, '/readyz')) === 200, timeoutMs);
+const readyz = (port: number, what: string, timeoutMs?: number) => (p: Proc) =>
+  waitFor(`${what} /readyz 200`, p, async () => (await httpStatus(port, '/readyz')) === 200, timeoutMs);
 const rtgwReady = (adminPort: number, what: string) => readyz(adminPort, what, 30_000);
 
 /** What every rtgw process of the bench runs with. */
@@ -153,7 +181,13 @@ const rtgwEnv = (c: StartContext) => ({
   RTGW_DRAIN_SECONDS: '0',
 });
 
-async function startRtgw(kind: SystemKind, b: Builder, c: StartContext, gateways: number, routers: number): Promise<RunningSystem> {
+async function startRtgw(
+  kind: SystemKind,
+  b: Builder,
+  c: StartContext,
+  gateways: number,
+  routers: number,
+): Promise<RunningSystem> {
   const [natsUrl, redisUrl] = await Promise.all([b.nats(), b.redis()]);
   const common = { ...rtgwEnv(c), RTGW_NATS_URL: natsUrl, RTGW_REDIS_URL: redisUrl, RTGW_NATS_PREFIX: 'bench' };
   const cli = join(ROOT, 'dist/cli.js');
@@ -162,7 +196,12 @@ async function startRtgw(kind: SystemKind, b: Builder, c: StartContext, gateways
   for (let i = 0; i < routers; i++) {
     const label = name('router', i, routers);
     const admin = await freePort();
-    const p = b.node(label, [cli, 'router'], { ...common, RTGW_ADMIN_PORT: String(admin), RTGW_NODE_ID: `bench-${label}` }, true);
+    const p = b.node(
+      label,
+      [cli, 'router'],
+      { ...common, RTGW_ADMIN_PORT: String(admin), RTGW_NODE_ID: `bench-${label}` },
+      true,
+    );
     routerNames.push(label);
     routerReady.push(rtgwReady(admin, label)(p));
   }
@@ -172,7 +211,12 @@ async function startRtgw(kind: SystemKind, b: Builder, c: StartContext, gateways
     const label = name('gateway', i, gateways);
     const [port, admin] = [await freePort(), await freePort()];
     const env = { ...common, RTGW_PORT: String(port), RTGW_ADMIN_PORT: String(admin), RTGW_NODE_ID: `bench-${label}` };
-    edges.push({ label, port, start: () => b.node(label, [cli, 'gateway'], env, true), ready: rtgwReady(admin, label) });
+    edges.push({
+      label,
+      port,
+      start: () => b.node(label, [cli, 'gateway'], env, true),
+      ready: rtgwReady(admin, label),
+    });
   }
   await Promise.all(edges.map((e) => e.ready(e.start())));
   return running(kind, b, edges, routerNames);
@@ -180,7 +224,12 @@ async function startRtgw(kind: SystemKind, b: Builder, c: StartContext, gateways
 
 async function startStandalone(b: Builder, c: StartContext): Promise<RunningSystem> {
   const [port, admin] = [await freePort(), await freePort()];
-  const env = { ...rtgwEnv(c), RTGW_PORT: String(port), RTGW_ADMIN_PORT: String(admin), RTGW_NODE_ID: 'bench-standalone' };
+  const env = {
+    ...rtgwEnv(c),
+    RTGW_PORT: String(port),
+    RTGW_ADMIN_PORT: String(admin),
+    RTGW_NODE_ID: 'bench-standalone',
+  };
   const edge: EdgeSpec = {
     label: 'standalone',
     port,
@@ -200,7 +249,13 @@ async function startSocketIo(b: Builder): Promise<RunningSystem> {
     edges.push({
       label,
       port,
-      start: () => b.node(label, [join(HERE, 'socketio-server.js'), '--host', HOST, '--port', String(port), '--redis', redisUrl], {}, false),
+      start: () =>
+        b.node(
+          label,
+          [join(HERE, 'socketio-server.js'), '--host', HOST, '--port', String(port), '--redis', redisUrl],
+          {},
+          false,
+        ),
       ready: readyz(port, label),
     });
   }
@@ -211,7 +266,16 @@ async function startSocketIo(b: Builder): Promise<RunningSystem> {
 async function startBare(kind: SystemKind, b: Builder, c: StartContext): Promise<RunningSystem> {
   const natsUrl = kind === 'bare-nats' ? await b.nats() : undefined;
   const port = await freePort();
-  const args = [join(HERE, 'bare-uws.js'), '--host', HOST, '--port', String(port), '--publish', c.barePublish, ...(natsUrl ? ['--nats', natsUrl] : [])];
+  const args = [
+    join(HERE, 'bare-uws.js'),
+    '--host',
+    HOST,
+    '--port',
+    String(port),
+    '--publish',
+    c.barePublish,
+    ...(natsUrl ? ['--nats', natsUrl] : []),
+  ];
   const edge: EdgeSpec = {
     label: 'bare',
     port,

@@ -53,7 +53,8 @@ const S = 0x73;
 const P = 0x70;
 const U = 0x75;
 
-const rtgwAnswer = (text: string) => (text.startsWith('{"t":"ok"') ? 'ok' : text.startsWith('{"t":"err"') ? 'err' : undefined);
+const rtgwAnswer = (text: string) =>
+  text.startsWith('{"t":"ok"') ? 'ok' : text.startsWith('{"t":"err"') ? 'err' : undefined;
 
 const rtgw: Wire = {
   name: 'rtgw',
@@ -63,7 +64,8 @@ const rtgw: Wire = {
   isData: (a, b) => a === M && b === S,
   handshake: (text) => ({ ready: text.startsWith('{"t":"welcome"') }),
   joinFrame: (room, id) => `{"t":"join","id":${id},"room":${JSON.stringify(room)}}`,
-  pubFrame: (room, id, data, echo) => `{"t":"pub","id":${id},"room":${JSON.stringify(room)}${echo ? ',"echo":true' : ''},"data":${data}}`,
+  pubFrame: (room, id, data, echo) =>
+    `{"t":"pub","id":${id},"room":${JSON.stringify(room)}${echo ? ',"echo":true' : ''},"data":${data}}`,
   acksPub: true,
   answer: rtgwAnswer,
   stampOf: (text) => (JSON.parse(text) as { data?: Stamp }).data,

@@ -54,5 +54,7 @@ function fork<C, R extends { cmd: string }>(name: string, file: string, secret: 
   return w;
 }
 
-export const forkMembers = (i: number, secret: string, pinned: boolean): MembersWorker => fork(`members${i}`, 'members.js', secret, pinned);
-export const forkDriver = (secret: string, pinned: boolean): DriverWorker => fork('driver', 'driver.js', secret, pinned);
+export const forkMembers = (i: number, secret: string, pinned: boolean): MembersWorker =>
+  fork(`members${i}`, 'members.js', secret, pinned);
+export const forkDriver = (secret: string, pinned: boolean): DriverWorker =>
+  fork('driver', 'driver.js', secret, pinned);

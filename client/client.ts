@@ -111,9 +111,13 @@ export class RtgwClient extends Emitter<ClientEvents> {
     this.urls = Array.isArray(opts.url) ? [...opts.url] : [opts.url];
     if (this.urls.length === 0) throw new TypeError('rtgw: at least one gateway URL is needed');
     const WS = opts.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
-    if (WS === undefined) throw new TypeError('rtgw: no WebSocket here; pass one (in Node: `import WebSocket from "ws"`, then `{ WebSocket }`)');
+    if (WS === undefined)
+      throw new TypeError(
+        'rtgw: no WebSocket here; pass one (in Node: `import WebSocket from "ws"`, then `{ WebSocket }`)',
+      );
     this.WS = WS as unknown as new (url: string) => Socket;
-    if (opts.token === undefined && opts.getToken === undefined) throw new TypeError('rtgw: give `token` or `getToken`');
+    if (opts.token === undefined && opts.getToken === undefined)
+      throw new TypeError('rtgw: give `token` or `getToken`');
     if (opts.token !== undefined) this.setToken(opts.token);
     this.backoff = { baseMs: opts.reconnect?.baseMs ?? 500, maxMs: opts.reconnect?.maxMs ?? 15_000 };
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
@@ -149,8 +153,10 @@ export class RtgwClient extends Emitter<ClientEvents> {
    * `onMessage` and the room's `message` event. One `Room` per name: leave it before joining again.
    */
   join(room: string, onMessage?: (m: RoomMessage) => void, opts: JoinOptions = {}): Room {
-    if (!isRoomId(room)) throw new RtgwClientError(ErrorCode.BadRequest, 'a room is 1 to 128 characters of A-Z a-z 0-9 _ - : @ .');
-    if (this.rooms.has(room)) throw new RtgwClientError(ErrorCode.BadRequest, `already in room ${room}; leave it first`);
+    if (!isRoomId(room))
+      throw new RtgwClientError(ErrorCode.BadRequest, 'a room is 1 to 128 characters of A-Z a-z 0-9 _ - : @ .');
+    if (this.rooms.has(room))
+      throw new RtgwClientError(ErrorCode.BadRequest, `already in room ${room}; leave it first`);
     const r = new Room(this.roomHost, room, opts);
     if (onMessage) r.on('message', onMessage);
     this.rooms.set(room, r);
@@ -189,7 +195,10 @@ export class RtgwClient extends Emitter<ClientEvents> {
   }
 
   presence(room: string): Promise<{ users: string[]; count: number }> {
-    return this.ask({ t: 'presence', room }, true).then((f) => ({ users: f.users as string[], count: f.count as number }));
+    return this.ask({ t: 'presence', room }, true).then((f) => ({
+      users: f.users as string[],
+      count: f.count as number,
+    }));
   }
 
   /** A request to a backend service on `route`; resolves with its answer. Not repeated after a lost connection. */
@@ -219,7 +228,8 @@ export class RtgwClient extends Emitter<ClientEvents> {
     } catch (e) {
       if (this.state !== 'connecting') return;
       this.emit('error', asError(e));
-      if (this.opts.getToken === undefined) return this.finish(CloseCode.Unauthorized, 'the token was refused and there is no getToken');
+      if (this.opts.getToken === undefined)
+        return this.finish(CloseCode.Unauthorized, 'the token was refused and there is no getToken');
       return this.retry(CLIENT_DEAD, 'getToken failed', fullJitter(this.attempt++, this.backoff));
     }
     if (this.state !== 'connecting') return; // closed meanwhile
@@ -294,7 +304,9 @@ export class RtgwClient extends Emitter<ClientEvents> {
     for (const t of [...this.timers.keys()]) this.clearTimer(t);
     this.setState('closed');
     this.requests.close(new RtgwClientError(ClientErrorCode.Closed, `client closed: ${reason} (${code})`));
-    this.settleReady(new RtgwClientError(ClientErrorCode.Closed, `client closed before connecting: ${reason} (${code})`));
+    this.settleReady(
+      new RtgwClientError(ClientErrorCode.Closed, `client closed before connecting: ${reason} (${code})`),
+    );
     this.emit('closed', { code, reason });
   }
 
@@ -321,7 +333,8 @@ export class RtgwClient extends Emitter<ClientEvents> {
     this.clearTimer('pong'); // anything proves the connection alive
     if (typeof data !== 'string') return; // the server sends only text
     const decoded = decodeServerFrame(data);
-    if ('invalid' in decoded) return this.emit('error', new Error(`rtgw: unreadable frame from the server (${decoded.invalid})`));
+    if ('invalid' in decoded)
+      return this.emit('error', new Error(`rtgw: unreadable frame from the server (${decoded.invalid})`));
     if ('unknown' in decoded) return; // a newer server's frame: ignored
     const f = decoded.frame;
     switch (f.t) {
@@ -392,7 +405,12 @@ export class RtgwClient extends Emitter<ClientEvents> {
   private async refresh(): Promise<void> {
     const again = (e: unknown) => {
       this.emit('error', asError(e));
-      if (this.state === 'connected') this.timer('refresh', Math.max(500, Math.min(5000, ((this.tokenExp ?? 0) - Date.now()) / 2)), () => void this.refresh());
+      if (this.state === 'connected')
+        this.timer(
+          'refresh',
+          Math.max(500, Math.min(5000, ((this.tokenExp ?? 0) - Date.now()) / 2)),
+          () => void this.refresh(),
+        );
     };
     let token: string;
     try {
@@ -436,7 +454,9 @@ export class RtgwClient extends Emitter<ClientEvents> {
   }
 
   private ask(frame: Outgoing, resend: boolean): Promise<OkFrame> {
-    return new Promise((resolve, reject) => this.requests.add(frame, { resend, timeoutMs: this.requestTimeoutMs, onOk: resolve, onErr: reject }));
+    return new Promise((resolve, reject) =>
+      this.requests.add(frame, { resend, timeoutMs: this.requestTimeoutMs, onOk: resolve, onErr: reject }),
+    );
   }
 
   private readonly roomHost: RoomHost = {

@@ -2,7 +2,15 @@
 export { RtgwClient } from './client.js';
 export type { ClientEvents, ClientOptions, ClientState, WebSocketConstructor } from './client.js';
 export { Room } from './rooms.js';
-export type { JoinOptions, PresenceChange, RoomEvents, RoomMessage, RoomState, Subscribed, Unrecovered } from './rooms.js';
+export type {
+  JoinOptions,
+  PresenceChange,
+  RoomEvents,
+  RoomMessage,
+  RoomState,
+  Subscribed,
+  Unrecovered,
+} from './rooms.js';
 export type { DirectHandler, DirectMessage } from './direct.js';
 export { ClientErrorCode, RtgwClientError } from './errors.js';
 export { fullJitter } from './backoff.js';

@@ -32,7 +32,12 @@ interface Entry extends RequestOptions {
 }
 
 /** Answers that mean "not done, try again": a request that is safe to repeat is sent again for them. */
-const TRY_AGAIN = new Set<string>([ErrorCode.Unavailable, ErrorCode.RateLimited, ErrorCode.Timeout, ErrorCode.Internal]);
+const TRY_AGAIN = new Set<string>([
+  ErrorCode.Unavailable,
+  ErrorCode.RateLimited,
+  ErrorCode.Timeout,
+  ErrorCode.Internal,
+]);
 const RETRY_BACKOFF = { baseMs: 250, maxMs: 5000 };
 
 export class Requests {
@@ -56,7 +61,14 @@ export class Requests {
       ...opts,
       frame,
       retries: 0,
-      deadline: setTimeout(() => this.fail(e, new RtgwClientError(ClientErrorCode.Timeout, `no answer to ${frame.t} within ${opts.timeoutMs} ms`)), opts.timeoutMs),
+      deadline: setTimeout(
+        () =>
+          this.fail(
+            e,
+            new RtgwClientError(ClientErrorCode.Timeout, `no answer to ${frame.t} within ${opts.timeoutMs} ms`),
+          ),
+        opts.timeoutMs,
+      ),
     };
     this.live.add(e);
     this.send(e);
@@ -72,10 +84,13 @@ export class Requests {
       this.settle(e);
       e.onOk(f);
     } else if (e.resend && TRY_AGAIN.has(f.code)) {
-      e.retry = setTimeout(() => {
-        e.retry = undefined;
-        this.send(e);
-      }, fullJitter(e.retries++, RETRY_BACKOFF));
+      e.retry = setTimeout(
+        () => {
+          e.retry = undefined;
+          this.send(e);
+        },
+        fullJitter(e.retries++, RETRY_BACKOFF),
+      );
     } else {
       this.fail(e, new RtgwClientError(isErrorCode(f.code) ? f.code : ErrorCode.Internal, f.msg));
     }
@@ -99,7 +114,11 @@ export class Requests {
     for (const e of unanswered) {
       e.id = undefined;
       if (e.resend) again.push(e);
-      else this.fail(e, new RtgwClientError(ClientErrorCode.Disconnected, `the connection closed before ${e.frame.t} was answered`));
+      else
+        this.fail(
+          e,
+          new RtgwClientError(ClientErrorCode.Disconnected, `the connection closed before ${e.frame.t} was answered`),
+        );
     }
     this.waiting = [...again, ...this.waiting];
   }

@@ -130,7 +130,10 @@ export class Room extends Emitter<RoomEvents> {
     if (!this.host.connected()) return Promise.resolve();
     return new Promise((resolve) => {
       // An error (or a lost connection) still leaves: the server drops a closed connection's rooms.
-      this.host.request({ t: 'leave', room: this.name }, { resend: false, onOk: () => resolve(), onErr: () => resolve() });
+      this.host.request(
+        { t: 'leave', room: this.name },
+        { resend: false, onOk: () => resolve(), onErr: () => resolve() },
+      );
     });
   }
 

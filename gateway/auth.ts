@@ -35,15 +35,25 @@ type Key = KeyObject | ReturnType<typeof createRemoteJWKSet>;
 function algorithmsFor(key: KeyObject): string[] {
   switch (key.asymmetricKeyType) {
     case 'rsa':
-      if ((key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048) throw new Error('RSA public keys must be at least 2048 bits');
+      if ((key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048)
+        throw new Error('RSA public keys must be at least 2048 bits');
       return ['RS256', 'RS384', 'RS512'];
     case 'rsa-pss':
-      throw new Error('RSA-PSS (id-RSASSA-PSS) public keys are not supported; give the key as a plain RSA (rsaEncryption) SPKI');
+      throw new Error(
+        'RSA-PSS (id-RSASSA-PSS) public keys are not supported; give the key as a plain RSA (rsaEncryption) SPKI',
+      );
     case 'ed448':
       throw new Error('Ed448 public keys are not supported; use Ed25519');
     case 'ec': {
       const curve = key.asymmetricKeyDetails?.namedCurve;
-      const alg = { 'prime256v1': 'ES256', 'P-256': 'ES256', 'secp384r1': 'ES384', 'P-384': 'ES384', 'secp521r1': 'ES512', 'P-521': 'ES512' }[curve ?? ''];
+      const alg = {
+        prime256v1: 'ES256',
+        'P-256': 'ES256',
+        secp384r1: 'ES384',
+        'P-384': 'ES384',
+        secp521r1: 'ES512',
+        'P-521': 'ES512',
+      }[curve ?? ''];
       if (!alg) throw new Error(`unsupported EC curve ${curve}`);
       return [alg];
     }
@@ -205,7 +215,8 @@ function hs256(cfg: JwtConfig): PayloadVerifier {
     if (exp <= now - tolerance) throw new AuthError('token expired');
     if (nbf !== undefined && nbf > now + tolerance) throw invalid();
     if (cfg.issuer !== undefined && iss !== cfg.issuer) throw invalid();
-    if (cfg.audience !== undefined && !(aud === cfg.audience || (Array.isArray(aud) && aud.includes(cfg.audience)))) throw invalid();
+    if (cfg.audience !== undefined && !(aud === cfg.audience || (Array.isArray(aud) && aud.includes(cfg.audience))))
+      throw invalid();
     return payload as JWTPayload;
   };
 }

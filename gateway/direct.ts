@@ -170,7 +170,9 @@ export class DirectHub {
       .then((found) => {
         for (const m of found) if (m.seq <= upTo) u.handOver(m);
       })
-      .catch((e: unknown) => this.d.log.warn({ err: e, user: u.user }, 'dm gap fill failed; the missing ones come as retries'))
+      .catch((e: unknown) =>
+        this.d.log.warn({ err: e, user: u.user }, 'dm gap fill failed; the missing ones come as retries'),
+      )
       .finally(() => {
         u.skipTo(upTo);
         u.endFill();

@@ -21,12 +21,24 @@ export function serveHttp(app: TemplatedApp, cfg: Config, log: Logger): void {
         aborted = true;
       });
       if (!isUserId(user)) {
-        res.writeStatus('400 Bad Request').writeHeader('content-type', 'application/json').end(JSON.stringify({ error: { code: ErrorCode.BadRequest, msg: 'user must be 1 to 128 characters of A-Z a-z 0-9 _ - : @ .' } }));
+        res
+          .writeStatus('400 Bad Request')
+          .writeHeader('content-type', 'application/json')
+          .end(
+            JSON.stringify({
+              error: { code: ErrorCode.BadRequest, msg: 'user must be 1 to 128 characters of A-Z a-z 0-9 _ - : @ .' },
+            }),
+          );
         return;
       }
       void signDevToken(cfg.jwt.secret!, user).then((token) => {
         if (aborted) return;
-        res.cork(() => res.writeHeader('content-type', 'application/json').writeHeader('cache-control', 'no-store').end(JSON.stringify({ token })));
+        res.cork(() =>
+          res
+            .writeHeader('content-type', 'application/json')
+            .writeHeader('cache-control', 'no-store')
+            .end(JSON.stringify({ token })),
+        );
       });
     });
   }

@@ -30,7 +30,8 @@ const PONG = encodeServerFrame({ t: 'pong' });
  * What a frame costs of the rate limit, in frames (contract 7.1): a join that replays history and a
  * presence read do many times the work of a ping. The first frame's worth is taken before parsing.
  */
-const frameCost = (f: ClientFrame): number => ((f.t === 'join' && f.since !== undefined) || f.t === 'presence' ? 10 : 1);
+const frameCost = (f: ClientFrame): number =>
+  (f.t === 'join' && f.since !== undefined) || f.t === 'presence' ? 10 : 1;
 
 export interface IngressDeps {
   cfg: Config;
@@ -105,7 +106,8 @@ export class Ingress {
       },
       (e: unknown) => {
         const err = toRtgwError(e);
-        if (err.code === ErrorCode.Internal) this.d.log.error({ err: e, conn: conn.id, type: f.t, id: f.id }, 'request failed');
+        if (err.code === ErrorCode.Internal)
+          this.d.log.error({ err: e, conn: conn.id, type: f.t, id: f.id }, 'request failed');
         if (err.code === ErrorCode.BadRequest) return this.refuse(conn, f.id, err.code, err.message);
         this.send(conn, encodeServerFrame({ t: 'err', id: f.id, code: err.code, msg: err.message }), 'err');
       },
@@ -133,7 +135,8 @@ export class Ingress {
   }
 
   private allowed(patterns: string[] | undefined, room: string, what: string): void {
-    if (!matchesAny(patterns, room)) throw new RtgwError(ErrorCode.Forbidden, `token does not allow ${what} on this room`);
+    if (!matchesAny(patterns, room))
+      throw new RtgwError(ErrorCode.Forbidden, `token does not allow ${what} on this room`);
   }
 
   private async join(conn: Conn, f: Extract<ClientFrame, { t: 'join' }>): Promise<() => void> {
@@ -192,7 +195,15 @@ export class Ingress {
 
   private async pub(conn: Conn, f: Extract<ClientFrame, { t: 'pub' }>): Promise<Answer> {
     this.allowed(conn.claims.pub, f.room, 'publish');
-    const req: PubRequest = { op: 'pub', room: f.room, from: conn.user, d: f.data, mid: f.mid, by: conn.user, exclude: f.echo ? undefined : conn.id };
+    const req: PubRequest = {
+      op: 'pub',
+      room: f.room,
+      from: conn.user,
+      d: f.data,
+      mid: f.mid,
+      by: conn.user,
+      exclude: f.echo ? undefined : conn.id,
+    };
     const { seq } = await this.d.slots.request<SeqReply>(roomSlot(f.room, this.d.cfg.slots), req);
     return { seq };
   }
@@ -209,13 +220,18 @@ export class Ingress {
     try {
       reply = toJson(await this.d.bus.request(this.d.subj.route(route), body, this.d.cfg.requestTimeoutMs));
     } catch (e) {
-      if (e instanceof BusError && e.code === 'no_responders') throw new RtgwError(ErrorCode.NoRoute, 'no service on this route');
-      if (e instanceof BusError && e.code === 'timeout') throw new RtgwError(ErrorCode.Timeout, 'the service did not answer in time');
+      if (e instanceof BusError && e.code === 'no_responders')
+        throw new RtgwError(ErrorCode.NoRoute, 'no service on this route');
+      if (e instanceof BusError && e.code === 'timeout')
+        throw new RtgwError(ErrorCode.Timeout, 'the service did not answer in time');
       if (e instanceof SyntaxError) throw new RtgwError(ErrorCode.Internal, 'the service answered with invalid JSON');
       throw new RtgwError(ErrorCode.Unavailable, 'bus unavailable', { cause: e });
     }
     if (isErrorReply(reply)) {
-      throw new RtgwError(isErrorCode(reply.error.code) ? reply.error.code : ErrorCode.Internal, String(reply.error.msg ?? 'service error'));
+      throw new RtgwError(
+        isErrorCode(reply.error.code) ? reply.error.code : ErrorCode.Internal,
+        String(reply.error.msg ?? 'service error'),
+      );
     }
     return { data: reply as never };
   }
@@ -234,7 +250,9 @@ export class Ingress {
     for (const room of [...(conn.rooms?.keys() ?? [])]) {
       if (matchesAny(claims.rooms, room)) continue;
       this.send(conn, encodeServerFrame({ t: 'removed', room, reason: 'forbidden' }), 'removed');
-      this.leave(conn, room).catch((e: unknown) => this.d.log.warn({ err: e, conn: conn.id, room }, 'presence leave failed'));
+      this.leave(conn, room).catch((e: unknown) =>
+        this.d.log.warn({ err: e, conn: conn.id, room }, 'presence leave failed'),
+      );
     }
     return { exp: claims.exp };
   }

@@ -101,7 +101,12 @@ export class RoomHub {
    * writes the replay and makes the connection live; nothing is delivered to it before that. A join
    * that a leave or close overtook still gets its answer, but `start` then does nothing.
    */
-  async join(conn: Conn, name: RoomId, since: number | undefined, epoch: string | undefined): Promise<{ result: JoinResult; start: () => void }> {
+  async join(
+    conn: Conn,
+    name: RoomId,
+    since: number | undefined,
+    epoch: string | undefined,
+  ): Promise<{ result: JoinResult; start: () => void }> {
     const room = this.open(name);
     room.members.add(conn);
     const joiner: Joiner = { conn, buffer: [], until: undefined };
@@ -112,7 +117,11 @@ export class RoomHub {
         // Nothing to replay: live from the next message on.
         room.removeNewcomer(joiner);
         const result = { seq: room.lastSeq, epoch: room.epoch };
-        return { result, start: () => this.rooms.get(name) === room && room.members.has(conn) && conn.open && conn.ws.subscribe(room.topic) };
+        return {
+          result,
+          start: () =>
+            this.rooms.get(name) === room && room.members.has(conn) && conn.open && conn.ws.subscribe(room.topic),
+        };
       }
       const read = await this.d.log.read(room.slot, name, since ?? HEAD);
       if (read.epoch !== room.epoch && this.rooms.get(name) === room) this.resetEpoch(room, read.epoch, read.seq);
@@ -120,7 +129,8 @@ export class RoomHub {
       // History names each message's sender: a connection re-joining does not get its own back.
       const replay = recovered ? read.frames.filter((f) => f.exclude !== conn.id) : [];
       return {
-        result: since === undefined ? { seq: read.seq, epoch: read.epoch } : { seq: read.seq, epoch: read.epoch, recovered },
+        result:
+          since === undefined ? { seq: read.seq, epoch: read.epoch } : { seq: read.seq, epoch: read.epoch, recovered },
         start: () => {
           // Gone when a leave, a close or a newer join of the room took it out meanwhile.
           if (!room.hasNewcomer(joiner)) return;
@@ -224,7 +234,14 @@ export class RoomHub {
         for (const f of read.frames) {
           if (f.seq > upTo) break;
           if (f.seq !== room.lastSeq + 1) continue;
-          const ev = waiting.get(f.seq) ?? { kind: 'm' as const, seq: f.seq, ts: Date.now(), epoch: read.epoch, exclude: f.exclude, frame: Buffer.from(f.frame) };
+          const ev = waiting.get(f.seq) ?? {
+            kind: 'm' as const,
+            seq: f.seq,
+            ts: Date.now(),
+            epoch: read.epoch,
+            exclude: f.exclude,
+            frame: Buffer.from(f.frame),
+          };
           room.handOver(ev);
         }
         if (room.lastSeq < upTo) {
@@ -233,7 +250,9 @@ export class RoomHub {
           room.skipTo(upTo);
         }
       })
-      .catch((e: unknown) => this.d.logger.error({ err: e, room: room.name }, 'gap fill failed; delivering what arrived'))
+      .catch((e: unknown) =>
+        this.d.logger.error({ err: e, room: room.name }, 'gap fill failed; delivering what arrived'),
+      )
       .finally(() => room.endFill());
   }
 

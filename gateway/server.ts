@@ -37,15 +37,59 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
   const app: TemplatedApp = uWS.App();
   const conns = new Connections();
   const backpressure = new Backpressure();
-  const hub = new RoomHub({ app, bus, subj, log: stores.log, slots: cfg.slots, conns, backpressure, metrics, logger: log });
-  const direct = new DirectHub({ bus, subj, node: cfg.nodeId, inbox: stores.inbox, slots: cfg.slots, conns, backpressure, metrics, log });
+  const hub = new RoomHub({
+    app,
+    bus,
+    subj,
+    log: stores.log,
+    slots: cfg.slots,
+    conns,
+    backpressure,
+    metrics,
+    logger: log,
+  });
+  const direct = new DirectHub({
+    bus,
+    subj,
+    node: cfg.nodeId,
+    inbox: stores.inbox,
+    slots: cfg.slots,
+    conns,
+    backpressure,
+    metrics,
+    log,
+  });
   const expiry = new Expiry((conn) => endSocket(conn.ws, CloseCode.TokenExpired, 'token expired'));
   const verify = createVerifier(cfg.jwt);
   const slots = new SlotClient(bus, subj, `gateway-${cfg.nodeId}`, cfg.requestTimeoutMs);
-  const ingress = new Ingress({ cfg, bus, subj, presence: stores.presence, hub, direct, verify, slots, backpressure, metrics, log, armExpiry: (c) => expiry.arm(c) });
+  const ingress = new Ingress({
+    cfg,
+    bus,
+    subj,
+    presence: stores.presence,
+    hub,
+    direct,
+    verify,
+    slots,
+    backpressure,
+    metrics,
+    log,
+    armExpiry: (c) => expiry.arm(c),
+  });
   const event = (kind: 'connect' | 'disconnect', conn: Conn) =>
     bus.publish(subj.event(kind), JSON.stringify({ user: conn.user, conn: conn.id, node: cfg.nodeId, ts: Date.now() }));
-  const sockets = new Sockets({ cfg, metrics, log, verify, presence: stores.presence, conns, ingress, direct, expiry, event });
+  const sockets = new Sockets({
+    cfg,
+    metrics,
+    log,
+    verify,
+    presence: stores.presence,
+    conns,
+    ingress,
+    direct,
+    expiry,
+    event,
+  });
   metrics.observeGateway(() => ({ ...hub.holdings(), dmUsers: direct.userCount }));
 
   app.ws<ConnData>('/ws', {
@@ -68,7 +112,10 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
   // Presence entries live while this heartbeat does; a dead gateway's members are reaped by routers.
   const beat = () => stores.presence.heartbeat(cfg.nodeId, cfg.presenceTtlMs);
   await beat();
-  const heartbeat = setInterval(() => beat().catch((e: unknown) => log.warn({ err: e }, 'presence heartbeat failed')), Math.max(100, Math.floor(cfg.presenceTtlMs / 3)));
+  const heartbeat = setInterval(
+    () => beat().catch((e: unknown) => log.warn({ err: e }, 'presence heartbeat failed')),
+    Math.max(100, Math.floor(cfg.presenceTtlMs / 3)),
+  );
 
   const stopSweep = backpressure.start(cfg.maxBackpressureBytes, BACKPRESSURE_SWEEP_MS, (c) => {
     metrics.slowConsumerDisconnects.inc();
@@ -77,7 +124,9 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
   });
 
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
-    app.listen(cfg.host, cfg.port, (s) => (s ? resolve(s) : reject(new Error(`cannot listen on ${cfg.host}:${cfg.port} (port in use?)`))));
+    app.listen(cfg.host, cfg.port, (s) =>
+      s ? resolve(s) : reject(new Error(`cannot listen on ${cfg.host}:${cfg.port} (port in use?)`)),
+    );
   });
   const port = uWS.us_socket_local_port(listenSocket as unknown as uWS.us_socket);
   let closed = false;
@@ -111,7 +160,10 @@ export async function startGateway(d: GatewayDeps): Promise<Gateway> {
       for (const c of list) ingress.send(c, frame, 'drain');
       // Paced and jittered so the clients' reconnects spread over the window instead of arriving at once.
       const timers = list.map((c, i) =>
-        setTimeout(() => c.open && endSocket(c.ws, CloseCode.Drain, 'server draining'), ((i + Math.random()) / Math.max(1, list.length)) * windowMs),
+        setTimeout(
+          () => c.open && endSocket(c.ws, CloseCode.Drain, 'server draining'),
+          ((i + Math.random()) / Math.max(1, list.length)) * windowMs,
+        ),
       );
       const deadline = Date.now() + windowMs + 1000;
       while (conns.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));

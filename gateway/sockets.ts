@@ -81,7 +81,10 @@ export class Sockets {
     const full = this.full;
     if (full || (this.#connectRate && !this.#connectRate.take())) {
       metrics.connectionsRejected.inc({ reason: full ? 'full' : 'connect_rate' });
-      res.writeStatus('503 Service Unavailable').writeHeader('Retry-After', full ? '5' : '1').end(full ? 'gateway full; connect to another gateway' : 'too many connects; retry');
+      res
+        .writeStatus('503 Service Unavailable')
+        .writeHeader('Retry-After', full ? '5' : '1')
+        .end(full ? 'gateway full; connect to another gateway' : 'too many connects; retry');
       return;
     }
     const auth = req.getHeader('authorization');
@@ -142,11 +145,21 @@ export class Sockets {
     this.d.conns.add(conn);
     metrics.connections.inc();
     metrics.connectionsOpened.inc();
-    this.d.ingress.send(conn, encodeServerFrame({ t: 'welcome', v: PROTOCOL_VERSION, conn: conn.id, user: conn.user, hb: cfg.heartbeatMs }), 'welcome');
+    this.d.ingress.send(
+      conn,
+      encodeServerFrame({ t: 'welcome', v: PROTOCOL_VERSION, conn: conn.id, user: conn.user, hb: cfg.heartbeatMs }),
+      'welcome',
+    );
     this.d.expiry.arm(conn);
     log.debug({ conn: conn.id, user: conn.user }, 'connection opened');
-    const registered = this.d.presence.connect(cfg.nodeId, conn.user, conn.id).catch((e: unknown) => log.warn({ err: e, conn: conn.id }, 'presence connect failed'));
-    direct.attach(conn, registered).catch((e: unknown) => log.warn({ err: e, conn: conn.id }, 'pending direct messages not delivered; they are retried'));
+    const registered = this.d.presence
+      .connect(cfg.nodeId, conn.user, conn.id)
+      .catch((e: unknown) => log.warn({ err: e, conn: conn.id }, 'presence connect failed'));
+    direct
+      .attach(conn, registered)
+      .catch((e: unknown) =>
+        log.warn({ err: e, conn: conn.id }, 'pending direct messages not delivered; they are retried'),
+      );
     this.d.event('connect', conn);
     const early = data.early ?? [];
     data.early = undefined;
@@ -154,7 +167,13 @@ export class Sockets {
   }
 
   #frame(conn: Conn, text: string, binary: boolean, bytes: number): void {
-    if (binary) return this.d.ingress.refuse(conn, undefined, ErrorCode.BadRequest, 'binary frames are not supported; send JSON text');
+    if (binary)
+      return this.d.ingress.refuse(
+        conn,
+        undefined,
+        ErrorCode.BadRequest,
+        'binary frames are not supported; send JSON text',
+      );
     this.d.ingress.handle(conn, text, bytes);
   }
 
@@ -188,9 +207,13 @@ export class Sockets {
     metrics.connectionsClosed.inc({ code: closeCodeLabel(data.endCode || undefined, code) });
     log.debug({ conn: conn.id, code }, 'connection closed');
     for (const room of [...(conn.rooms?.keys() ?? [])]) {
-      ingress.leave(conn, room).catch((e: unknown) => log.warn({ err: e, conn: conn.id, room }, 'presence leave failed'));
+      ingress
+        .leave(conn, room)
+        .catch((e: unknown) => log.warn({ err: e, conn: conn.id, room }, 'presence leave failed'));
     }
-    this.d.presence.disconnect(cfg.nodeId, conn.user, conn.id).catch((e: unknown) => log.warn({ err: e, conn: conn.id }, 'presence disconnect failed'));
+    this.d.presence
+      .disconnect(cfg.nodeId, conn.user, conn.id)
+      .catch((e: unknown) => log.warn({ err: e, conn: conn.id }, 'presence disconnect failed'));
     this.d.event('disconnect', conn);
   }
 }

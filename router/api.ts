@@ -21,11 +21,19 @@ const MAX_DEAD_LETTERS = 1000;
 
 const bad = (msg: string) => new RtgwError(ErrorCode.BadRequest, msg);
 
-export function serveApi(bus: Bus, subj: Subjects, slots: SlotClient, cfg: Config, stores: RouterStores, log: Logger): () => void {
+export function serveApi(
+  bus: Bus,
+  subj: Subjects,
+  slots: SlotClient,
+  cfg: Config,
+  stores: RouterStores,
+  log: Logger,
+): () => void {
   const { presence, inbox } = stores;
   const validFrom = (from: unknown): string => {
     const f = from ?? 'backend';
-    if (typeof f !== 'string' || f.length === 0 || f.length > MAX_FROM_CHARS) throw bad('`from` must be a string of 1 to 128 characters');
+    if (typeof f !== 'string' || f.length === 0 || f.length > MAX_FROM_CHARS)
+      throw bad('`from` must be a string of 1 to 128 characters');
     return f;
   };
   const validMid = (mid: unknown): string | undefined => {
@@ -41,7 +49,14 @@ export function serveApi(bus: Bus, subj: Subjects, slots: SlotClient, cfg: Confi
       if (!('data' in b)) throw bad('`data` is required');
       const from = validFrom(b.from);
       // A backend's mids are its own: they never collide with a user's of the same name.
-      const req = { op: 'pub' as const, room: b.room, from, d: JSON.stringify(b.data), mid: validMid(b.mid), by: `backend/${from}` };
+      const req = {
+        op: 'pub' as const,
+        room: b.room,
+        from,
+        d: JSON.stringify(b.data),
+        mid: validMid(b.mid),
+        by: `backend/${from}`,
+      };
       const { seq } = await slots.request<SeqReply>(roomSlot(b.room, cfg.slots), req);
       return { seq };
     },
@@ -75,7 +90,8 @@ export function serveApi(bus: Bus, subj: Subjects, slots: SlotClient, cfg: Confi
     /** `{limit?, user?}` → `{deadLetters: [...]}`, oldest first per slot. */
     async deadletters(b) {
       const limit = b.limit ?? DEFAULT_DEAD_LETTERS;
-      if (!Number.isSafeInteger(limit) || (limit as number) < 1 || (limit as number) > MAX_DEAD_LETTERS) throw bad(`\`limit\` must be an integer from 1 to ${MAX_DEAD_LETTERS}`);
+      if (!Number.isSafeInteger(limit) || (limit as number) < 1 || (limit as number) > MAX_DEAD_LETTERS)
+        throw bad(`\`limit\` must be an integer from 1 to ${MAX_DEAD_LETTERS}`);
       if (b.user !== undefined && !isUserId(b.user)) throw bad('bad user id');
       const slots = b.user === undefined ? [...Array(cfg.slots).keys()] : [userSlot(b.user as string, cfg.slots)];
       const out: DeadLetter[] = [];
@@ -92,7 +108,12 @@ export function serveApi(bus: Bus, subj: Subjects, slots: SlotClient, cfg: Confi
      * after a failure neither loses nor duplicates it.
      */
     async redrive(b) {
-      if (!Array.isArray(b.ids) || b.ids.length === 0 || b.ids.length > MAX_DEAD_LETTERS || !b.ids.every((i) => typeof i === 'string')) {
+      if (
+        !Array.isArray(b.ids) ||
+        b.ids.length === 0 ||
+        b.ids.length > MAX_DEAD_LETTERS ||
+        !b.ids.every((i) => typeof i === 'string')
+      ) {
         throw bad(`\`ids\` must be a list of 1 to ${MAX_DEAD_LETTERS} dead-letter ids`);
       }
       const redriven: { id: string; seq: number }[] = [];
@@ -107,12 +128,17 @@ export function serveApi(bus: Bus, subj: Subjects, slots: SlotClient, cfg: Confi
       };
       for (const id of new Set(b.ids as string[])) {
         const slot = Number(id.split(':')[0]);
-        const letter = Number.isInteger(slot) && slot >= 0 && slot < cfg.slots ? (await listOf(slot)).find((d) => d.id === id) : undefined;
+        const letter =
+          Number.isInteger(slot) && slot >= 0 && slot < cfg.slots
+            ? (await listOf(slot)).find((d) => d.id === id)
+            : undefined;
         if (letter) letters.push({ slot, letter });
         else missing.push(id);
       }
       // In their original order per recipient, whatever order they were dead-lettered or listed in.
-      letters.sort((a, b) => (a.letter.user === b.letter.user ? a.letter.seq - b.letter.seq : a.letter.user < b.letter.user ? -1 : 1));
+      letters.sort((a, b) =>
+        a.letter.user === b.letter.user ? a.letter.seq - b.letter.seq : a.letter.user < b.letter.user ? -1 : 1,
+      );
       for (const { slot, letter } of letters) {
         const id = letter.id;
         const original = JSON.parse(letter.frame) as { from: string; data: unknown };
@@ -127,25 +153,29 @@ export function serveApi(bus: Bus, subj: Subjects, slots: SlotClient, cfg: Confi
   };
 
   const subs = Object.entries(handlers).map(([op, handler]) =>
-    bus.subscribe(subj.api(op as 'publish'), (msg: BusMsg) => {
-      let body: Body;
-      try {
-        const v: unknown = JSON.parse(Buffer.from(msg.data).toString('utf8'));
-        if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
-        body = v as Body;
-      } catch {
-        msg.respond(JSON.stringify(errorReply(ErrorCode.BadRequest, 'body must be a JSON object')));
-        return;
-      }
-      handler(body).then(
-        (r) => msg.respond(JSON.stringify(r)),
-        (e: unknown) => {
-          const err = toRtgwError(e);
-          if (err.code === ErrorCode.Internal) log.error({ err: e, op }, 'api request failed');
-          msg.respond(JSON.stringify(errorReply(err.code, err.message)));
-        },
-      );
-    }, { queue: QUEUE }),
+    bus.subscribe(
+      subj.api(op as 'publish'),
+      (msg: BusMsg) => {
+        let body: Body;
+        try {
+          const v: unknown = JSON.parse(Buffer.from(msg.data).toString('utf8'));
+          if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
+          body = v as Body;
+        } catch {
+          msg.respond(JSON.stringify(errorReply(ErrorCode.BadRequest, 'body must be a JSON object')));
+          return;
+        }
+        handler(body).then(
+          (r) => msg.respond(JSON.stringify(r)),
+          (e: unknown) => {
+            const err = toRtgwError(e);
+            if (err.code === ErrorCode.Internal) log.error({ err: e, op }, 'api request failed');
+            msg.respond(JSON.stringify(errorReply(err.code, err.message)));
+          },
+        );
+      },
+      { queue: QUEUE },
+    ),
   );
   return () => subs.forEach((s) => s.unsubscribe());
 }

@@ -43,7 +43,13 @@ export async function deadLettersCommand(args: string[], env = process.env): Pro
     const user = flag(rest, '--user');
     if (verb === 'list') {
       const limit = flag(rest, '--limit');
-      process.stdout.write(JSON.stringify(await call('deadletters', { user, limit: limit === undefined ? undefined : Number(limit) }), null, 2) + '\n');
+      process.stdout.write(
+        JSON.stringify(
+          await call('deadletters', { user, limit: limit === undefined ? undefined : Number(limit) }),
+          null,
+          2,
+        ) + '\n',
+      );
       return 0;
     }
     let ids = rest.filter((a, i) => !a.startsWith('--') && rest[i - 1] !== '--user');

@@ -71,7 +71,9 @@ export function startDelivery(
 
   async function round(): Promise<void> {
     const slots = ownedSlots();
-    await Promise.all(slots.map((s) => sweep(s).catch((e: unknown) => log.warn({ err: e, slot: s }, 'retry sweep failed'))));
+    await Promise.all(
+      slots.map((s) => sweep(s).catch((e: unknown) => log.warn({ err: e, slot: s }, 'retry sweep failed'))),
+    );
     if (Date.now() - lastStats >= STATS_EVERY_MS) {
       lastStats = Date.now();
       await stats(slots).catch((e: unknown) => log.warn({ err: e }, 'retry stats failed'));

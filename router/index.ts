@@ -22,7 +22,14 @@ export async function startRouter(d: RouterDeps): Promise<Router> {
   sequencer.onLeaseLost = (slot) => slots.drop(slot);
   const slotClient = new SlotClient(bus, subj, `router-${cfg.nodeId}`, cfg.requestTimeoutMs);
   const stopApi = serveApi(bus, subj, slotClient, cfg, stores, log);
-  const stopReaper = startReaper(stores.presence, bus, subj, Math.max(100, Math.floor(cfg.presenceTtlMs / 4)), metrics, log);
+  const stopReaper = startReaper(
+    stores.presence,
+    bus,
+    subj,
+    Math.max(100, Math.floor(cfg.presenceTtlMs / 4)),
+    metrics,
+    log,
+  );
   await slots.start();
   const sweepEveryMs = Math.max(20, Math.min(250, Math.floor(cfg.dmAckTimeoutMs / 4)));
   const stopDelivery = startDelivery(stores.inbox, bus, subj, () => slots.ownedSlots(), sweepEveryMs, metrics, log);

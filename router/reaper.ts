@@ -7,7 +7,14 @@ import type { Logger } from '../shared/log.js';
 import type { Metrics } from '../shared/metrics.js';
 import type { RouterStores } from '../shared/store/ports.js';
 
-export function startReaper(presence: RouterStores['presence'], bus: Bus, subj: Subjects, everyMs: number, metrics: Metrics, log: Logger): () => void {
+export function startReaper(
+  presence: RouterStores['presence'],
+  bus: Bus,
+  subj: Subjects,
+  everyMs: number,
+  metrics: Metrics,
+  log: Logger,
+): () => void {
   let busy = false;
   const timer = setInterval(() => {
     if (busy) return;

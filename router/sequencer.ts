@@ -5,7 +5,13 @@
 // recipient's inbox and user subject.
 import type { Bus, BusMsg, Subscription } from '../shared/bus/bus.js';
 import { errorReply, NotOwnerError, toRtgwError } from '../shared/errors.js';
-import { decodeSlotRequest, MOVED_REPLY, type DmRequest, type PubRequest, type SlotRequest } from '../shared/cluster/messages.js';
+import {
+  decodeSlotRequest,
+  MOVED_REPLY,
+  type DmRequest,
+  type PubRequest,
+  type SlotRequest,
+} from '../shared/cluster/messages.js';
 import { SlotReplies } from '../shared/cluster/slot-rpc.js';
 import { roomSlot, userSlot } from '../shared/cluster/slots.js';
 import { encodeDm, encodeMessage } from '../shared/cluster/stream.js';
@@ -29,7 +35,8 @@ interface Owned {
 }
 
 /** Resolves once no request of the slot is being acted on (one waiter: the slot's hand-over or loss). */
-const settled = (o: Owned): Promise<void> => (o.inflight === 0 ? Promise.resolve() : new Promise((resolve) => (o.idle = resolve)));
+const settled = (o: Owned): Promise<void> =>
+  o.inflight === 0 ? Promise.resolve() : new Promise((resolve) => (o.idle = resolve));
 
 export class Sequencer implements SlotEvents {
   private readonly owned = new Map<number, Owned>();
@@ -116,7 +123,15 @@ export class Sequencer implements SlotEvents {
         return;
       }
       this.logger.warn({ err: e, slot, op: req.op }, 'slot request failed');
-      this.replies.send(msg, JSON.stringify(errorReply(err.code === ErrorCode.Internal ? ErrorCode.Unavailable : err.code, 'could not store the message; try again')));
+      this.replies.send(
+        msg,
+        JSON.stringify(
+          errorReply(
+            err.code === ErrorCode.Internal ? ErrorCode.Unavailable : err.code,
+            'could not store the message; try again',
+          ),
+        ),
+      );
     } finally {
       if (--o.inflight === 0 && o.idle) {
         const idle = o.idle;
@@ -128,7 +143,18 @@ export class Sequencer implements SlotEvents {
 
   private async pub(slot: number, lease: Lease, req: PubRequest): Promise<string> {
     failpoint('router.before-append');
-    const r = await this.log.append({ slot, room: req.room, from: req.from, dataJson: req.d, mid: req.mid, dedupBy: req.mid === undefined ? undefined : req.by, exclude: req.exclude }, lease);
+    const r = await this.log.append(
+      {
+        slot,
+        room: req.room,
+        from: req.from,
+        dataJson: req.d,
+        mid: req.mid,
+        dedupBy: req.mid === undefined ? undefined : req.by,
+        exclude: req.exclude,
+      },
+      lease,
+    );
     failpoint('router.after-append');
     this.fanOut(req.room, req.exclude, r);
     return `{"seq":${r.seq}}`;
@@ -137,7 +163,18 @@ export class Sequencer implements SlotEvents {
   /** Stored in the recipient's inbox before the answer; delivered at once to wherever they are connected. */
   private async dm(slot: number, lease: Lease, req: DmRequest): Promise<string> {
     failpoint('router.before-append');
-    const r = await this.inbox.append({ slot, to: req.to, from: req.from, dataJson: req.d, mid: req.mid, dedupBy: req.mid === undefined ? undefined : req.by, sender: req.by }, lease);
+    const r = await this.inbox.append(
+      {
+        slot,
+        to: req.to,
+        from: req.from,
+        dataJson: req.d,
+        mid: req.mid,
+        dedupBy: req.mid === undefined ? undefined : req.by,
+        sender: req.by,
+      },
+      lease,
+    );
     failpoint('router.after-append');
     if (!r.duplicate) {
       this.metrics.dmStored.inc();

@@ -99,14 +99,18 @@ function aptRunner(dirs) {
 
 function run(cmd, args) {
   // No stdin: nothing may wait for an answer. Output goes to stderr so it reads as the script's own.
-  const r = spawnSync(cmd, args, { stdio: ['ignore', 2, 2], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  const r = spawnSync(cmd, args, {
+    stdio: ['ignore', 2, 2],
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
   return r.status ?? 1;
 }
 
 function main(argv) {
   const noInstall = argv.includes('--no-install');
   const search = argv.find((a) => a.startsWith('--search='));
-  const dirs = search === undefined ? defaultSearch() : search.slice('--search='.length).split(delimiter).filter(Boolean);
+  const dirs =
+    search === undefined ? defaultSearch() : search.slice('--search='.length).split(delimiter).filter(Boolean);
 
   let missing = missingPackages(dirs);
   if (missing.length === 0) return 0;

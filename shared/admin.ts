@@ -20,13 +20,18 @@ export async function startAdmin(host: string, port: number, metrics: Metrics, c
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const json = (status: number, body: unknown) => {
-      res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(body));
+      res
+        .writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+        .end(JSON.stringify(body));
     };
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(405, { error: 'method not allowed' });
     if (path === '/healthz') {
       const lagMs = loop.max / 1e6;
       loop.reset();
-      return json(lagMs < MAX_LOOP_DELAY_MS ? 200 : 503, { ok: lagMs < MAX_LOOP_DELAY_MS, eventLoopMaxDelayMs: Math.round(lagMs) });
+      return json(lagMs < MAX_LOOP_DELAY_MS ? 200 : 503, {
+        ok: lagMs < MAX_LOOP_DELAY_MS,
+        eventLoopMaxDelayMs: Math.round(lagMs),
+      });
     }
     if (path === '/readyz') {
       const reasons = checks.map((c) => c()).filter((r): r is string => r !== undefined);

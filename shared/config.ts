@@ -91,7 +91,10 @@ const str = (env: Env, name: string): string | undefined => {
 };
 
 const list = (v: string | undefined): string[] | undefined =>
-  v?.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  v
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
 
 /** RTGW_NATS_PREFIX: it starts every subject and key, so it may hold no subject token or key separator. */
 function prefixOf(env: Env): string {
@@ -159,10 +162,12 @@ export function loadConfig(role: string, env: Env = process.env): Readonly<Confi
   if (devMode) jwt.secret = randomBytes(32).toString('base64url');
   const origins = list(str(env, 'RTGW_ALLOWED_ORIGINS')) ?? (devMode && r === 'standalone' ? ['*'] : []);
   const nodeId = str(env, 'RTGW_NODE_ID') ?? `${hostname()}-${randomBytes(3).toString('hex')}`;
-  if (!/^[A-Za-z0-9_\-:@.]{1,128}$/.test(nodeId)) throw new ConfigError('RTGW_NODE_ID has characters outside A-Z a-z 0-9 _ - : @ .');
+  if (!/^[A-Za-z0-9_\-:@.]{1,128}$/.test(nodeId))
+    throw new ConfigError('RTGW_NODE_ID has characters outside A-Z a-z 0-9 _ - : @ .');
   const port = int(env, 'RTGW_PORT', 8080, 0, 65535);
   const adminPort = int(env, 'RTGW_ADMIN_PORT', 8081, 0, 65535);
-  if (port !== 0 && port === adminPort && r !== 'router') throw new ConfigError('RTGW_PORT and RTGW_ADMIN_PORT must differ');
+  if (port !== 0 && port === adminPort && r !== 'router')
+    throw new ConfigError('RTGW_PORT and RTGW_ADMIN_PORT must differ');
   const leaseMs = int(env, 'RTGW_LEASE_MS', 5000, 500, 600_000);
   const heartbeatMs = int(env, 'RTGW_HEARTBEAT_MS', 25_000, 1000, 600_000);
   const cfg: Config = {
@@ -205,7 +210,9 @@ export function loadConfig(role: string, env: Env = process.env): Readonly<Confi
     maxConnectRate: int(env, 'RTGW_MAX_CONNECT_RATE', 0, 0, 1_000_000),
   };
   if (cfg.rateLimitBytes * 2 < cfg.maxMessageBytes) {
-    throw new ConfigError('RTGW_RATE_LIMIT_BYTES must allow a burst (twice the rate) of at least one frame of RTGW_MAX_MESSAGE_BYTES');
+    throw new ConfigError(
+      'RTGW_RATE_LIMIT_BYTES must allow a burst (twice the rate) of at least one frame of RTGW_MAX_MESSAGE_BYTES',
+    );
   }
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(cfg.logLevel)) {
     throw new ConfigError('RTGW_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent');

@@ -164,7 +164,8 @@ export class MemoryBus implements Bus {
     this.#check();
     checkPublishSubject(subject);
     if (reply !== undefined) checkPublishSubject(reply);
-    if (this.#hub.route(subject, own(data), reply) === 0 && reply !== undefined) this.#hub.route(reply, new Uint8Array(0), undefined, true);
+    if (this.#hub.route(subject, own(data), reply) === 0 && reply !== undefined)
+      this.#hub.route(reply, new Uint8Array(0), undefined, true);
   }
 
   subscribe(subject: string, handler: Handler, opts?: { queue?: string }): Subscription {
@@ -197,7 +198,10 @@ export class MemoryBus implements Bus {
         finish(new BusError('no_responders', `no responders on ${subject}`));
         return;
       }
-      timer = setTimeout(() => finish(new BusError('timeout', `no reply on ${subject} within ${timeoutMs}ms`)), timeoutMs);
+      timer = setTimeout(
+        () => finish(new BusError('timeout', `no reply on ${subject} within ${timeoutMs}ms`)),
+        timeoutMs,
+      );
       this.#requests.add(finish);
     });
   }

@@ -146,7 +146,9 @@ export class NatsBus implements Bus {
     if (this.#closing) return Promise.reject(new BusError('closed', 'bus is closed'));
     if (!this.#flush) {
       let settle!: (e?: unknown) => void;
-      const promise = new Promise<void>((resolve, reject) => (settle = (e) => (e === undefined ? resolve() : reject(e))));
+      const promise = new Promise<void>(
+        (resolve, reject) => (settle = (e) => (e === undefined ? resolve() : reject(e))),
+      );
       this.#flush = { promise, settle };
       this.#defer(Op.Flush, this.#flush, undefined);
     }
@@ -222,7 +224,13 @@ export class NatsBus implements Bus {
         const err = toBusError(e, this.#closed());
         if (ops[i] === Op.Request) (b as PendingRequest).reject(err);
         else if (ops[i] === Op.Flush) (a as TurnFlush).settle(err);
-        else this.#onError(err, ops[i] === Op.Subscribe ? (a as LaterSubscription).subject : String(ops[i] === Op.Respond ? (a as Msg).reply : a));
+        else
+          this.#onError(
+            err,
+            ops[i] === Op.Subscribe
+              ? (a as LaterSubscription).subject
+              : String(ops[i] === Op.Respond ? (a as Msg).reply : a),
+          );
       }
     }
   }

@@ -55,9 +55,17 @@ export function decodeSlotRequest(data: Uint8Array): SlotRequest | undefined {
   } catch {
     return undefined;
   }
-  if (typeof head !== 'object' || head === null || typeof head.from !== 'string' || typeof head.by !== 'string' || !optionalString(head.mid)) return undefined;
+  if (
+    typeof head !== 'object' ||
+    head === null ||
+    typeof head.from !== 'string' ||
+    typeof head.by !== 'string' ||
+    !optionalString(head.mid)
+  )
+    return undefined;
   const d = decoder.decode(data.subarray(nl + 1));
-  if (head.op === 'pub' && isRoomId(head.room) && optionalString(head.exclude)) return { ...(head as unknown as Omit<PubRequest, 'd'>), d };
+  if (head.op === 'pub' && isRoomId(head.room) && optionalString(head.exclude))
+    return { ...(head as unknown as Omit<PubRequest, 'd'>), d };
   if (head.op === 'dm' && isUserId(head.to)) return { ...(head as unknown as Omit<DmRequest, 'd'>), d };
   return undefined;
 }
@@ -80,7 +88,8 @@ export function decodeNodeRequest(data: Uint8Array): NodeRequest | undefined {
     return undefined;
   }
   const o = v as Record<string, unknown> | null;
-  if (typeof o !== 'object' || o === null || o.op !== 'disconnect' || !isUserId(o.user) || !optionalString(o.reason)) return undefined;
+  if (typeof o !== 'object' || o === null || o.op !== 'disconnect' || !isUserId(o.user) || !optionalString(o.reason))
+    return undefined;
   return { op: 'disconnect', user: o.user, reason: o.reason as string | undefined };
 }
 
@@ -101,7 +110,9 @@ export type ErrorReply = { error: { code: ErrorCode; msg: string; retry?: boolea
  * The answer of a router that is handing a slot over: it has not acted on the request, and it still
  * holds the lease, so no other router can have acted on it either. Sending it again is safe.
  */
-export const MOVED_REPLY = JSON.stringify({ error: { code: 'unavailable', msg: 'slot is moving to another router', retry: true } });
+export const MOVED_REPLY = JSON.stringify({
+  error: { code: 'unavailable', msg: 'slot is moving to another router', retry: true },
+});
 export type SeqReply = { seq: number };
 
 export const isErrorReply = (v: unknown): v is ErrorReply =>

@@ -48,10 +48,19 @@ export class SlotClient {
   /** Resolves with the owner's answer; rejects with RtgwError (its error reply, or `unavailable`). */
   request<T>(slot: number, req: SlotRequest): Promise<T> {
     // While disconnected the request could not leave; answering at once beats waiting out the timeout.
-    if (!this.bus.connected) return Promise.reject(new RtgwError(ErrorCode.Unavailable, 'not connected to the cluster bus; try again'));
+    if (!this.bus.connected)
+      return Promise.reject(new RtgwError(ErrorCode.Unavailable, 'not connected to the cluster bus; try again'));
     return new Promise<T>((resolve, reject) => {
       const id = this.#next++;
-      const p: Pending = { slot, body: encodeSlotRequest(req), deadline: Date.now() + this.timeoutMs, attempt: 0, retryAt: undefined, resolve: resolve as (r: unknown) => void, reject };
+      const p: Pending = {
+        slot,
+        body: encodeSlotRequest(req),
+        deadline: Date.now() + this.timeoutMs,
+        attempt: 0,
+        retryAt: undefined,
+        resolve: resolve as (r: unknown) => void,
+        reject,
+      };
       this.#pending.set(id, p);
       this.#send(id, p);
       this.#sweep ??= setInterval(() => this.#tick(), SWEEP_MS);
@@ -114,7 +123,8 @@ export class SlotClient {
     const now = Date.now();
     for (const [id, p] of this.#pending) {
       if (p.deadline <= now) {
-        const why = p.retryAt !== undefined ? 'no router owns this room right now; try again' : 'router did not answer in time';
+        const why =
+          p.retryAt !== undefined ? 'no router owns this room right now; try again' : 'router did not answer in time';
         this.#settle(id, p, new RtgwError(ErrorCode.Unavailable, why));
       } else if (p.retryAt !== undefined && p.retryAt <= now) {
         this.#send(id, p);

@@ -27,7 +27,11 @@ export function encodeMessage(seq: number, ts: number, epoch: string, exclude: s
  * A `joined` or `left` event of a room's member, left out of the delivery to `exclude`. The member's
  * names were checked when they entered (a client's frame and token, or the store that kept them).
  */
-export function encodePresence(t: PresenceFrame['t'], m: { room: string; user: string; conn: string }, exclude: string | undefined) {
+export function encodePresence(
+  t: PresenceFrame['t'],
+  m: { room: string; user: string; conn: string },
+  exclude: string | undefined,
+) {
   const frame: PresenceFrame = { t, room: m.room as RoomId, user: m.user as UserId, conn: m.conn };
   return encoder.encode(`p ${exclude ?? '-'}\n${encodeServerFrame(frame)}`);
 }

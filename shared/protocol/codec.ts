@@ -5,9 +5,7 @@ import { ErrorCode } from './codes.js';
 import { CLIENT_FRAME_TYPES, type ClientFrame, type RawJson } from './frames.js';
 import { isRoomId, isUserId } from './names.js';
 
-export type Parsed =
-  | { ok: true; frame: ClientFrame }
-  | { ok: false; id?: number; code: ErrorCode; msg: string };
+export type Parsed = { ok: true; frame: ClientFrame } | { ok: false; id?: number; code: ErrorCode; msg: string };
 
 export const MAX_MID_CHARS = 64;
 /** Deepest nesting of arrays and objects in a client frame, the frame object itself counted (contract 7.1). */
@@ -57,7 +55,8 @@ function problem(o: Obj): string | undefined {
       if (!('data' in o)) return '`data` is required';
       return optional(o, 'mid', isMid) ? undefined : '`mid` must be a string of 1 to 64 characters';
     case 'send':
-      if (!isRoute(o.route)) return '`route` must be dot-separated tokens of A-Z a-z 0-9 _ - : @, at most 128 characters';
+      if (!isRoute(o.route))
+        return '`route` must be dot-separated tokens of A-Z a-z 0-9 _ - : @, at most 128 characters';
       return 'data' in o ? undefined : '`data` is required';
     case 'refresh':
       return typeof o.token === 'string' && o.token.length > 0 && o.token.length <= MAX_TOKEN_CHARS
@@ -145,7 +144,10 @@ export function parseClientFrame(text: string): Parsed {
   const { tooDeep, data, id: idSpan } = scan(text);
   if (tooDeep) {
     // Not parsed (that is the work refused), but the request is answered with its id.
-    const id = idSpan && /^\d{1,15}$/.test(text.slice(idSpan.from, idSpan.to)) ? Number(text.slice(idSpan.from, idSpan.to)) : undefined;
+    const id =
+      idSpan && /^\d{1,15}$/.test(text.slice(idSpan.from, idSpan.to))
+        ? Number(text.slice(idSpan.from, idSpan.to))
+        : undefined;
     return { ok: false, id, code: ErrorCode.BadRequest, msg: `JSON nested deeper than ${MAX_JSON_DEPTH} levels` };
   }
   let v: unknown;

@@ -63,4 +63,16 @@ export type ServerFrameType = ServerFrame['t'];
 
 /** Frame types counted in metrics: a fixed set, so the label cannot take user-chosen values. */
 export const CLIENT_FRAME_TYPES = ['join', 'leave', 'pub', 'dm', 'ack', 'send', 'presence', 'refresh', 'ping'] as const;
-export const SERVER_FRAME_TYPES = ['welcome', 'ok', 'err', 'msg', 'dm', 'joined', 'left', 'drain', 'epoch', 'removed', 'pong'] as const;
+export const SERVER_FRAME_TYPES = [
+  'welcome',
+  'ok',
+  'err',
+  'msg',
+  'dm',
+  'joined',
+  'left',
+  'drain',
+  'epoch',
+  'removed',
+  'pong',
+] as const;

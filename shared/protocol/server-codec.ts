@@ -43,5 +43,7 @@ export function decodeServerFrame(text: string): { frame: ServerFrame } | { unkn
   const o = v as Obj;
   if (typeof o.t !== 'string') return { invalid: 'no frame type' };
   if (!Object.hasOwn(SHAPES, o.t)) return { unknown: o.t };
-  return SHAPES[o.t as ServerFrame['t']](o) ? { frame: o as ServerFrame } : { invalid: `a ${o.t} frame without its fields` };
+  return SHAPES[o.t as ServerFrame['t']](o)
+    ? { frame: o as ServerFrame }
+    : { invalid: `a ${o.t} frame without its fields` };
 }

@@ -10,7 +10,14 @@
 const midPart = (mid: string | undefined) => (mid === undefined ? '' : `,"mid":${JSON.stringify(mid)}`);
 
 /** A room message; `dataJson` is the data's JSON text as it came. */
-export const msgFrame = (room: string, seq: number, from: string, dataJson: string, mid: string | undefined, ts: number): string =>
+export const msgFrame = (
+  room: string,
+  seq: number,
+  from: string,
+  dataJson: string,
+  mid: string | undefined,
+  ts: number,
+): string =>
   `{"t":"msg","room":${JSON.stringify(room)},"seq":${seq},"from":${JSON.stringify(from)},"data":${dataJson}${midPart(mid)},"ts":${ts}}`;
 
 /** A direct message; `dataJson` is the data's JSON text as it came. */

@@ -115,7 +115,14 @@ export class MemoryInbox implements Inbox {
     for (const [k, r] of this.recipients) if (r.inbox.size === 0 && r.seqExpiresAt <= now) this.recipients.delete(k);
   }
 
-  private deadLetter(slot: number, user: string, seq: number, reason: DeadLetterReason, now: number, attempts?: number) {
+  private deadLetter(
+    slot: number,
+    user: string,
+    seq: number,
+    reason: DeadLetterReason,
+    now: number,
+    attempts?: number,
+  ) {
     const msg = this.message(slot, user, seq);
     const entry = this.entries(slot).get(this.member(user, seq));
     this.settle(slot, user, seq);
@@ -152,7 +159,13 @@ export class MemoryInbox implements Inbox {
     if (dedupKey !== undefined) {
       const first = this.dedup.get(dedupKey);
       if (first && first.expiresAt > now) {
-        return { seq: first.seq, frame: r.inbox.get(first.seq)?.frame ?? '', duplicate: true, inboxSize: r.inbox.size, nodes: this.nodesOf(req.to) };
+        return {
+          seq: first.seq,
+          frame: r.inbox.get(first.seq)?.frame ?? '',
+          duplicate: true,
+          inboxSize: r.inbox.size,
+          nodes: this.nodesOf(req.to),
+        };
       }
     }
     // Limits after dedup (a retried mid is answered with its first seq); nothing is evicted for room.

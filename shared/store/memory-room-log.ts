@@ -4,7 +4,15 @@ import { msgFrame } from '../protocol/stored-frames.js';
 import { randomUUID } from 'node:crypto';
 import { NotOwnerError } from '../errors.js';
 import type { MemorySlotLeases } from './memory-slot-leases.js';
-import { roomTtlMs, type AppendRequest, type AppendResult, type HistoryRead, type Lease, type RoomLog, type RoomLogLimits } from './ports.js';
+import {
+  roomTtlMs,
+  type AppendRequest,
+  type AppendResult,
+  type HistoryRead,
+  type Lease,
+  type RoomLog,
+  type RoomLogLimits,
+} from './ports.js';
 
 const SWEEP_EVERY_MS = 60_000;
 

@@ -53,7 +53,10 @@ export class MemorySlotLeases implements SlotLeases {
 
   async liveRouters(): Promise<string[]> {
     const now = Date.now();
-    return [...this.routers].filter(([, deadline]) => deadline > now).map(([r]) => r).sort();
+    return [...this.routers]
+      .filter(([, deadline]) => deadline > now)
+      .map(([r]) => r)
+      .sort();
   }
 
   async leave(router: string): Promise<void> {

@@ -124,7 +124,13 @@ export class RedisInbox implements Inbox {
       throw e;
     }
     const [seq, frame, duplicate, inboxSize, nodes] = reply as [number, string, number, number, string];
-    return { seq: Number(seq), frame: String(frame), duplicate: Number(duplicate) === 1, inboxSize: Number(inboxSize), nodes: splitNodes(nodes) };
+    return {
+      seq: Number(seq),
+      frame: String(frame),
+      duplicate: Number(duplicate) === 1,
+      inboxSize: Number(inboxSize),
+      nodes: splitNodes(nodes),
+    };
   }
 
   async ack(slot: number, user: string, seq: number): Promise<boolean> {
@@ -140,18 +146,42 @@ export class RedisInbox implements Inbox {
   async pending(slot: number, user: string): Promise<{ head: number; messages: { seq: number; frame: string }[] }> {
     const { k, limits } = this;
     const [expired, entries, head, dropped] = (await this.lua['dm-pending'](
-      [k.inbox(slot, user), k.retry(slot), k.retryAttempts(slot), k.deadLetters(slot), k.dmMeta(slot, user), k.dmSenderOf(slot), k.dmSenders(slot)],
-      [slot, encodeName(user), limits.ackTimeoutMs, limits.inboxMaxAgeMs, limits.inboxMaxMessages, limits.deadLettersMaxPerSlot],
+      [
+        k.inbox(slot, user),
+        k.retry(slot),
+        k.retryAttempts(slot),
+        k.deadLetters(slot),
+        k.dmMeta(slot, user),
+        k.dmSenderOf(slot),
+        k.dmSenders(slot),
+      ],
+      [
+        slot,
+        encodeName(user),
+        limits.ackTimeoutMs,
+        limits.inboxMaxAgeMs,
+        limits.inboxMaxMessages,
+        limits.deadLettersMaxPerSlot,
+      ],
     )) as [number, string[], number, number];
     this.counted('expired', expired);
     this.counted('dropped', dropped);
     const messages: { seq: number; frame: string }[] = [];
-    for (let i = 0; i + 1 < entries.length; i += 2) messages.push({ seq: Number(entries[i + 1]), frame: String(entries[i]) });
+    for (let i = 0; i + 1 < entries.length; i += 2)
+      messages.push({ seq: Number(entries[i + 1]), frame: String(entries[i]) });
     return { head: Number(head), messages };
   }
 
   async peek(slot: number, user: string, after: number, limit: number): Promise<{ seq: number; frame: string }[]> {
-    const flat = await this.redis.zrangebyscore(this.k.inbox(slot, user), `(${after}`, '+inf', 'WITHSCORES', 'LIMIT', 0, limit);
+    const flat = await this.redis.zrangebyscore(
+      this.k.inbox(slot, user),
+      `(${after}`,
+      '+inf',
+      'WITHSCORES',
+      'LIMIT',
+      0,
+      limit,
+    );
     const out: { seq: number; frame: string }[] = [];
     for (let i = 0; i + 1 < flat.length; i += 2) out.push({ seq: Number(flat[i + 1]), frame: flat[i]! });
     return out;

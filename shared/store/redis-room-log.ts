@@ -33,7 +33,8 @@ export class RedisRoomLog implements RoomLog {
   private readonly lua: Scripts;
   /** By slot and lease: one batch is fenced by one lease. */
   private readonly batches = new BurstBatches<string, QueuedAppend>((_, items) => {
-    for (let i = 0; i < items.length; i += MAX_BATCH) void this.appendBatch(items[0]!.lease, items.slice(i, i + MAX_BATCH));
+    for (let i = 0; i < items.length; i += MAX_BATCH)
+      void this.appendBatch(items[0]!.lease, items.slice(i, i + MAX_BATCH));
   });
 
   constructor(
@@ -52,19 +53,38 @@ export class RedisRoomLog implements RoomLog {
   append(req: AppendRequest, lease: Lease): Promise<AppendResult> {
     // A lease of another slot would be checked against the wrong key.
     if (lease.slot !== req.slot) return Promise.reject(new NotOwnerError(req.slot));
-    return new Promise((resolve, reject) => this.batches.add(`${lease.slot}|${lease.fence}|${lease.owner}`, { req, lease, resolve, reject }));
+    return new Promise((resolve, reject) =>
+      this.batches.add(`${lease.slot}|${lease.fence}|${lease.owner}`, { req, lease, resolve, reject }),
+    );
   }
 
   private async appendBatch(lease: Lease, items: QueuedAppend[]): Promise<void> {
     const { k, limits } = this;
     const slot = lease.slot;
     const keyList = [k.lease(slot)];
-    const args: (string | number)[] = [leaseValue(lease), limits.maxMessages, limits.maxAgeMs, limits.dedupWindowMs, roomTtlMs(limits)];
+    const args: (string | number)[] = [
+      leaseValue(lease),
+      limits.maxMessages,
+      limits.maxAgeMs,
+      limits.dedupWindowMs,
+      roomTtlMs(limits),
+    ];
     for (const { req } of items) {
       const meta = k.roomMeta(slot, req.room);
       const dedup = req.mid !== undefined && req.dedupBy !== undefined;
-      keyList.push(meta, k.roomHistory(slot, req.room), dedup ? k.roomDedup(slot, req.room, req.dedupBy!, req.mid!) : meta);
-      args.push(JSON.stringify(req.room), JSON.stringify(req.from), req.dataJson, req.mid === undefined ? '' : JSON.stringify(req.mid), dedup ? '1' : '0', req.exclude ?? '');
+      keyList.push(
+        meta,
+        k.roomHistory(slot, req.room),
+        dedup ? k.roomDedup(slot, req.room, req.dedupBy!, req.mid!) : meta,
+      );
+      args.push(
+        JSON.stringify(req.room),
+        JSON.stringify(req.from),
+        req.dataJson,
+        req.mid === undefined ? '' : JSON.stringify(req.mid),
+        dedup ? '1' : '0',
+        req.exclude ?? '',
+      );
     }
     let reply: unknown[];
     try {
@@ -76,7 +96,12 @@ export class RedisRoomLog implements RoomLog {
     }
     for (let i = 0; i < items.length; i++) {
       const at = 4 * i;
-      items[i]!.resolve({ seq: Number(reply[at]), epoch: String(reply[at + 1]), frame: String(reply[at + 2]), duplicate: Number(reply[at + 3]) === 1 });
+      items[i]!.resolve({
+        seq: Number(reply[at]),
+        epoch: String(reply[at + 1]),
+        frame: String(reply[at + 2]),
+        duplicate: Number(reply[at + 3]) === 1,
+      });
     }
   }
 
@@ -92,7 +117,11 @@ export class RedisRoomLog implements RoomLog {
       // `<exclude>\n<frame>` (append.lua); neither conn ids nor JSON frames hold a raw newline.
       const member = String(entries[i]);
       const nl = member.indexOf('\n');
-      frames.push({ seq: Number(entries[i + 1]), frame: member.slice(nl + 1), exclude: nl > 0 ? member.slice(0, nl) : undefined });
+      frames.push({
+        seq: Number(entries[i + 1]),
+        frame: member.slice(nl + 1),
+        exclude: nl > 0 ? member.slice(0, nl) : undefined,
+      });
     }
     return { seq: Number(seq), epoch: String(epoch), frames, complete: Number(complete) === 1 };
   }

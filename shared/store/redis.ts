@@ -17,12 +17,7 @@ export interface RedisStoresOptions {
 }
 
 /** Every key starts with `prefix` (RTGW_NATS_PREFIX), so clusters can share one Redis. */
-export function redisStores(
-  redis: Redis,
-  prefix: string,
-  limits: StoreLimits,
-  opts: RedisStoresOptions = {},
-): Stores {
+export function redisStores(redis: Redis, prefix: string, limits: StoreLimits, opts: RedisStoresOptions = {}): Stores {
   return {
     log: new RedisRoomLog(redis, prefix, limits),
     inbox: new RedisInbox(redis, prefix, limits, opts.onDeadLetter),

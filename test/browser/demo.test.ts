@@ -15,7 +15,15 @@ import { startRedis, type RedisServer } from '../harness/redis.js';
 import { requireBinary } from '../../scripts/prerequisites.mjs';
 
 /** The flags this machine's Chromium needs headless as root, with no network beyond loopback. */
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 const artifacts = fileURLToPath(new URL('../../.vitest-tmp/', import.meta.url));
 
 let nats: NatsServer;
@@ -61,18 +69,34 @@ async function say(page: Page, text: string): Promise<void> {
 
 /** The room log as the page shows it: [sender, text, seq] per line (seq '' while sending). */
 const log = (page: Page) =>
-  page.$$eval('#log [data-testid="msg"]', (lis) => lis.map((li) => [li.querySelector('.from')!.textContent, li.querySelector('.text')!.textContent, (li as HTMLElement).dataset.seq ?? '']));
-const members = (page: Page) => page.$$eval('#members [data-testid="member"]', (lis) => lis.map((li) => li.textContent));
+  page.$$eval('#log [data-testid="msg"]', (lis) =>
+    lis.map((li) => [
+      li.querySelector('.from')!.textContent,
+      li.querySelector('.text')!.textContent,
+      (li as HTMLElement).dataset.seq ?? '',
+    ]),
+  );
+const members = (page: Page) =>
+  page.$$eval('#members [data-testid="member"]', (lis) => lis.map((li) => li.textContent));
 /** Waits until `page`'s member list is exactly `names`. */
 const membersAre = (page: Page, names: string[]) =>
-  page.waitForFunction((want) => [...document.querySelectorAll('#members [data-testid="member"]')].map((li) => li.textContent).join(',') === want, names.join(','), { timeout: 10_000 });
+  page.waitForFunction(
+    (want) =>
+      [...document.querySelectorAll('#members [data-testid="member"]')].map((li) => li.textContent).join(',') === want,
+    names.join(','),
+    { timeout: 10_000 },
+  );
 
 /** Waits until `page`'s log holds `n` lines, each with its seq. */
 const settled = (page: Page, n: number) =>
-  page.waitForFunction((count) => {
-    const lis = [...document.querySelectorAll('#log [data-testid="msg"]')] as HTMLElement[];
-    return lis.length === count && lis.every((li) => li.dataset.seq !== undefined);
-  }, n, { timeout: 20_000 });
+  page.waitForFunction(
+    (count) => {
+      const lis = [...document.querySelectorAll('#log [data-testid="msg"]')] as HTMLElement[];
+      return lis.length === count && lis.every((li) => li.dataset.seq !== undefined);
+    },
+    n,
+    { timeout: 20_000 },
+  );
 
 it('two pages chat, see each other come and go, exchange a direct message, and lose nothing across a server restart', async () => {
   const alice = await enter('alice');
@@ -146,7 +170,12 @@ it('two pages chat, see each other come and go, exchange a direct message, and l
       const c = (px[i]! << 16) | (px[i + 1]! << 8) | px[i + 2]!;
       counts.set(c, (counts.get(c) ?? 0) + 1);
     }
-    return { width: img.width, height: img.height, colours: counts.size, top: Math.max(...counts.values()) / (px.length / 4) };
+    return {
+      width: img.width,
+      height: img.height,
+      colours: counts.size,
+      top: Math.max(...counts.values()) / (px.length / 4),
+    };
   }, png.toString('base64'));
   expect(stats.width).toBeGreaterThan(600);
   expect(stats.colours, 'distinct colours in the screenshot').toBeGreaterThan(50);

@@ -15,10 +15,17 @@ afterEach(async () => {
 });
 
 /** Runs the CLI to its exit; returns the code and every line it wrote. */
-function run(args: string[], env: Record<string, string>, timeoutMs = 15_000): Promise<{ code: number | null; lines: string[] }> {
+function run(
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs = 15_000,
+): Promise<{ code: number | null; lines: string[] }> {
   return new Promise((resolve, reject) => {
     const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RTGW_')));
-    const child = spawn(process.execPath, [cli, ...args], { env: { ...clean, RTGW_HOST: '127.0.0.1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [cli, ...args], {
+      env: { ...clean, RTGW_HOST: '127.0.0.1', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -45,7 +52,8 @@ describe('rtgw standalone on a bare machine', () => {
     expect(n.logs().join('\n')).toMatch(/DEVELOPMENT MODE/);
     expect(n.logs().join('\n')).toContain(`ws://127.0.0.1:${n.port}/ws`);
     const base = n.httpUrl;
-    const tokenFor = async (user: string) => ((await httpGet(`${base}/dev/token?user=${user}`)).json as { token: string }).token;
+    const tokenFor = async (user: string) =>
+      ((await httpGet(`${base}/dev/token?user=${user}`)).json as { token: string }).token;
     const alice = await connect(n.url, { token: await tokenFor('alice') });
     const bob = await connect(n.url, { token: await tokenFor('bob') });
     expect(alice.user).toBe('alice');
@@ -111,7 +119,10 @@ describe('refusals: one clear line and the documented exit code', () => {
   });
 
   it('a gateway without a key exits 2', async () => {
-    const { code, lines } = await run(['gateway'], { RTGW_NATS_URL: 'nats://127.0.0.1:1', RTGW_REDIS_URL: 'redis://127.0.0.1:1' });
+    const { code, lines } = await run(['gateway'], {
+      RTGW_NATS_URL: 'nats://127.0.0.1:1',
+      RTGW_REDIS_URL: 'redis://127.0.0.1:1',
+    });
     expect(code).toBe(2);
     expect(lines.join('\n')).toMatch(/RTGW_JWT_SECRET/);
   });
@@ -127,7 +138,10 @@ describe('refusals: one clear line and the documented exit code', () => {
     await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
     const port = (busy.address() as { port: number }).port;
     try {
-      const { code, lines } = await run(['standalone'], { RTGW_PORT: String(port), RTGW_ADMIN_PORT: String(await freePort()) });
+      const { code, lines } = await run(['standalone'], {
+        RTGW_PORT: String(port),
+        RTGW_ADMIN_PORT: String(await freePort()),
+      });
       expect(code).toBe(1);
       const errors = lines.filter((l) => /"level":(50|60)/.test(l));
       expect(errors).toHaveLength(1);
@@ -138,7 +152,11 @@ describe('refusals: one clear line and the documented exit code', () => {
   });
 
   it("refuses to run on uWebSockets.js's pure-JS fallback", async () => {
-    const { code, lines } = await run(['standalone'], { UWS_USE_FALLBACK: '1', RTGW_PORT: String(await freePort()), RTGW_ADMIN_PORT: String(await freePort()) });
+    const { code, lines } = await run(['standalone'], {
+      UWS_USE_FALLBACK: '1',
+      RTGW_PORT: String(await freePort()),
+      RTGW_ADMIN_PORT: String(await freePort()),
+    });
     expect(code).toBe(1);
     expect(lines.join('\n')).toMatch(/native addon is not loaded/);
   });

@@ -12,7 +12,11 @@ const pool = new ClientPool();
 
 beforeAll(async () => {
   // One delivery and no retry: an unacknowledged dm is dead-lettered one ack timeout after it is sent.
-  cluster = await startCluster({ gateways: 1, routers: 1, env: { RTGW_DM_ACK_TIMEOUT_MS: '100', RTGW_DM_MAX_ATTEMPTS: '1' } });
+  cluster = await startCluster({
+    gateways: 1,
+    routers: 1,
+    env: { RTGW_DM_ACK_TIMEOUT_MS: '100', RTGW_DM_MAX_ATTEMPTS: '1' },
+  });
 }, 60_000);
 afterAll(async () => {
   await pool.closeAll();
@@ -21,7 +25,10 @@ afterAll(async () => {
 
 function run(args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, 'deadletters', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [cli, 'deadletters', ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -36,7 +43,8 @@ function run(args: string[], env: Record<string, string>): Promise<{ code: numbe
 }
 
 const natsEnv = () => ({ RTGW_NATS_URL: cluster.nats.url, RTGW_NATS_PREFIX: cluster.env.RTGW_NATS_PREFIX! });
-const client = async (user: string): Promise<TestClient> => pool.connect(cluster.gateways[0]!.url, { token: await cluster.token(user) });
+const client = async (user: string): Promise<TestClient> =>
+  pool.connect(cluster.gateways[0]!.url, { token: await cluster.token(user) });
 
 describe('rtgw deadletters', () => {
   it('lists a dead letter with its reason and attempts, and re-drives it under a new seq', async () => {
@@ -46,7 +54,9 @@ describe('rtgw deadletters', () => {
     const ok = await sender.ok({ t: 'dm', to: deaf, data: { text: 'are you there?' } });
     await recipient.next((f) => f.t === 'dm' && f.seq === ok.seq);
 
-    let listed: { deadLetters: { id: string; user: string; seq: number; reason: string; attempts: number }[] } = { deadLetters: [] };
+    let listed: { deadLetters: { id: string; user: string; seq: number; reason: string; attempts: number }[] } = {
+      deadLetters: [],
+    };
     await waitFor(
       async () => {
         const r = await run(['list', '--user', deaf], natsEnv());

@@ -21,14 +21,18 @@ const RECONNECT = { baseMs: 1000, maxMs: 4000 };
 const suite = useCluster({
   gateways: 2,
   routers: 2,
-  env: { RTGW_HEARTBEAT_MS: String(HEARTBEAT_MS), RTGW_DM_ACK_TIMEOUT_MS: '500', RTGW_DRAIN_SECONDS: '2', RTGW_PRESENCE_TTL_MS: '3000' },
+  env: {
+    RTGW_HEARTBEAT_MS: String(HEARTBEAT_MS),
+    RTGW_DM_ACK_TIMEOUT_MS: '500',
+    RTGW_DRAIN_SECONDS: '2',
+    RTGW_PRESENCE_TTL_MS: '3000',
+  },
   bus: 'rtgw-sdk-cluster-test',
   logLines: 60,
   ready: (c) => waitBalanced(c),
 });
 const pool = new SdkPool({ reconnect: RECONNECT });
 afterEach(() => pool.closeAll());
-
 
 interface Member {
   who: string;
@@ -37,7 +41,13 @@ interface Member {
 }
 
 /** SDK clients for `n` fresh users, each with `urls(i)` and joined to `room`, recorded into `history`. */
-async function members(history: History, room: string, n: number, urls: (i: number) => string[], tag: string): Promise<Member[]> {
+async function members(
+  history: History,
+  room: string,
+  n: number,
+  urls: (i: number) => string[],
+  tag: string,
+): Promise<Member[]> {
   const out: Member[] = [];
   for (let i = 0; i < n; i++) {
     const who = `${tag}${i}`;
@@ -59,7 +69,13 @@ async function members(history: History, room: string, n: number, urls: (i: numb
 async function traffic(history: History, room: string, ms: Member[], stopAt: number, everyMs: number): Promise<void> {
   const answers: Promise<void>[] = [];
   const record = (rec: ReturnType<History['recordSend']>, sent: Promise<number>) =>
-    answers.push(sent.then((seq) => history.recordAnswer(rec, { kind: 'ok', seq }), (e: Error & { code?: string }) => history.recordAnswer(rec, { kind: 'err', code: e.code ?? 'none', msg: e.message })));
+    answers.push(
+      sent.then(
+        (seq) => history.recordAnswer(rec, { kind: 'ok', seq }),
+        (e: Error & { code?: string }) =>
+          history.recordAnswer(rec, { kind: 'err', code: e.code ?? 'none', msg: e.message }),
+      ),
+    );
   await Promise.all(
     ms.map(async (m, i) => {
       // Seeded pauses, one generator per member: the same spread on every run.
@@ -108,7 +124,11 @@ it('a gateway killed with SIGKILL: its SDK clients come back on the other within
   await A.exited;
 
   // Each of A's clients comes back on B; B's never noticed.
-  await waitFor(() => onA.every((m) => m.c.eventsOf('connected').some((e) => e.at > killedAt)), RECONNECT.baseMs + 5000, 'every client of A reconnected');
+  await waitFor(
+    () => onA.every((m) => m.c.eventsOf('connected').some((e) => e.at > killedAt)),
+    RECONNECT.baseMs + 5000,
+    'every client of A reconnected',
+  );
   const back = onA.map((m) => m.c.eventsOf('connected').find((e) => e.at > killedAt)!);
   const firstDelays = onA.map((m, i) => m.c.eventsOf('disconnected')[disconnectsBefore[i]!]!.ev.reconnectInMs);
   const afterMs = back.map((e) => e.at - killedAt).sort((x, y) => x - y);
@@ -117,7 +137,12 @@ it('a gateway killed with SIGKILL: its SDK clients come back on the other within
   await run;
   const problems = await verdict(history);
 
-  console.info('sdk gateway kill:', { reconnectedAfterMs: afterMs, firstDelaysMs: firstDelays.sort((x, y) => x - y), outcomes: history.summary(), unrecovered: unrecovered.length });
+  console.info('sdk gateway kill:', {
+    reconnectedAfterMs: afterMs,
+    firstDelaysMs: firstDelays.sort((x, y) => x - y),
+    outcomes: history.summary(),
+    unrecovered: unrecovered.length,
+  });
   expect(problems).toEqual([]);
   expect(unrecovered).toEqual([]);
   // Bounded: the first retry waits less than the backoff base; all of them were back well within it plus slack.
@@ -146,7 +171,11 @@ it('a gateway draining on SIGTERM: its SDK clients get `drain` and move to the o
   await sleep(1000); // the drain point, with traffic running
   const drainAt = Date.now();
   const exited = C.stop();
-  await waitFor(() => onC.every((m) => m.c.eventsOf('connected').some((e) => e.at > drainAt)), 5000, 'every client of C reconnected');
+  await waitFor(
+    () => onC.every((m) => m.c.eventsOf('connected').some((e) => e.at > drainAt)),
+    5000,
+    'every client of C reconnected',
+  );
   expect(await exited).toBe(0);
   for (const m of onC) {
     expect(m.c.eventsOf('drain').map((e) => e.ev)).toEqual([{ ms: 2000 }]);
@@ -166,9 +195,16 @@ it('a gateway frozen with SIGSTOP: only the heartbeat can tell, and its SDK clie
     D.pause();
     frozen = D;
     const pausedAt = Date.now();
-    await waitFor(() => onD.every((m) => m.c.eventsOf('connected').some((e) => e.at > pausedAt)), 2 * HEARTBEAT_MS + RECONNECT.baseMs + 3000, 'every client of D reconnected');
+    await waitFor(
+      () => onD.every((m) => m.c.eventsOf('connected').some((e) => e.at > pausedAt)),
+      2 * HEARTBEAT_MS + RECONNECT.baseMs + 3000,
+      'every client of D reconnected',
+    );
     for (const m of onD) {
-      expect(m.c.eventsOf('disconnected').at(-1)!.ev).toMatchObject({ code: 1006, reason: 'no answer from the server' });
+      expect(m.c.eventsOf('disconnected').at(-1)!.ev).toMatchObject({
+        code: 1006,
+        reason: 'no answer from the server',
+      });
       expect(m.c.eventsOf('connected').at(-1)!.ev.url).toBe(B.url);
     }
     // Everything published after the freeze reaches everyone, through B.
@@ -219,7 +255,10 @@ it('Redis losing history under joined SDK clients: `unrecovered` (why: epoch), t
   for (const m of ms) m.c.client.room(room)!.on('unrecovered', (u) => unrecovered.push(u));
   for (let i = 0; i < 3; i++) {
     const rec = history.recordSend('pub', ms[0]!.who, room, { tag: 'old' });
-    history.recordAnswer(rec, { kind: 'ok', seq: await ms[0]!.c.client.publish(room, { id: rec.mid }, { mid: rec.mid }) });
+    history.recordAnswer(rec, {
+      kind: 'ok',
+      seq: await ms[0]!.c.client.publish(room, { id: rec.mid }, { mid: rec.mid }),
+    });
   }
   const oldEpoch = ms[1]!.c.client.room(room)!.position.epoch;
   await waitFor(() => ms.every((m) => m.c.client.room(room)!.position.seq === 3), 3000, 'the old epoch delivered');
@@ -230,10 +269,17 @@ it('Redis losing history under joined SDK clients: `unrecovered` (why: epoch), t
   for (let i = 0; i < 4; i++) {
     const rec = after.recordSend('pub', ms[0]!.who, room);
     // The first tries after the restart may be refused (`unavailable`): the outbox sends them again.
-    after.recordAnswer(rec, { kind: 'ok', seq: await ms[0]!.c.client.publish(room, { id: rec.mid }, { mid: rec.mid }) });
+    after.recordAnswer(rec, {
+      kind: 'ok',
+      seq: await ms[0]!.c.client.publish(room, { id: rec.mid }, { mid: rec.mid }),
+    });
   }
   // Every member, the publisher too (its position is past its own messages), hears of the loss once.
-  await waitFor(() => unrecovered.length === 3 && ms.every((m) => m.c.client.room(room)!.position.seq === 4), 10_000, 'the new epoch delivered');
+  await waitFor(
+    () => unrecovered.length === 3 && ms.every((m) => m.c.client.room(room)!.position.seq === 4),
+    10_000,
+    'the new epoch delivered',
+  );
   expect(unrecovered.map((u) => [u.why, u.since, u.epoch])).toEqual([
     ['epoch', 3, oldEpoch],
     ['epoch', 3, oldEpoch],

@@ -47,10 +47,12 @@ afterAll(async () => {
   await node?.stop();
 });
 
-const token = (user: string, claims: Record<string, unknown> = {}, expIn?: number) => signToken({ secret }, user, claims, { expIn });
+const token = (user: string, claims: Record<string, unknown> = {}, expIn?: number) =>
+  signToken({ secret }, user, claims, { expIn });
 
 /** An SDK client for `user` (a fresh one unless given) on `url`, not connected yet. */
-const client = (url: string | string[], user = uid('u'), extra: Partial<ClientOptions> = {}): SdkClient => pool.create({ url, getToken: () => token(user), ...extra });
+const client = (url: string | string[], user = uid('u'), extra: Partial<ClientOptions> = {}): SdkClient =>
+  pool.create({ url, getToken: () => token(user), ...extra });
 
 /** A connected SDK client for `user`, straight to the node. */
 async function sdk(user = uid('u'), claims?: Record<string, unknown>): Promise<SdkClient> {
@@ -85,7 +87,12 @@ describe('connection and rooms', () => {
     const aGot = collect(a, room);
     await a.client.connect();
     expect(a.eventsOf('state').map((e) => e.ev.state)).toEqual(['connecting', 'connected']);
-    expect(a.eventsOf('connected')[0]!.ev).toMatchObject({ url: node.url, user: 'alice-' + room, hb: HEARTBEAT_MS, reconnected: false });
+    expect(a.eventsOf('connected')[0]!.ev).toMatchObject({
+      url: node.url,
+      user: 'alice-' + room,
+      hb: HEARTBEAT_MS,
+      reconnected: false,
+    });
     const b = await sdk();
     const bGot = collect(b, room);
     await Promise.all([a.client.room(room)!.joined, b.client.room(room)!.joined]);
@@ -95,7 +102,10 @@ describe('connection and rooms', () => {
     const echoed = await a.client.publish(room, { i: 'echo' }, { echo: true });
     expect(seqs).toEqual([1, 2, 3, 4, 5]);
     await waitFor(() => bGot.length === 6 && aGot.length === 1, 3000, 'deliveries');
-    expect(bGot.map((m) => [m.seq, m.data, m.from])).toEqual([...seqs.map((s, i) => [s, { i }, 'alice-' + room]), [echoed, { i: 'echo' }, 'alice-' + room]]);
+    expect(bGot.map((m) => [m.seq, m.data, m.from])).toEqual([
+      ...seqs.map((s, i) => [s, { i }, 'alice-' + room]),
+      [echoed, { i: 'echo' }, 'alice-' + room],
+    ]);
     expect(aGot.map((m) => m.seq)).toEqual([echoed]);
     // Each carried a mid the SDK made, unique per publish.
     const mids = sentOf(a, 'pub').map((f) => f.mid as string);
@@ -349,7 +359,11 @@ describe('tokens and heartbeats', () => {
     const got = { kept: collect(c, kept), dropped: collect(c, dropped) };
     const errors: RtgwClientError[] = [];
     c.client.room(dropped)!.on('error', (e) => errors.push(e));
-    await waitFor(() => receivedOf(c, 'ok').filter((f) => f.room !== undefined).length === 2, 3000, 'both rooms joined');
+    await waitFor(
+      () => receivedOf(c, 'ok').filter((f) => f.room !== undefined).length === 2,
+      3000,
+      'both rooms joined',
+    );
     rooms = [kept]; // the next refresh (the token lives 3 s) narrows it
     await waitFor(() => errors.length === 1, 6000, 'the room removed');
     expect(errors[0]!.code).toBe('forbidden');
@@ -384,7 +398,9 @@ describe('tokens and heartbeats', () => {
   it('a refused token (4001) makes it ask getToken again; a fixed bad token ends the client', async () => {
     const user = uid('t');
     let calls = 0;
-    const c = client(node.url, user, { getToken: () => (++calls === 1 ? signToken({ secret: 'x'.repeat(32) }, user) : token(user)) });
+    const c = client(node.url, user, {
+      getToken: () => (++calls === 1 ? signToken({ secret: 'x'.repeat(32) }, user) : token(user)),
+    });
     await c.client.connect();
     expect(c.eventsOf('disconnected').map((e) => e.ev.code)).toEqual([4001]);
     expect(calls).toBe(2);

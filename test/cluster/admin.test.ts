@@ -26,7 +26,12 @@ afterAll(async () => {
   await cluster?.stop();
 });
 beforeEach(({ onTestFailed }) =>
-  onTestFailed(() => console.error(cluster.logs(), ...extraNodes.map((n) => `--- ${n.role} ${n.pid}\n${n.logs().slice(-60).join('\n')}`))),
+  onTestFailed(() =>
+    console.error(
+      cluster.logs(),
+      ...extraNodes.map((n) => `--- ${n.role} ${n.pid}\n${n.logs().slice(-60).join('\n')}`),
+    ),
+  ),
 );
 afterEach(() => pool.closeAll());
 
@@ -54,7 +59,12 @@ describe('/healthz and /readyz', () => {
       const prefix = uid('rdy').replace('-', '');
       const started = await Promise.allSettled([
         startNode('router', { ...env, RTGW_NATS_PREFIX: prefix, RTGW_NODE_ID: `${prefix}-r`, RTGW_LEASE_MS: '1000' }),
-        startNode('standalone', { ...env, RTGW_NATS_PREFIX: `${prefix}s`, RTGW_NODE_ID: `${prefix}-s`, RTGW_LEASE_MS: '1000' }),
+        startNode('standalone', {
+          ...env,
+          RTGW_NATS_PREFIX: `${prefix}s`,
+          RTGW_NODE_ID: `${prefix}-s`,
+          RTGW_LEASE_MS: '1000',
+        }),
       ]);
       for (const s of started) {
         if (s.status !== 'fulfilled') continue;
@@ -94,21 +104,29 @@ describe('/healthz and /readyz', () => {
 });
 
 describe('readiness at startup', () => {
-  it.each(['gateway', 'standalone'] as const)('answers /readyz 200 on a %s only once its public port accepts connections', async (role) => {
-    // Waits only for /healthz, then watches the first /readyz 200 and checks the public port at that moment.
-    const env = role === 'gateway' ? { ...cluster.env } : { RTGW_JWT_SECRET: cluster.secret };
-    const node = await startNode(role, { ...env, RTGW_NODE_ID: uid('late') }, { waitReady: false });
-    extraNodes.push(node);
-    // A tight loop (no sleep): the window between "ready" and "listening" may be a few milliseconds.
-    const deadline = Date.now() + 20_000;
-    let status = 0;
-    while (status !== 200 && Date.now() < deadline) {
-      status = await httpGet(`${node.adminUrl}/readyz`, 500).then((r) => r.status, () => 0);
-    }
-    expect(status, 'first /readyz 200').toBe(200);
-    expect(await tcpOpen(node.port), `public port ${node.port} refused connections while /readyz said 200`).toBe(true);
-    await node.stop();
-  });
+  it.each(['gateway', 'standalone'] as const)(
+    'answers /readyz 200 on a %s only once its public port accepts connections',
+    async (role) => {
+      // Waits only for /healthz, then watches the first /readyz 200 and checks the public port at that moment.
+      const env = role === 'gateway' ? { ...cluster.env } : { RTGW_JWT_SECRET: cluster.secret };
+      const node = await startNode(role, { ...env, RTGW_NODE_ID: uid('late') }, { waitReady: false });
+      extraNodes.push(node);
+      // A tight loop (no sleep): the window between "ready" and "listening" may be a few milliseconds.
+      const deadline = Date.now() + 20_000;
+      let status = 0;
+      while (status !== 200 && Date.now() < deadline) {
+        status = await httpGet(`${node.adminUrl}/readyz`, 500).then(
+          (r) => r.status,
+          () => 0,
+        );
+      }
+      expect(status, 'first /readyz 200').toBe(200);
+      expect(await tcpOpen(node.port), `public port ${node.port} refused connections while /readyz said 200`).toBe(
+        true,
+      );
+      await node.stop();
+    },
+  );
 });
 
 describe('SIGTERM', () => {
@@ -126,7 +144,10 @@ describe('SIGTERM', () => {
     let last = '';
     await waitFor(
       async () => {
-        const r = await httpGet(`${node.adminUrl}/readyz`, 500).catch((e: unknown) => ({ status: -1, body: String(e) }));
+        const r = await httpGet(`${node.adminUrl}/readyz`, 500).catch((e: unknown) => ({
+          status: -1,
+          body: String(e),
+        }));
         last = `${r.status} ${r.body}`;
         return r.status === 503;
       },
@@ -166,7 +187,12 @@ const GATEWAY_METRICS = [
   'rtgw_slow_consumer_disconnects_total',
 ];
 const ROUTER_METRICS = ['rtgw_retry_queue_size', 'rtgw_dead_letters_total'];
-const PROCESS_METRICS = ['process_cpu_user_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds', 'nodejs_heap_size_used_bytes'];
+const PROCESS_METRICS = [
+  'process_cpu_user_seconds_total',
+  'process_resident_memory_bytes',
+  'nodejs_eventloop_lag_seconds',
+  'nodejs_heap_size_used_bytes',
+];
 
 describe('/metrics', () => {
   it('lists every metric the contract names, with its type, and the default process metrics on every role', async () => {
@@ -180,7 +206,8 @@ describe('/metrics', () => {
     for (const e of [gw!, router!, sa!]) for (const name of PROCESS_METRICS) expect(e.types.has(name), name).toBe(true);
     // rtgw's own metrics all start with rtgw_
     for (const e of [gw!, router!, sa!]) {
-      for (const name of e.types.keys()) expect(/^(rtgw_|process_|nodejs_)/.test(name), `unexpected metric ${name}`).toBe(true);
+      for (const name of e.types.keys())
+        expect(/^(rtgw_|process_|nodejs_)/.test(name), `unexpected metric ${name}`).toBe(true);
     }
   });
 
@@ -197,7 +224,10 @@ describe('/metrics', () => {
     await b.waitForMsgs(room, 3);
     const refusedToken = await pool.refused(g.url, { token: 'garbage' });
     expect(refusedToken.code).toBe(4001);
-    const refusedOrigin = await pool.refused(g.url, { token: await cluster.token(ua), origin: 'https://not-allowed.example.test' });
+    const refusedOrigin = await pool.refused(g.url, {
+      token: await cluster.token(ua),
+      origin: 'https://not-allowed.example.test',
+    });
     expect(refusedOrigin.status).toBe(403);
 
     const grew = (after: Exposition, name: string, labels: Record<string, string>, by: number) =>
@@ -222,7 +252,10 @@ describe('/metrics', () => {
       'metrics to count the traffic',
     ).catch(() => undefined); // the expectations below say which one did not grow
     for (const [name, labels, by] of checks) {
-      expect(sum(after, name, labels) - sum(before, name, labels), `${name}${JSON.stringify(labels)} grew`).toBeGreaterThanOrEqual(by);
+      expect(
+        sum(after, name, labels) - sum(before, name, labels),
+        `${name}${JSON.stringify(labels)} grew`,
+      ).toBeGreaterThanOrEqual(by);
     }
     expect(sum(after, 'rtgw_connections'), 'rtgw_connections with two open').toBeGreaterThanOrEqual(2);
     expect(sum(after, 'rtgw_delivery_latency_seconds_sum')).toBeGreaterThanOrEqual(0);
@@ -245,6 +278,10 @@ describe('/metrics', () => {
     const open = sum(after, 'rtgw_connections');
     await a.close();
     await b.close();
-    await waitFor(async () => sum(await metrics(g), 'rtgw_connections') <= open - 2, 3000, 'rtgw_connections to fall by 2');
+    await waitFor(
+      async () => sum(await metrics(g), 'rtgw_connections') <= open - 2,
+      3000,
+      'rtgw_connections to fall by 2',
+    );
   });
 });

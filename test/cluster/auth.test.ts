@@ -67,12 +67,25 @@ describe('bad tokens: close 4001, nothing sent', () => {
     ['empty bearer', async () => ({ headers: { Authorization: 'Bearer ' } })],
     ['malformed', async () => ({ token: 'not-a-jwt' })],
     ['malformed, three parts', async () => ({ token: 'aaa.bbb.ccc' })],
-    ['bad signature', async () => ({ token: await token(uid('u'), {}, { secret: 'another-secret-of-at-least-32-bytes!!' }) })],
-    ['tampered payload', async () => {
-      const [h, , s] = (await token(uid('u'))).split('.');
-      const forged = Buffer.from(JSON.stringify({ sub: 'admin', exp: Math.floor(Date.now() / 1000) + 3600, iss: suite.cluster.issuer, aud: suite.cluster.audience })).toString('base64url');
-      return { token: `${h}.${forged}.${s}` };
-    }],
+    [
+      'bad signature',
+      async () => ({ token: await token(uid('u'), {}, { secret: 'another-secret-of-at-least-32-bytes!!' }) }),
+    ],
+    [
+      'tampered payload',
+      async () => {
+        const [h, , s] = (await token(uid('u'))).split('.');
+        const forged = Buffer.from(
+          JSON.stringify({
+            sub: 'admin',
+            exp: Math.floor(Date.now() / 1000) + 3600,
+            iss: suite.cluster.issuer,
+            aud: suite.cluster.audience,
+          }),
+        ).toString('base64url');
+        return { token: `${h}.${forged}.${s}` };
+      },
+    ],
     ['expired', async () => ({ token: await token(uid('u'), {}, { expIn: -3600 }) })],
     ['expired a few seconds ago', async () => ({ token: await token(uid('u'), {}, { expIn: -3 }) })],
     ['not yet valid (nbf in the future)', async () => ({ token: await token(uid('u'), {}, { nbfIn: 3600 }) })],
@@ -169,7 +182,10 @@ describe('expiry and refresh', () => {
   ])('refuses refresh with an invalid token (%s): unauthorized, connection stays', async (_label, make) => {
     const user = uid('u');
     const c = await pool.connect(gw(1), { token: await token(user) });
-    expect(await c.request({ t: 'refresh', token: await make(user) })).toMatchObject({ t: 'err', code: 'unauthorized' });
+    expect(await c.request({ t: 'refresh', token: await make(user) })).toMatchObject({
+      t: 'err',
+      code: 'unauthorized',
+    });
     await c.ping();
     expect(c.isOpen).toBe(true);
   });
@@ -204,7 +220,11 @@ describe('strict tokens on a standalone (section 7.1)', () => {
   const secret = randomBytes(32).toString('base64url');
   let node: Node;
   beforeAll(async () => {
-    node = await startNode('standalone', { RTGW_JWT_SECRET: secret, RTGW_JWT_MAX_AGE_SEC: '3600', RTGW_NODE_ID: uid('strict') });
+    node = await startNode('standalone', {
+      RTGW_JWT_SECRET: secret,
+      RTGW_JWT_MAX_AGE_SEC: '3600',
+      RTGW_NODE_ID: uid('strict'),
+    });
   }, 60_000);
   afterAll(() => node?.stop(5000));
 

@@ -150,7 +150,10 @@ describe('send to routes', () => {
 
   it('answers no_route when nobody serves the route', async () => {
     const c = await client(0);
-    expect(await c.request({ t: 'send', route: uid('nobody-serves'), data: 1 })).toMatchObject({ t: 'err', code: 'no_route' });
+    expect(await c.request({ t: 'send', route: uid('nobody-serves'), data: 1 })).toMatchObject({
+      t: 'err',
+      code: 'no_route',
+    });
     await c.ping();
   });
 

@@ -89,18 +89,22 @@ describe('malformed frames', () => {
 
   it('forbidden answers are not strikes: 15 forbidden joins in a row leave the connection open', async () => {
     const c = await client(0, uid('u'), { rooms: ['only-this'] });
-    for (let i = 0; i < 15; i++) expect(await c.request({ t: 'join', room: uid('elsewhere') })).toMatchObject({ t: 'err', code: 'forbidden' });
+    for (let i = 0; i < 15; i++)
+      expect(await c.request({ t: 'join', room: uid('elsewhere') })).toMatchObject({ t: 'err', code: 'forbidden' });
     await c.ping();
     expect(await c.request({ t: 'join', room: 'only-this' })).toMatchObject({ t: 'ok' });
     expect(c.isOpen).toBe(true);
   });
 
-  it.each(['a b', 'a/b', 'a.*', 'x'.repeat(129), 'caf\u00e9'])('a token whose sub is not a valid user id (%j) is closed with 4001, nothing sent', async (sub) => {
-    const err = await suite.pool.refused(suite.cluster.gateways[1]!.url, { token: await suite.cluster.token(sub) });
-    expect(err).toBeInstanceOf(ConnectError);
-    expect(err.code).toBe(4001);
-    expect(err.frames).toEqual([]);
-  });
+  it.each(['a b', 'a/b', 'a.*', 'x'.repeat(129), 'caf\u00e9'])(
+    'a token whose sub is not a valid user id (%j) is closed with 4001, nothing sent',
+    async (sub) => {
+      const err = await suite.pool.refused(suite.cluster.gateways[1]!.url, { token: await suite.cluster.token(sub) });
+      expect(err).toBeInstanceOf(ConnectError);
+      expect(err.code).toBe(4001);
+      expect(err.frames).toEqual([]);
+    },
+  );
 
   it('binary garbage → err bad_request, connection stays usable', async () => {
     const c = await client(1);
@@ -171,7 +175,12 @@ describe('rate limit', () => {
     const marker = await client(0);
     const last = await marker.ok({ t: 'pub', room, data: 'end' });
     const msgs = await observer.waitForMsgs(room, last.seq as number, 10_000);
-    expect(msgs.filter((m) => m.from === flood.user).map((m) => m.data).sort((a, b) => a - b)).toEqual(okIds.sort((a, b) => a - b));
+    expect(
+      msgs
+        .filter((m) => m.from === flood.user)
+        .map((m) => m.data)
+        .sort((a, b) => a - b),
+    ).toEqual(okIds.sort((a, b) => a - b));
   });
 
   it('keeps a connection under the rate limit open', async () => {
@@ -216,7 +225,8 @@ describe('isolation', () => {
       ...Array.from({ length: N }, (_, i) => i + 1),
       'end',
     ]);
-    for (const f of msgs.filter((m) => m.from !== publisher.user)) expect(f).toMatchObject({ from: flood.user, data: 'spam' });
+    for (const f of msgs.filter((m) => m.from !== publisher.user))
+      expect(f).toMatchObject({ from: flood.user, data: 'spam' });
     expect(observer.isOpen).toBe(true);
     await observer.ping();
     expect(observer.of('err')).toEqual([]);

@@ -24,12 +24,18 @@ afterAll(async () => {
   await Promise.all(nodes.map((n) => n.stop()));
 });
 
-const devToken = async (n: Node, user = uid('u')): Promise<string> => ((await httpGet(`${n.httpUrl}/dev/token?user=${user}`)).json as { token: string }).token;
+const devToken = async (n: Node, user = uid('u')): Promise<string> =>
+  ((await httpGet(`${n.httpUrl}/dev/token?user=${user}`)).json as { token: string }).token;
 /** A bare upgrade request: the HTTP status and Retry-After of a refusal (101 when it was accepted). */
 function upgrade(n: Node): Promise<{ status: number; retryAfter?: string }> {
   return new Promise((resolve, reject) => {
     const req = request(`${n.httpUrl}/ws`, {
-      headers: { upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' },
+      headers: {
+        upgrade: 'websocket',
+        connection: 'Upgrade',
+        'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+        'sec-websocket-version': '13',
+      },
     });
     req.on('response', (res) => {
       res.resume();
@@ -64,16 +70,24 @@ describe('joins overtaken by a leave or a close (memory engine)', () => {
   };
   const holdings = async () => {
     const e = await metrics(n);
-    return { rooms: sum(e, 'rtgw_gateway_rooms'), members: sum(e, 'rtgw_gateway_room_members'), joiners: sum(e, 'rtgw_gateway_joiners') };
+    return {
+      rooms: sum(e, 'rtgw_gateway_rooms'),
+      members: sum(e, 'rtgw_gateway_room_members'),
+      joiners: sum(e, 'rtgw_gateway_joiners'),
+    };
   };
 
   it('join then leave, and joins then close, each in one write: nothing left in presence or in the gateway', async () => {
     const rooms = Array.from({ length: 20 }, () => uid('sa'));
     const a = await connect(n);
-    corked(a, () => rooms.forEach((room) => (a.fire({ t: 'join', room, presence: true }), a.fire({ t: 'leave', room }))));
+    corked(a, () =>
+      rooms.forEach((room) => (a.fire({ t: 'join', room, presence: true }), a.fire({ t: 'leave', room }))),
+    );
     const b = await connect(n);
     corked(b, () => {
-      rooms.forEach((room, i) => b.sendJson({ t: 'join', id: i + 1, room, presence: true, since: i % 2 === 0 ? 0 : undefined }));
+      rooms.forEach((room, i) =>
+        b.sendJson({ t: 'join', id: i + 1, room, presence: true, since: i % 2 === 0 ? 0 : undefined }),
+      );
       b.ws.close(1000);
     });
     await b.closed;

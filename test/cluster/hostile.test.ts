@@ -154,11 +154,15 @@ describe('caps', () => {
     // Another gateway counts its own; a closed connection frees its place.
     await suite.pool.connect(suite.cluster.gateways[1]!.url, { token });
     await open[0]!.close();
-    await waitFor(async () => {
-      const c = await suite.pool.connectRaw(gw0, { token });
-      const outcome = await Promise.race([c.welcomed.then(() => 'welcome'), c.closed.then(() => 'closed')]);
-      return outcome === 'welcome';
-    }, 3000, 'a place freed on gateway 0');
+    await waitFor(
+      async () => {
+        const c = await suite.pool.connectRaw(gw0, { token });
+        const outcome = await Promise.race([c.welcomed.then(() => 'welcome'), c.closed.then(() => 'closed')]);
+        return outcome === 'welcome';
+      },
+      3000,
+      'a place freed on gateway 0',
+    );
   });
 
   it('a join with since and a presence read cost 10 frames of the rate limit, a ping one', async () => {
@@ -173,7 +177,9 @@ describe('caps', () => {
     await sleep(2 * 1000 * (burst / RATE_LIMIT)); // refilled
     const joins = Array.from({ length: burst / 10 + 1 }, () => c.fire({ t: 'join', room, since: 0 }));
     await waitFor(() => joins.every((id) => c.answers.has(id)), 5000, 'every join answered');
-    expect(joins.filter((id) => c.frames.some((f) => f.t === 'err' && f.id === id && f.code === 'rate_limited')).length).toBe(1);
+    expect(
+      joins.filter((id) => c.frames.some((f) => f.t === 'err' && f.id === id && f.code === 'rate_limited')).length,
+    ).toBe(1);
   });
 });
 
@@ -203,7 +209,11 @@ describe('refresh with a narrower rooms claim', () => {
     const removed = c.frames.slice(from).findIndex((f) => f.t === 'removed');
     expect(c.frames[from + removed]).toEqual({ t: 'removed', room: dropped, reason: 'forbidden' });
     expect(from + removed).toBeLessThan(c.frames.indexOf(answer));
-    await waitFor(async () => (await api<{ count: number }>('presence', { room: dropped })).count === 0, 2000, 'gone from presence');
+    await waitFor(
+      async () => (await api<{ count: number }>('presence', { room: dropped })).count === 0,
+      2000,
+      'gone from presence',
+    );
     const publisher = await client(1);
     await publisher.ok({ t: 'pub', room: dropped, data: 'not for you' });
     await publisher.ok({ t: 'pub', room: kept, data: 'still yours' });
@@ -218,7 +228,10 @@ describe('metric labels', () => {
   it('close codes a client chose are counted as other, even ones the server uses itself', async () => {
     const gw = suite.cluster.gateways[1]!;
     const closed = async () => sum(await metrics(gw), 'rtgw_connections_closed_total', { code: 'other' });
-    const series = async () => new Set((await metrics(gw)).samples.filter((s) => s.name === 'rtgw_connections_closed_total').map((s) => s.labels.code));
+    const series = async () =>
+      new Set(
+        (await metrics(gw)).samples.filter((s) => s.name === 'rtgw_connections_closed_total').map((s) => s.labels.code),
+      );
     const before = { other: await closed(), series: await series() };
     const codes = [4123, 4321, 4999, 4009, 1008];
     for (const code of codes) await (await client(1)).close(code);

@@ -25,7 +25,10 @@ const suite = useCluster({
 const { client } = suite;
 
 /** Sends dms to `to` one at a time until one is not answered ok (or FLOOD were); the oks and the first other answer. */
-async function floodUntilRefused(from: TestClient, to: string): Promise<{ oks: number; refusal: Record<string, unknown> | undefined }> {
+async function floodUntilRefused(
+  from: TestClient,
+  to: string,
+): Promise<{ oks: number; refusal: Record<string, unknown> | undefined }> {
   for (let i = 0; i < FLOOD; i++) {
     const answer = await from.request({ t: 'dm', to, data: { spam: i } });
     if (answer.t !== 'ok') return { oks: i, refusal: answer };
@@ -58,7 +61,8 @@ describe("an attacker flooding an offline victim's inbox", () => {
     const one = await floodUntilRefused(attacker, victim);
     expect(one.oks, 'dms the attacker got stored').toBe(PER_SENDER);
     expect(one.refusal).toMatchObject({ t: 'err', code: 'limit' });
-    for (let i = 0; i < 5; i++) expect(await attacker.request({ t: 'dm', to: victim, data: 'again' })).toMatchObject({ t: 'err', code: 'limit' });
+    for (let i = 0; i < 5; i++)
+      expect(await attacker.request({ t: 'dm', to: victim, data: 'again' })).toMatchObject({ t: 'err', code: 'limit' });
 
     // More attackers (other users) fill the inbox: the one that finds it full is refused, nothing evicted.
     let stored = 1 + PER_SENDER;
@@ -71,21 +75,36 @@ describe("an attacker flooding an offline victim's inbox", () => {
     expect(stored, 'dms stored in all').toBe(INBOX);
     expect(await friend.request({ t: 'dm', to: victim, data: 'once more' })).toMatchObject({ t: 'err', code: 'limit' });
     // A repeated mid is still answered with its first seq.
-    expect(await friend.request({ t: 'dm', to: victim, data: { hello: 'from a friend' }, mid: 'friend-1' })).toMatchObject({ t: 'ok', seq: 1 });
+    expect(
+      await friend.request({ t: 'dm', to: victim, data: { hello: 'from a friend' }, mid: 'friend-1' }),
+    ).toMatchObject({ t: 'ok', seq: 1 });
 
     // The victim connects: the whole inbox is replayed, the friend's dm first.
     const me = await client(0, victim);
-    await waitFor(() => new Set(me.of('dm').map((f) => f.seq)).size >= INBOX, 10_000, `${INBOX} dms replayed to the victim`);
+    await waitFor(
+      () => new Set(me.of('dm').map((f) => f.seq)).size >= INBOX,
+      10_000,
+      `${INBOX} dms replayed to the victim`,
+    );
     const dms = me.of('dm');
     expect(dms[0]).toMatchObject({ seq: 1, from: friend.user, data: { hello: 'from a friend' }, mid: 'friend-1' });
-    expect([...new Set(dms.map((f) => f.seq as number))].sort((a, b) => a - b)).toEqual(Array.from({ length: INBOX }, (_, i) => i + 1));
+    expect([...new Set(dms.map((f) => f.seq as number))].sort((a, b) => a - b)).toEqual(
+      Array.from({ length: INBOX }, (_, i) => i + 1),
+    );
     for (const f of dms) me.sendJson({ t: 'ack', seq: f.seq });
 
     const routers = cluster.routers;
-    for (const r of routers) expect(await labelled(r, 'rtgw_dead_letters_total', 'reason="inbox_full"'), `inbox_full dead letters on ${r.nodeId}`).toBe(0);
+    for (const r of routers)
+      expect(
+        await labelled(r, 'rtgw_dead_letters_total', 'reason="inbox_full"'),
+        `inbox_full dead letters on ${r.nodeId}`,
+      ).toBe(0);
     expect(await metricSum(cluster.nodes, 'rtgw_dead_letters_total'), 'dead letters of any reason, every node').toBe(0);
     // The drop counter is exposed (and nothing was dropped).
-    for (const r of routers) expect(await labelled(r, 'rtgw_dead_letters_dropped_total', 'role="router"'), `dropped on ${r.nodeId}`).toBe(0);
-    expect((await httpGet(`${routers[0]!.adminUrl}/metrics`)).body).toMatch(/^rtgw_dead_letters_dropped_total\{role="router"\} 0$/m);
+    for (const r of routers)
+      expect(await labelled(r, 'rtgw_dead_letters_dropped_total', 'role="router"'), `dropped on ${r.nodeId}`).toBe(0);
+    expect((await httpGet(`${routers[0]!.adminUrl}/metrics`)).body).toMatch(
+      /^rtgw_dead_letters_dropped_total\{role="router"\} 0$/m,
+    );
   }, 60_000);
 });

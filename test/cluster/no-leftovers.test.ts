@@ -45,16 +45,39 @@ type Action =
 
 const subset = fc.array(fc.boolean(), { minLength: ROOMS.length, maxLength: ROOMS.length });
 const action: fc.Arbitrary<Action> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ a: fc.constant('open' as const), gw: fc.nat(1), user: fc.nat(USERS.length - 1), rooms: fc.option(subset, { nil: null }) }) },
-  { weight: 8, arbitrary: fc.record({ a: fc.constant('join' as const), conn: fc.nat(20), room: fc.nat(ROOMS.length - 1), since: fc.boolean(), presence: fc.boolean() }) },
-  { weight: 4, arbitrary: fc.record({ a: fc.constant('leave' as const), conn: fc.nat(20), room: fc.nat(ROOMS.length - 1) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      a: fc.constant('open' as const),
+      gw: fc.nat(1),
+      user: fc.nat(USERS.length - 1),
+      rooms: fc.option(subset, { nil: null }),
+    }),
+  },
+  {
+    weight: 8,
+    arbitrary: fc.record({
+      a: fc.constant('join' as const),
+      conn: fc.nat(20),
+      room: fc.nat(ROOMS.length - 1),
+      since: fc.boolean(),
+      presence: fc.boolean(),
+    }),
+  },
+  {
+    weight: 4,
+    arbitrary: fc.record({ a: fc.constant('leave' as const), conn: fc.nat(20), room: fc.nat(ROOMS.length - 1) }),
+  },
   { weight: 2, arbitrary: fc.record({ a: fc.constant('close' as const), conn: fc.nat(20) }) },
   { weight: 1, arbitrary: fc.record({ a: fc.constant('refresh' as const), conn: fc.nat(20), rooms: subset }) },
   { weight: 3, arbitrary: fc.record({ a: fc.constant('pub' as const), room: fc.nat(ROOMS.length - 1) }) },
   { weight: 1, arbitrary: fc.record({ a: fc.constant('kill' as const), gw: fc.nat(1) }) },
 );
 /** Bursts of actions, each sent in one write per socket, with a short pause after some. */
-const run = fc.array(fc.record({ burst: fc.array(action, { minLength: 1, maxLength: 6 }), pauseMs: fc.constantFrom(0, 0, 1, 5, 20) }), { minLength: 5, maxLength: 14 });
+const run = fc.array(
+  fc.record({ burst: fc.array(action, { minLength: 1, maxLength: 6 }), pauseMs: fc.constantFrom(0, 0, 1, 5, 20) }),
+  { minLength: 5, maxLength: 14 },
+);
 
 /** One connection as the test expects the gateway to see it. */
 interface Model {
@@ -68,7 +91,8 @@ interface Model {
   requests: number;
 }
 
-const roomsOf = (mask: boolean[] | null): string[] | undefined => (mask === null ? undefined : ROOMS.filter((_, i) => mask[i]));
+const roomsOf = (mask: boolean[] | null): string[] | undefined =>
+  mask === null ? undefined : ROOMS.filter((_, i) => mask[i]);
 const socketOf = (c: TestClient) => (c.ws as unknown as { _socket: Socket })._socket;
 
 async function execute(bursts: { burst: Action[]; pauseMs: number }[]): Promise<Model[]> {
@@ -83,7 +107,9 @@ async function execute(bursts: { burst: Action[]; pauseMs: number }[]): Promise<
         const user = USERS[act.user]!;
         const allowed = roomsOf(act.rooms);
         const gw = gateways[act.gw]!;
-        const c = await suite.pool.connect(gw.url, { token: await suite.cluster.token(user, allowed && { rooms: allowed }) });
+        const c = await suite.pool.connect(gw.url, {
+          token: await suite.cluster.token(user, allowed && { rooms: allowed }),
+        });
         conns.push({ c, gw, user, allowed, rooms: new Set(), alive: true, requests: 0 });
       }
       if (act.a === 'kill' && !killed) {
@@ -123,7 +149,9 @@ async function execute(bursts: { burst: Action[]; pauseMs: number }[]): Promise<
         const allowed = roomsOf(act.rooms)!;
         refreshing.add(m);
         m.requests++;
-        refreshes.push(suite.cluster.token(m.user, { rooms: allowed }).then((token) => m.c.ok({ t: 'refresh', token })));
+        refreshes.push(
+          suite.cluster.token(m.user, { rooms: allowed }).then((token) => m.c.ok({ t: 'refresh', token })),
+        );
         m.allowed = allowed;
         for (const r of [...m.rooms]) if (!allowed.includes(r)) m.rooms.delete(r);
       } else if (act.a === 'pub') {
@@ -180,7 +208,11 @@ async function expectExactly(conns: Model[]): Promise<void> {
   for (const room of ROOMS) {
     const members = live.filter((m) => m.rooms.has(room));
     const p = await suite.api<{ users: string[]; count: number }>('presence', { room });
-    expect({ room, count: p.count, users: [...p.users].sort() }).toEqual({ room, count: members.length, users: [...new Set(members.map((m) => m.user))].sort() });
+    expect({ room, count: p.count, users: [...p.users].sort() }).toEqual({
+      room,
+      count: members.length,
+      users: [...new Set(members.map((m) => m.user))].sort(),
+    });
   }
   for (const gw of gateways) {
     const here = live.filter((m) => m.gw === gw);
@@ -196,7 +228,11 @@ async function expectExactly(conns: Model[]): Promise<void> {
   }
   const memberships = live.reduce((n, m) => n + m.rooms.size, 0);
   // A killed gateway's entries are gone once its heartbeat lapsed and a router reaped them.
-  expect(await presenceKeys()).toEqual({ presence: memberships, userConns: live.length, holdings: memberships + live.length });
+  expect(await presenceKeys()).toEqual({
+    presence: memberships,
+    userConns: live.length,
+    holdings: memberships + live.length,
+  });
 }
 
 it('after any interleaving, state is exactly what the live connections imply, and nothing once they are gone', async () => {
@@ -209,17 +245,25 @@ it('after any interleaving, state is exactly what the live connections imply, an
       const conns = await execute(bursts);
       await settled(conns);
       await sleep(1200); // presence may show a gone connection for at most 1 s on a live gateway
-      await waitFor(async () => {
-        await expectExactly(conns);
-        return true;
-      }, PRESENCE_TTL_MS + 4000, 'the state the live connections imply');
+      await waitFor(
+        async () => {
+          await expectExactly(conns);
+          return true;
+        },
+        PRESENCE_TTL_MS + 4000,
+        'the state the live connections imply',
+      );
 
       await Promise.all(conns.filter((m) => m.alive).map((m) => m.c.close()));
       for (const m of conns) m.alive = false;
-      await waitFor(async () => {
-        await expectExactly(conns);
-        return true;
-      }, 3000, 'nothing left after every connection closed');
+      await waitFor(
+        async () => {
+          await expectExactly(conns);
+          return true;
+        },
+        3000,
+        'nothing left after every connection closed',
+      );
       await suite.pool.closeAll();
       // Heap holds garbage until V8 collects it: only a growth no collection explains counts as a leak.
       const heapAfter = await Promise.all(gateways.map(heapOf));

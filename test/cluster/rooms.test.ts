@@ -30,7 +30,14 @@ describe('join and pub', () => {
       const msgs = await m.waitForMsgs(room, 5);
       expect(seqs(msgs)).toEqual(range(1, 5));
       msgs.forEach((f, k) => {
-        expect(f).toMatchObject({ t: 'msg', room, seq: k + 1, from: a.user, data: { i: k + 1, s: 'x' }, mid: `m${k + 1}` });
+        expect(f).toMatchObject({
+          t: 'msg',
+          room,
+          seq: k + 1,
+          from: a.user,
+          data: { i: k + 1, s: 'x' },
+          mid: `m${k + 1}`,
+        });
         expect(f.ts).toBeGreaterThanOrEqual(t0 - 5000);
         expect(f.ts).toBeLessThanOrEqual(Date.now() + 5000);
       });
@@ -161,11 +168,19 @@ describe('recovery', () => {
       expect(ok).toMatchObject({ recovered: true });
       own[k]!.add(ownOk.seq as number);
       const until = Math.max(ok.seq as number, ownOk.seq as number) + 3;
-      await j.next((f) => f.t === 'msg' && f.room === room && f.seq >= until, 5000, from, `seq ${until} after join ${id}`);
+      await j.next(
+        (f) => f.t === 'msg' && f.room === room && f.seq >= until,
+        5000,
+        from,
+        `seq ${until} after join ${id}`,
+      );
       const window = j.frames.slice(from);
       const msgs = window.filter((f) => f.t === 'msg' && f.room === room);
       const what = `round ${n}, joiner ${k}: since ${since}, ok seq ${ok.seq}, own seq ${ownOk.seq}`;
-      expect(window.findIndex((f) => f.t === 'msg'), `${what}: a msg before the join's ok`).toBeGreaterThan(window.indexOf(ok));
+      expect(
+        window.findIndex((f) => f.t === 'msg'),
+        `${what}: a msg before the join's ok`,
+      ).toBeGreaterThan(window.indexOf(ok));
       const expected = range(since + 1, msgs.at(-1)!.seq as number).filter((s) => !own[k]!.has(s));
       expect(seqs(msgs), what).toEqual(expected);
       await j.ok({ t: 'leave', room });
@@ -202,7 +217,10 @@ describe('permissions', () => {
 
     const c = await client(1, uid('u'), { rooms: [exact, `${base}-*`] });
     expect(await c.request({ t: 'join', room: other })).toMatchObject({ t: 'err', code: 'forbidden' });
-    expect(await c.request({ t: 'join', room: other, since: 0, epoch: otherEpoch })).toMatchObject({ t: 'err', code: 'forbidden' });
+    expect(await c.request({ t: 'join', room: other, since: 0, epoch: otherEpoch })).toMatchObject({
+      t: 'err',
+      code: 'forbidden',
+    });
     expect(await c.request({ t: 'pub', room: other, data: 'x' })).toMatchObject({ t: 'err', code: 'forbidden' });
     expect(await c.request({ t: 'join', room: `${exact}x` })).toMatchObject({ t: 'err', code: 'forbidden' });
     expect(await c.ok({ t: 'join', room: exact })).toMatchObject({ room: exact });
@@ -223,11 +241,17 @@ describe('permissions', () => {
 
     const c = await client(1, uid('u'), { pub: [`${base}-pub-*`] });
     expect((await c.ok({ t: 'pub', room: `${base}-pub-1`, data: 1 })).seq).toBe(1);
-    expect(await c.request({ t: 'pub', room: `${base}-other`, data: 'no' })).toMatchObject({ t: 'err', code: 'forbidden' });
+    expect(await c.request({ t: 'pub', room: `${base}-other`, data: 'no' })).toMatchObject({
+      t: 'err',
+      code: 'forbidden',
+    });
     expect(await c.ok({ t: 'join', room: `${base}-other` })).toMatchObject({ room: `${base}-other` }); // rooms absent: every room
 
     const none = await client(0, uid('u'), { pub: [] });
-    expect(await none.request({ t: 'pub', room: `${base}-other`, data: 'no' })).toMatchObject({ t: 'err', code: 'forbidden' });
+    expect(await none.request({ t: 'pub', room: `${base}-other`, data: 'no' })).toMatchObject({
+      t: 'err',
+      code: 'forbidden',
+    });
     expect(await none.ok({ t: 'join', room: `${base}-other` })).toMatchObject({ room: `${base}-other` });
 
     // Nothing refused was sequenced: the first allowed message into `${base}-other` gets seq 1.
@@ -274,15 +298,18 @@ describe('names', () => {
     ['number', 123],
     ['null', null],
   ];
-  it.each(bad)('refuses the room name %s with bad_request (join, pub, presence) and stays usable', async (_label, room) => {
-    const c = await client(0);
-    for (const t of ['join', 'pub', 'presence'] as const) {
-      const res = await c.request(t === 'pub' ? { t, room, data: 1 } : { t, room });
-      expect(res, `${t} ${JSON.stringify(room)}`).toMatchObject({ t: 'err', code: 'bad_request' });
-    }
-    await c.ping();
-    expect(c.isOpen).toBe(true);
-  });
+  it.each(bad)(
+    'refuses the room name %s with bad_request (join, pub, presence) and stays usable',
+    async (_label, room) => {
+      const c = await client(0);
+      for (const t of ['join', 'pub', 'presence'] as const) {
+        const res = await c.request(t === 'pub' ? { t, room, data: 1 } : { t, room });
+        expect(res, `${t} ${JSON.stringify(room)}`).toMatchObject({ t: 'err', code: 'bad_request' });
+      }
+      await c.ping();
+      expect(c.isOpen).toBe(true);
+    },
+  );
 
   it('accepts a 128-character room name', async () => {
     const base = uid('long');

@@ -59,7 +59,9 @@ it('closes a member that stops reading with 4009, delivers everything in order t
     while (published < FLOOD_MAX_MESSAGES && Date.now() - startedAt < FLOOD_MAX_MS) {
       const batchAt = Date.now();
       const n = Math.min(BATCH, FLOOD_MAX_MESSAGES - published);
-      const oks = await Promise.all(range(published + 1, published + n).map((i) => publisher.ok({ t: 'pub', room, data: { i, pad: PAD } })));
+      const oks = await Promise.all(
+        range(published + 1, published + n).map((i) => publisher.ok({ t: 'pub', room, data: { i, pad: PAD } })),
+      );
       expect(seqs(oks)).toEqual(range(published + 1, published + n));
       published += n;
       if (Date.now() - checkedAt >= 200) {
@@ -80,7 +82,8 @@ it('closes a member that stops reading with 4009, delivers everything in order t
   const since = lastSeq(slow.frames, room);
   expect(seqs(slow.msgs(room)), 'what the slow member received before the close').toEqual(range(1, since));
 
-  for (let i = published + 1; i <= published + AFTER_CLOSE; i++) await publisher.ok({ t: 'pub', room, data: { i, pad: PAD } });
+  for (let i = published + 1; i <= published + AFTER_CLOSE; i++)
+    await publisher.ok({ t: 'pub', room, data: { i, pad: PAD } });
   const total = published + AFTER_CLOSE;
   console.info('slow-consumer:', { published, floodMs, slowReceivedBeforeClose: since, total });
 

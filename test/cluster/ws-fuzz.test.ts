@@ -17,7 +17,16 @@ import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ClientPool, connect, type TestClient } from '../harness/client.js';
 import { httpGet, signToken, startNode, tail, uid, type Node } from '../harness/cluster.js';
-import { closePayload, encodeFrame, FrameParser, Op, openWelcomed, RawWs, type FrameSpec, type RawEnd } from '../harness/rawws.js';
+import {
+  closePayload,
+  encodeFrame,
+  FrameParser,
+  Op,
+  openWelcomed,
+  RawWs,
+  type FrameSpec,
+  type RawEnd,
+} from '../harness/rawws.js';
 import { sleep, waitFor } from '../harness/wait.js';
 
 const SEED = 0x5eed_6455;
@@ -26,8 +35,30 @@ const MAX_MESSAGE_BYTES = 64 * 1024; // the default
 const HARD_CAP = Math.max(MAX_MESSAGE_BYTES * 4, 1024 * 1024);
 const secret = randomBytes(32).toString('base64url');
 
-const KNOWN_ERROR_CODES = new Set(['bad_request', 'unauthorized', 'forbidden', 'too_large', 'rate_limited', 'unavailable', 'no_route', 'timeout', 'limit']);
-const SERVER_FRAME_TYPES = new Set(['welcome', 'ok', 'err', 'pong', 'msg', 'dm', 'joined', 'left', 'epoch', 'drain', 'removed']);
+const KNOWN_ERROR_CODES = new Set([
+  'bad_request',
+  'unauthorized',
+  'forbidden',
+  'too_large',
+  'rate_limited',
+  'unavailable',
+  'no_route',
+  'timeout',
+  'limit',
+]);
+const SERVER_FRAME_TYPES = new Set([
+  'welcome',
+  'ok',
+  'err',
+  'pong',
+  'msg',
+  'dm',
+  'joined',
+  'left',
+  'epoch',
+  'drain',
+  'removed',
+]);
 /** Close codes a server may use to end a connection for a client's protocol error or bad input. */
 const FAILURE_CLOSE_CODES = new Set([1002, 1003, 1007, 1008, 1009]);
 const NAME = /^[A-Za-z0-9_\-:@.]{1,128}$/;
@@ -66,12 +97,19 @@ const metric = (m: Metrics, name: string) => {
   if (v === undefined) throw new Error(`metric ${name} missing`);
   return v;
 };
-const HOLDINGS = ['rtgw_gateway_rooms', 'rtgw_gateway_room_members', 'rtgw_gateway_joiners', 'rtgw_gateway_joiner_buffered_messages', 'rtgw_gateway_dm_users'];
+const HOLDINGS = [
+  'rtgw_gateway_rooms',
+  'rtgw_gateway_room_members',
+  'rtgw_gateway_joiners',
+  'rtgw_gateway_joiner_buffered_messages',
+  'rtgw_gateway_dm_users',
+];
 let baseline: Metrics;
 
 /** The process is up and the neighbour still gets pong for ping. Called after every case. */
 async function healthy(): Promise<void> {
-  if (node.hasExited) throw new Error(`gateway exited (code ${await node.exited}, signal ${node.exitSignal})\n${tail(node, 40)}`);
+  if (node.hasExited)
+    throw new Error(`gateway exited (code ${await node.exited}, signal ${node.exitSignal})\n${tail(node, 40)}`);
   expect(neighbour.isOpen).toBe(true);
   await neighbour.ping(3000);
 }
@@ -147,7 +185,12 @@ async function expectFailed(ws: RawWs, from: number, category: string, timeoutMs
   expect(end, `${category}: the server should have ended the connection`).toBeDefined();
   checkServerFrames(ws, from);
   // Nothing the connection sent was acted on.
-  expect(ws.texts().slice(1).filter((v) => v.t === 'ok' || v.t === 'pong')).toEqual([]);
+  expect(
+    ws
+      .texts()
+      .slice(1)
+      .filter((v) => v.t === 'ok' || v.t === 'pong'),
+  ).toEqual([]);
 }
 
 const PARAMS = { seed: SEED, endOnFailure: true } as const;
@@ -169,7 +212,11 @@ const pingOrPresence = fc.oneof(
 /** Any room-ish string: valid names, names with characters just outside the alphabet, long, unicode. */
 const roomName = fc.oneof(
   fc.stringMatching(/^[A-Za-z0-9_\-:@.]{1,128}$/),
-  fc.string({ unit: fc.constantFrom(...'aZ09_-:@.*>% /\\\u0000\n"\'é😀#?&=+,;'.split('')), minLength: 0, maxLength: 140 }),
+  fc.string({
+    unit: fc.constantFrom(...'aZ09_-:@.*>% /\\\u0000\n"\'é😀#?&=+,;'.split('')),
+    minLength: 0,
+    maxLength: 140,
+  }),
   fc.string({ unit: 'binary', maxLength: 20 }),
   fc.constantFrom('', 'a'.repeat(128), 'a'.repeat(129), 'a.*', '>', 'a..b', '.', 'a%2Eb', ' a', 'a ', '\u0000'),
 );
@@ -206,7 +253,11 @@ describe('random bytes', () => {
   const noise = fc.oneof(
     fc.uint8Array({ minLength: 1, maxLength: 256 }),
     fc
-      .tuple(fc.constantFrom(0x81, 0x82, 0x01, 0x80, 0x88, 0x89, 0x8a, 0x00, 0xc1, 0x83), fc.integer({ min: 0, max: 127 }), fc.uint8Array({ maxLength: 200 }))
+      .tuple(
+        fc.constantFrom(0x81, 0x82, 0x01, 0x80, 0x88, 0x89, 0x8a, 0x00, 0xc1, 0x83),
+        fc.integer({ min: 0, max: 127 }),
+        fc.uint8Array({ maxLength: 200 }),
+      )
       .map(([b0, len, rest]) => Uint8Array.from([b0, 0x80 | len, ...rest])),
   );
   it('never crash the gateway; each connection gets an answer, stays open, or is failed with a protocol code', async () => {
@@ -231,18 +282,38 @@ describe('random bytes', () => {
 
 describe('framing', () => {
   const validFrame = fc.oneof(
-    pingOrPresence.map((p) => ({ spec: { opcode: Op.Text, payload: p.json } as FrameSpec, expect: p.expect as 'pong' | number | 'ctrl-pong' | 'bad_request' })),
-    fc.uint8Array({ maxLength: 125 }).map((p) => ({ spec: { opcode: Op.Ping, payload: Buffer.from(p) } as FrameSpec, expect: 'ctrl-pong' as const })),
-    fc.uint8Array({ minLength: 1, maxLength: 300 }).map((p) => ({ spec: { opcode: Op.Binary, payload: Buffer.from(p) } as FrameSpec, expect: 'bad_request' as const })),
+    pingOrPresence.map((p) => ({
+      spec: { opcode: Op.Text, payload: p.json } as FrameSpec,
+      expect: p.expect as 'pong' | number | 'ctrl-pong' | 'bad_request',
+    })),
+    fc
+      .uint8Array({ maxLength: 125 })
+      .map((p) => ({ spec: { opcode: Op.Ping, payload: Buffer.from(p) } as FrameSpec, expect: 'ctrl-pong' as const })),
+    fc.uint8Array({ minLength: 1, maxLength: 300 }).map((p) => ({
+      spec: { opcode: Op.Binary, payload: Buffer.from(p) } as FrameSpec,
+      expect: 'bad_request' as const,
+    })),
   );
 
   /** Resolves once the answer `expect` names arrived after `from` (or fails). */
-  async function answered(ws: RawWs, from: number, spec: FrameSpec, expected: 'pong' | number | 'ctrl-pong' | 'bad_request'): Promise<void> {
+  async function answered(
+    ws: RawWs,
+    from: number,
+    spec: FrameSpec,
+    expected: 'pong' | number | 'ctrl-pong' | 'bad_request',
+  ): Promise<void> {
     if (expected === 'ctrl-pong') {
       const pong = await ws.next((f) => f.opcode === Op.Pong, 3000, from);
-      expect(pong?.payload.toString('hex'), 'pong with the ping payload').toBe(Buffer.from(spec.payload ?? '').toString('hex'));
+      expect(pong?.payload.toString('hex'), 'pong with the ping payload').toBe(
+        Buffer.from(spec.payload ?? '').toString('hex'),
+      );
     } else {
-      const pred = expected === 'pong' ? (v: Record<string, any>) => v.t === 'pong' : expected === 'bad_request' ? (v: Record<string, any>) => v.t === 'err' : (v: Record<string, any>) => v.id === expected;
+      const pred =
+        expected === 'pong'
+          ? (v: Record<string, any>) => v.t === 'pong'
+          : expected === 'bad_request'
+            ? (v: Record<string, any>) => v.t === 'err'
+            : (v: Record<string, any>) => v.id === expected;
       const a = await ws.nextJson(pred, 3000, from);
       expect(a, `answer (${String(expected)})`).toBeDefined();
       if (expected === 'bad_request') expect(a!.code).toBe('bad_request');
@@ -298,46 +369,64 @@ describe('framing', () => {
 
 describe('fragmentation', () => {
   it('a text message in continuation frames, with control frames between fragments, is answered once; every ping gets its own payload back', async () => {
-    const control = fc.record({ at: fc.nat(), op: fc.constantFrom(Op.Ping, Op.Pong), payload: fc.uint8Array({ maxLength: 125 }) });
+    const control = fc.record({
+      at: fc.nat(),
+      op: fc.constantFrom(Op.Ping, Op.Pong),
+      payload: fc.uint8Array({ maxLength: 125 }),
+    });
     await fc.assert(
-      fc.asyncProperty(pingOrPresence, fc.array(fc.nat(), { maxLength: 6 }), fc.array(control, { maxLength: 4 }), async (msg, cutSeeds, controls) => {
-        const bytes = Buffer.from(msg.json, 'utf8');
-        // Cuts may fall inside a multi-byte character: the message is valid, only a fragment is not.
-        const cuts = [...new Set(cutSeeds.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-        const parts: Buffer[] = [];
-        let at = 0;
-        for (const c of [...cuts, bytes.length]) {
-          parts.push(bytes.subarray(at, c));
-          at = c;
-        }
-        const frames: Buffer[] = parts.map((p, i) => encodeFrame({ opcode: i === 0 ? Op.Text : Op.Continuation, fin: i === parts.length - 1, payload: p }));
-        // Control frames go between fragments (or before the first / after the last).
-        const pings: Buffer[] = [];
-        for (const c of controls) {
-          const pos = c.at % (frames.length + 1);
-          frames.splice(pos, 0, encodeFrame({ opcode: c.op, payload: Buffer.from(c.payload) }));
-        }
-        for (const fr of frames) {
-          const op = fr[0]! & 0x0f;
-          if (op === Op.Ping) pings.push(new FrameParser().push(fr)[0]!.payload);
-        }
-        const ws = await raw();
-        const from = ws.frames.length;
-        ws.write(Buffer.concat(frames));
-        if (msg.expect === 'pong') expect(await ws.nextJson((v) => v.t === 'pong', 3000, from)).toBeDefined();
-        else expect(await ws.nextJson((v) => v.id === msg.expect, 3000, from)).toMatchObject({ t: 'ok' });
-        const pongCount = () => ws.frames.slice(from).filter((f) => f.opcode === Op.Pong).length;
-        if (pings.length > 0 && pongCount() < pings.length) await ws.next(() => pongCount() >= pings.length, 3000, from);
-        const pongs = ws.frames.slice(from).filter((f) => f.opcode === Op.Pong).map((f) => f.payload.toString('hex'));
-        expect(pongs).toEqual(pings.map((p) => p.toString('hex')));
-        const answers = ws.texts().slice(1);
-        expect(answers).toHaveLength(1);
-        checkServerFrames(ws, from);
-        expect(ws.isEnded).toBe(false);
-        record(`${parts.length > 1 ? 'fragmented' : 'single-frame'} message, ${pings.length > 0 ? 'pings between' : 'no pings'}`, 'answered, pongs in order');
-        await ws.destroy();
-        await healthy();
-      }),
+      fc.asyncProperty(
+        pingOrPresence,
+        fc.array(fc.nat(), { maxLength: 6 }),
+        fc.array(control, { maxLength: 4 }),
+        async (msg, cutSeeds, controls) => {
+          const bytes = Buffer.from(msg.json, 'utf8');
+          // Cuts may fall inside a multi-byte character: the message is valid, only a fragment is not.
+          const cuts = [...new Set(cutSeeds.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+          const parts: Buffer[] = [];
+          let at = 0;
+          for (const c of [...cuts, bytes.length]) {
+            parts.push(bytes.subarray(at, c));
+            at = c;
+          }
+          const frames: Buffer[] = parts.map((p, i) =>
+            encodeFrame({ opcode: i === 0 ? Op.Text : Op.Continuation, fin: i === parts.length - 1, payload: p }),
+          );
+          // Control frames go between fragments (or before the first / after the last).
+          const pings: Buffer[] = [];
+          for (const c of controls) {
+            const pos = c.at % (frames.length + 1);
+            frames.splice(pos, 0, encodeFrame({ opcode: c.op, payload: Buffer.from(c.payload) }));
+          }
+          for (const fr of frames) {
+            const op = fr[0]! & 0x0f;
+            if (op === Op.Ping) pings.push(new FrameParser().push(fr)[0]!.payload);
+          }
+          const ws = await raw();
+          const from = ws.frames.length;
+          ws.write(Buffer.concat(frames));
+          if (msg.expect === 'pong') expect(await ws.nextJson((v) => v.t === 'pong', 3000, from)).toBeDefined();
+          else expect(await ws.nextJson((v) => v.id === msg.expect, 3000, from)).toMatchObject({ t: 'ok' });
+          const pongCount = () => ws.frames.slice(from).filter((f) => f.opcode === Op.Pong).length;
+          if (pings.length > 0 && pongCount() < pings.length)
+            await ws.next(() => pongCount() >= pings.length, 3000, from);
+          const pongs = ws.frames
+            .slice(from)
+            .filter((f) => f.opcode === Op.Pong)
+            .map((f) => f.payload.toString('hex'));
+          expect(pongs).toEqual(pings.map((p) => p.toString('hex')));
+          const answers = ws.texts().slice(1);
+          expect(answers).toHaveLength(1);
+          checkServerFrames(ws, from);
+          expect(ws.isEnded).toBe(false);
+          record(
+            `${parts.length > 1 ? 'fragmented' : 'single-frame'} message, ${pings.length > 0 ? 'pings between' : 'no pings'}`,
+            'answered, pongs in order',
+          );
+          await ws.destroy();
+          await healthy();
+        },
+      ),
       { ...PARAMS, numRuns: 50 },
     );
   }, 60_000);
@@ -359,10 +448,23 @@ describe('fragmentation', () => {
         const rest = msg.json.slice(half);
         const frames: FrameSpec[] = {
           'continuation without a start': [{ opcode: Op.Continuation, payload: msg.json }],
-          'text before the fragmented text finished': [{ opcode: Op.Text, fin: false, payload: head }, { opcode: Op.Text, payload: '{"t":"ping"}' }, { opcode: Op.Continuation, payload: rest }],
-          'fragmented ping': [{ opcode: Op.Ping, fin: false, payload: 'ab' }, { opcode: Op.Continuation, payload: 'cd' }],
-          'fragmented pong': [{ opcode: Op.Pong, fin: false, payload: 'ab' }, { opcode: Op.Continuation, payload: 'cd' }],
-          'fragmented close': [{ opcode: Op.Close, fin: false, payload: closePayload(1000) }, { opcode: Op.Continuation, payload: 'cd' }],
+          'text before the fragmented text finished': [
+            { opcode: Op.Text, fin: false, payload: head },
+            { opcode: Op.Text, payload: '{"t":"ping"}' },
+            { opcode: Op.Continuation, payload: rest },
+          ],
+          'fragmented ping': [
+            { opcode: Op.Ping, fin: false, payload: 'ab' },
+            { opcode: Op.Continuation, payload: 'cd' },
+          ],
+          'fragmented pong': [
+            { opcode: Op.Pong, fin: false, payload: 'ab' },
+            { opcode: Op.Continuation, payload: 'cd' },
+          ],
+          'fragmented close': [
+            { opcode: Op.Close, fin: false, payload: closePayload(1000) },
+            { opcode: Op.Continuation, payload: 'cd' },
+          ],
         }[kind];
         ws.write(Buffer.concat(frames.map(encodeFrame)));
         await expectFailed(ws, from, kind);
@@ -382,19 +484,31 @@ describe('fragmentation, known deviation (uWS)', () => {
   //   TEXT fin=0 '{"t":"pi' | BINARY fin=1 'x' | CONT fin=1 'ng"}'  →  err bad_request (binary), err bad_request (not JSON), open
   //   BINARY fin=0 'ab'      | BINARY fin=1 'cd'                    →  one err bad_request, open
   // Safe (nothing is acted on, the strikes still count), but not what the RFC asks.
-  const kinds = fc.constantFrom('binary before the fragmented text finished', 'binary before the fragmented binary finished');
+  const kinds = fc.constantFrom(
+    'binary before the fragmented text finished',
+    'binary before the fragmented binary finished',
+  );
   it('a binary frame inside a fragmented message: failed, or answered only with bad_request; the message itself is never acted on', async () => {
     await fc.assert(
       fc.asyncProperty(kinds, pingOrPresence, fc.boolean(), async (kind, msg, finishBinary) => {
         const ws = await raw();
         const from = ws.frames.length;
         const half = Math.floor(msg.json.length / 2);
-        const first: FrameSpec = kind.includes('text finished') ? { opcode: Op.Text, fin: false, payload: msg.json.slice(0, half) } : { opcode: Op.Binary, fin: false, payload: 'ab' };
-        const frames: FrameSpec[] = [first, { opcode: Op.Binary, fin: finishBinary, payload: 'x' }, { opcode: Op.Continuation, payload: msg.json.slice(half) }];
+        const first: FrameSpec = kind.includes('text finished')
+          ? { opcode: Op.Text, fin: false, payload: msg.json.slice(0, half) }
+          : { opcode: Op.Binary, fin: false, payload: 'ab' };
+        const frames: FrameSpec[] = [
+          first,
+          { opcode: Op.Binary, fin: finishBinary, payload: 'x' },
+          { opcode: Op.Continuation, payload: msg.json.slice(half) },
+        ];
         ws.write(Buffer.concat(frames.map(encodeFrame)));
         const end = await ws.endWithin(300);
         const answers = ws.texts().slice(1);
-        record(kind, `${endLabel(end)}${answers.length > 0 ? ` + ${answers.map((v) => `${String(v.t)} ${String(v.code ?? '')}`.trim()).join(', ')}` : ''}`);
+        record(
+          kind,
+          `${endLabel(end)}${answers.length > 0 ? ` + ${answers.map((v) => `${String(v.t)} ${String(v.code ?? '')}`.trim()).join(', ')}` : ''}`,
+        );
         checkServerFrames(ws, from);
         for (const a of answers) expect(a).toMatchObject({ t: 'err', code: 'bad_request' });
         await ws.destroy();
@@ -407,33 +521,63 @@ describe('fragmentation, known deviation (uWS)', () => {
   it('a binary frame before a fragmented text message finished is a message of its own (uWS; the RFC would fail the connection): both are answered bad_request', async () => {
     const ws = await raw();
     const from = ws.frames.length;
-    const frames: FrameSpec[] = [{ opcode: Op.Text, fin: false, payload: '{"t":"pi' }, { opcode: Op.Binary, payload: 'x' }, { opcode: Op.Continuation, payload: 'ng"}' }];
+    const frames: FrameSpec[] = [
+      { opcode: Op.Text, fin: false, payload: '{"t":"pi' },
+      { opcode: Op.Binary, payload: 'x' },
+      { opcode: Op.Continuation, payload: 'ng"}' },
+    ];
     ws.write(Buffer.concat(frames.map(encodeFrame)));
     await waitFor(() => ws.texts().filter((v) => v.t === 'err').length === 2, 2000, 'two answers');
-    expect(ws.texts().slice(1).map((v) => v.code)).toEqual(['bad_request', 'bad_request']);
+    expect(
+      ws
+        .texts()
+        .slice(1)
+        .map((v) => v.code),
+    ).toEqual(['bad_request', 'bad_request']);
     checkServerFrames(ws, from, FAILURE_CLOSE_CODES);
     await ws.destroy();
   });
 });
 
 describe('payloads and headers the RFC forbids', () => {
-  const BAD_UTF8 = [[0xff], [0xfe], [0xc0, 0x80], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0x80], [0xc3], [0xe2, 0x82], [0xf8, 0x88, 0x80, 0x80, 0x80]];
+  const BAD_UTF8 = [
+    [0xff],
+    [0xfe],
+    [0xc0, 0x80],
+    [0xed, 0xa0, 0x80],
+    [0xf4, 0x90, 0x80, 0x80],
+    [0x80],
+    [0xc3],
+    [0xe2, 0x82],
+    [0xf8, 0x88, 0x80, 0x80, 0x80],
+  ];
   it('a text message that is not UTF-8 fails the connection (whole or fragmented)', async () => {
     await fc.assert(
-      fc.asyncProperty(pingOrPresence, fc.constantFrom(...BAD_UTF8), fc.nat(), fc.boolean(), async (msg, bad, posSeed, fragmented) => {
-        const text = Buffer.from(msg.json, 'utf8');
-        const pos = posSeed % (text.length + 1);
-        const bytes = Buffer.concat([text.subarray(0, pos), Buffer.from(bad), text.subarray(pos)]);
-        expect(() => new TextDecoder('utf-8', { fatal: true }).decode(bytes)).toThrow();
-        const ws = await raw();
-        const from = ws.frames.length;
-        if (fragmented && bytes.length > 1) {
-          const cut = 1 + (posSeed % (bytes.length - 1));
-          ws.write(Buffer.concat([encodeFrame({ opcode: Op.Text, fin: false, payload: bytes.subarray(0, cut) }), encodeFrame({ opcode: Op.Continuation, payload: bytes.subarray(cut) })]));
-        } else ws.text(bytes);
-        await expectFailed(ws, from, `bad UTF-8 (${fragmented ? 'fragmented' : 'whole'})`);
-        await healthy();
-      }),
+      fc.asyncProperty(
+        pingOrPresence,
+        fc.constantFrom(...BAD_UTF8),
+        fc.nat(),
+        fc.boolean(),
+        async (msg, bad, posSeed, fragmented) => {
+          const text = Buffer.from(msg.json, 'utf8');
+          const pos = posSeed % (text.length + 1);
+          const bytes = Buffer.concat([text.subarray(0, pos), Buffer.from(bad), text.subarray(pos)]);
+          expect(() => new TextDecoder('utf-8', { fatal: true }).decode(bytes)).toThrow();
+          const ws = await raw();
+          const from = ws.frames.length;
+          if (fragmented && bytes.length > 1) {
+            const cut = 1 + (posSeed % (bytes.length - 1));
+            ws.write(
+              Buffer.concat([
+                encodeFrame({ opcode: Op.Text, fin: false, payload: bytes.subarray(0, cut) }),
+                encodeFrame({ opcode: Op.Continuation, payload: bytes.subarray(cut) }),
+              ]),
+            );
+          } else ws.text(bytes);
+          await expectFailed(ws, from, `bad UTF-8 (${fragmented ? 'fragmented' : 'whole'})`);
+          await healthy();
+        },
+      ),
       { ...PARAMS, numRuns: 40 },
     );
   }, 60_000);
@@ -458,27 +602,45 @@ describe('payloads and headers the RFC forbids', () => {
 
   it('a control frame with a payload over 125 bytes fails the connection', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom(Op.Ping, Op.Pong, Op.Close), fc.integer({ min: 126, max: 600 }), async (op, len) => {
-        const ws = await raw();
-        const from = ws.frames.length;
-        ws.frame({ opcode: op, payload: op === Op.Close ? Buffer.concat([closePayload(1000), Buffer.alloc(len - 2, 0x61)]) : randomBytes(len) });
-        await expectFailed(ws, from, `control frame > 125 bytes (op ${op})`);
-        expect(ws.frames.slice(from).filter((f) => f.opcode === Op.Pong)).toEqual([]);
-        await healthy();
-      }),
+      fc.asyncProperty(
+        fc.constantFrom(Op.Ping, Op.Pong, Op.Close),
+        fc.integer({ min: 126, max: 600 }),
+        async (op, len) => {
+          const ws = await raw();
+          const from = ws.frames.length;
+          ws.frame({
+            opcode: op,
+            payload:
+              op === Op.Close ? Buffer.concat([closePayload(1000), Buffer.alloc(len - 2, 0x61)]) : randomBytes(len),
+          });
+          await expectFailed(ws, from, `control frame > 125 bytes (op ${op})`);
+          expect(ws.frames.slice(from).filter((f) => f.opcode === Op.Pong)).toEqual([]);
+          await healthy();
+        },
+      ),
       { ...PARAMS, numRuns: 20 },
     );
   }, 60_000);
 
   it('reserved opcodes and RSV bits fail the connection', async () => {
-    const reservedOp = fc.record({ opcode: fc.constantFrom(3, 4, 5, 6, 7, 0xb, 0xc, 0xd, 0xe, 0xf), rsv: fc.integer({ min: 0, max: 7 }) });
-    const rsvOnValid = fc.record({ opcode: fc.constantFrom(Op.Text, Op.Binary, Op.Ping, Op.Pong, Op.Close), rsv: fc.integer({ min: 1, max: 7 }) });
+    const reservedOp = fc.record({
+      opcode: fc.constantFrom(3, 4, 5, 6, 7, 0xb, 0xc, 0xd, 0xe, 0xf),
+      rsv: fc.integer({ min: 0, max: 7 }),
+    });
+    const rsvOnValid = fc.record({
+      opcode: fc.constantFrom(Op.Text, Op.Binary, Op.Ping, Op.Pong, Op.Close),
+      rsv: fc.integer({ min: 1, max: 7 }),
+    });
     await fc.assert(
       fc.asyncProperty(fc.oneof(reservedOp, rsvOnValid), async ({ opcode, rsv }) => {
         const ws = await raw();
         const from = ws.frames.length;
         ws.frame({ opcode, rsv, payload: opcode === Op.Close ? closePayload(1000) : '{"t":"ping"}' });
-        await expectFailed(ws, from, opcode > 2 && opcode < 8 ? 'reserved data opcode' : opcode > 0xa ? 'reserved control opcode' : 'RSV bits set');
+        await expectFailed(
+          ws,
+          from,
+          opcode > 2 && opcode < 8 ? 'reserved data opcode' : opcode > 0xa ? 'reserved control opcode' : 'RSV bits set',
+        );
         await healthy();
       }),
       { ...PARAMS, numRuns: 40 },
@@ -487,8 +649,12 @@ describe('payloads and headers the RFC forbids', () => {
 
   it('close frames with odd codes, 1-byte payloads or bad reasons are answered with a close frame and the TCP close', async () => {
     const closeBody = fc.oneof(
-      fc.record({ code: fc.integer({ min: 0, max: 65535 }), reason: fc.string({ maxLength: 40 }) }).map(({ code, reason }) => ({ body: closePayload(code, reason), code })),
-      fc.constantFrom(0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535).map((code) => ({ body: closePayload(code, 'x'), code })),
+      fc
+        .record({ code: fc.integer({ min: 0, max: 65535 }), reason: fc.string({ maxLength: 40 }) })
+        .map(({ code, reason }) => ({ body: closePayload(code, reason), code })),
+      fc
+        .constantFrom(0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535)
+        .map((code) => ({ body: closePayload(code, 'x'), code })),
       fc.uint8Array({ minLength: 1, maxLength: 1 }).map((b) => ({ body: Buffer.from(b), code: undefined })),
       fc.constant({ body: Buffer.concat([closePayload(1000), Buffer.from([0xff, 0xfe])]), code: 1000 }),
     );
@@ -500,7 +666,9 @@ describe('payloads and headers the RFC forbids', () => {
         const end = await ws.endWithin(2000);
         expect(end).toBeDefined();
         // A valid code may be echoed; anything else is 1002 or a close frame without a code.
-        const validCode = code !== undefined && ((code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) || (code >= 3000 && code <= 4999));
+        const validCode =
+          code !== undefined &&
+          ((code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) || (code >= 3000 && code <= 4999));
         checkServerFrames(ws, from, new Set([1000, 1002, ...(validCode ? [code] : [])]));
         const kind = body.length === 1 ? '1-byte payload' : validCode ? 'valid code' : 'invalid code';
         record(`client close (${kind})`, endLabel(end));
@@ -511,15 +679,28 @@ describe('payloads and headers the RFC forbids', () => {
   }, 60_000);
 
   it('oversized length fields end the connection without reading a byte more; never an answer', async () => {
-    const lengths = fc.constantFrom(2n ** 63n, 2n ** 64n - 1n, 2n ** 63n - 1n, 2n ** 32n, 2n ** 31n, BigInt(HARD_CAP + 1), BigInt(HARD_CAP * 2));
+    const lengths = fc.constantFrom(
+      2n ** 63n,
+      2n ** 64n - 1n,
+      2n ** 63n - 1n,
+      2n ** 32n,
+      2n ** 31n,
+      BigInt(HARD_CAP + 1),
+      BigInt(HARD_CAP * 2),
+    );
     await fc.assert(
-      fc.asyncProperty(lengths, fc.constantFrom(Op.Text, Op.Binary, Op.Continuation), fc.uint8Array({ maxLength: 64 }), async (len, opcode, p) => {
-        const ws = await raw();
-        const from = ws.frames.length;
-        ws.frame({ opcode, declaredLength: len, payload: Buffer.from(p) });
-        await expectFailed(ws, from, `declared length > hard cap (${len >= 2n ** 32n ? '>= 2^32' : 'just over'})`);
-        await healthy();
-      }),
+      fc.asyncProperty(
+        lengths,
+        fc.constantFrom(Op.Text, Op.Binary, Op.Continuation),
+        fc.uint8Array({ maxLength: 64 }),
+        async (len, opcode, p) => {
+          const ws = await raw();
+          const from = ws.frames.length;
+          ws.frame({ opcode, declaredLength: len, payload: Buffer.from(p) });
+          await expectFailed(ws, from, `declared length > hard cap (${len >= 2n ** 32n ? '>= 2^32' : 'just over'})`);
+          await healthy();
+        },
+      ),
       { ...PARAMS, numRuns: 20 },
     );
   }, 60_000);
@@ -555,19 +736,45 @@ describe('payloads and headers the RFC forbids', () => {
 
   it('unmasked client frames (uWS decodes them with a garbage mask; the RFC would fail the connection) are never acted on as the frame they claim to be', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom(Op.Text, Op.Binary, Op.Ping, Op.Close), fc.uint8Array({ minLength: 0, maxLength: 4 }), async (opcode, pad) => {
-        const ws = await raw();
-        const from = ws.frames.length;
-        const payload = opcode === Op.Close ? closePayload(1000, 'unmasked') : opcode === Op.Ping ? Buffer.from('unmasked ping') : Buffer.from('{"t":"ping"}');
-        ws.write(Buffer.concat([encodeFrame({ opcode, mask: false, payload }), Buffer.from(pad)]));
-        const end = await ws.endWithin(200);
-        record(`unmasked ${['', 'text', 'binary'][opcode] ?? (opcode === Op.Ping ? 'ping' : 'close')}`, endLabel(end) + (ws.texts().length > 1 ? ` + ${ws.texts().slice(1).map((v) => `${v.t}${v.code ? ` ${v.code}` : ''}`).join(',')}` : ''));
-        checkServerFrames(ws, from, new Set([...FAILURE_CLOSE_CODES]));
-        expect(ws.texts().slice(1).filter((v) => v.t === 'pong')).toEqual([]);
-        expect(ws.frames.slice(from).filter((f) => f.opcode === Op.Pong && f.payload.toString() === 'unmasked ping')).toEqual([]);
-        await ws.destroy();
-        await healthy();
-      }),
+      fc.asyncProperty(
+        fc.constantFrom(Op.Text, Op.Binary, Op.Ping, Op.Close),
+        fc.uint8Array({ minLength: 0, maxLength: 4 }),
+        async (opcode, pad) => {
+          const ws = await raw();
+          const from = ws.frames.length;
+          const payload =
+            opcode === Op.Close
+              ? closePayload(1000, 'unmasked')
+              : opcode === Op.Ping
+                ? Buffer.from('unmasked ping')
+                : Buffer.from('{"t":"ping"}');
+          ws.write(Buffer.concat([encodeFrame({ opcode, mask: false, payload }), Buffer.from(pad)]));
+          const end = await ws.endWithin(200);
+          record(
+            `unmasked ${['', 'text', 'binary'][opcode] ?? (opcode === Op.Ping ? 'ping' : 'close')}`,
+            endLabel(end) +
+              (ws.texts().length > 1
+                ? ` + ${ws
+                    .texts()
+                    .slice(1)
+                    .map((v) => `${v.t}${v.code ? ` ${v.code}` : ''}`)
+                    .join(',')}`
+                : ''),
+          );
+          checkServerFrames(ws, from, new Set([...FAILURE_CLOSE_CODES]));
+          expect(
+            ws
+              .texts()
+              .slice(1)
+              .filter((v) => v.t === 'pong'),
+          ).toEqual([]);
+          expect(
+            ws.frames.slice(from).filter((f) => f.opcode === Op.Pong && f.payload.toString() === 'unmasked ping'),
+          ).toEqual([]);
+          await ws.destroy();
+          await healthy();
+        },
+      ),
       { ...PARAMS, numRuns: 16 },
     );
   }, 60_000);
@@ -583,19 +790,37 @@ describe('JSON with fuzzed fields', () => {
     fc.jsonValue({ maxDepth: 2 }),
   );
   /** Mostly a valid value (so that requests get past validation and do work), sometimes anything. */
-  const mostly = <T,>(valid: fc.Arbitrary<T>, fuzzed: fc.Arbitrary<unknown>) => fc.oneof({ weight: 3, arbitrary: valid }, { weight: 1, arbitrary: fuzzed });
+  const mostly = <T>(valid: fc.Arbitrary<T>, fuzzed: fc.Arbitrary<unknown>) =>
+    fc.oneof({ weight: 3, arbitrary: valid }, { weight: 1, arbitrary: fuzzed });
   const validName = fc.stringMatching(/^[A-Za-z0-9_\-:@.]{1,40}$/);
   const frameArb = fc.record(
     {
-      t: fc.oneof({ weight: 6, arbitrary: fc.constantFrom('join', 'leave', 'pub', 'dm', 'ack', 'send', 'presence', 'refresh', 'ping') }, fc.constantFrom('history', 'read', 'PING', '', 'join ', '__proto__', 'constructor'), fc.string({ maxLength: 12 })),
+      t: fc.oneof(
+        {
+          weight: 6,
+          arbitrary: fc.constantFrom('join', 'leave', 'pub', 'dm', 'ack', 'send', 'presence', 'refresh', 'ping'),
+        },
+        fc.constantFrom('history', 'read', 'PING', '', 'join ', '__proto__', 'constructor'),
+        fc.string({ maxLength: 12 }),
+      ),
       id,
       room: mostly(validName, roomName),
       to: mostly(validName, roomName),
-      route: fc.oneof(fc.stringMatching(/^[a-z]{1,8}(\.[a-z]{1,8}){0,3}$/), fc.string({ maxLength: 30 }), fc.constantFrom('a.>', 'a.*', 'a..b', '')),
+      route: fc.oneof(
+        fc.stringMatching(/^[a-z]{1,8}(\.[a-z]{1,8}){0,3}$/),
+        fc.string({ maxLength: 30 }),
+        fc.constantFrom('a.>', 'a.*', 'a..b', ''),
+      ),
       data: fc.jsonValue({ maxDepth: 6 }),
-      mid: mostly(fc.string({ minLength: 1, maxLength: 64 }), fc.oneof(fc.string({ maxLength: 70 }), fc.jsonValue({ maxDepth: 1 }))),
+      mid: mostly(
+        fc.string({ minLength: 1, maxLength: 64 }),
+        fc.oneof(fc.string({ maxLength: 70 }), fc.jsonValue({ maxDepth: 1 })),
+      ),
       since: mostly(fc.nat(), fc.oneof(fc.integer(), fc.jsonValue({ maxDepth: 1 }))),
-      epoch: mostly(fc.string({ maxLength: 64 }), fc.oneof(fc.string({ maxLength: 70 }), fc.jsonValue({ maxDepth: 1 }))),
+      epoch: mostly(
+        fc.string({ maxLength: 64 }),
+        fc.oneof(fc.string({ maxLength: 70 }), fc.jsonValue({ maxDepth: 1 })),
+      ),
       presence: mostly(fc.boolean(), fc.jsonValue({ maxDepth: 1 })),
       echo: mostly(fc.boolean(), fc.jsonValue({ maxDepth: 1 })),
       seq: mostly(fc.nat(), fc.jsonValue({ maxDepth: 1 })),
@@ -610,13 +835,21 @@ describe('JSON with fuzzed fields', () => {
     await fc.assert(
       fc.asyncProperty(fc.array(frameArb, { minLength: 1, maxLength: 5 }), async (frames) => {
         const c = await jsonClient();
-        const sent: Record<string, unknown>[] = frames.map((f, i) => ({ ...f, ...(f.id === 'valid' ? { id: 1000 + i } : {}) }));
+        const sent: Record<string, unknown>[] = frames.map((f, i) => ({
+          ...f,
+          ...(f.id === 'valid' ? { id: 1000 + i } : {}),
+        }));
         const from = c.frames.length;
         for (const f of sent) c.send(JSON.stringify(f));
         // Requests with a valid id: exactly one answer carrying it.
         for (const f of sent) {
           if (f.t === 'ping' || f.t === 'ack' || !Number.isSafeInteger(f.id) || (f.id as number) < 0) continue;
-          const a = await c.next((x) => (x.t === 'ok' || x.t === 'err') && x.id === f.id, 5000, from, `answer to ${JSON.stringify(f).slice(0, 300)}`);
+          const a = await c.next(
+            (x) => (x.t === 'ok' || x.t === 'err') && x.id === f.id,
+            5000,
+            from,
+            `answer to ${JSON.stringify(f).slice(0, 300)}`,
+          );
           record('fuzzed JSON request', a.t === 'ok' ? `ok (${String(f.t)})` : `err ${a.code as string}`);
           if (a.t === 'ok' && f.t === 'join') joinedRooms.add(f.room as string);
         }
@@ -647,7 +880,9 @@ describe('JSON with fuzzed fields', () => {
         const c = await jsonClient();
         const a = await c.request({ t, room });
         const valid = NAME.test(room);
-        expect(a, `${t} ${JSON.stringify(room)}`).toMatchObject(valid ? { t: 'ok' } : { t: 'err', code: 'bad_request' });
+        expect(a, `${t} ${JSON.stringify(room)}`).toMatchObject(
+          valid ? { t: 'ok' } : { t: 'err', code: 'bad_request' },
+        );
         record('odd room names', `${valid ? 'valid' : 'invalid'} name → ${a.t === 'ok' ? 'ok' : (a.code as string)}`);
         if (a.t === 'ok' && t === 'join') joinedRooms.add(room);
         await c.close();
@@ -681,17 +916,27 @@ describe('JSON nesting (contract 7.1: 32 levels)', () => {
 
   // A 10 kB frame (far under the 64 KiB limit) nested 5,000 levels: today pub/dm/send answer
   // `internal` and log a RangeError stack at level error (JSON.stringify overflows the stack).
-  it.each(['pub', 'dm', 'send'])('%s with data nested 5,000 levels is answered bad_request, quickly, with no error logged', async (t) => {
-    const c = await jsonClient();
-    const logsBefore = node.logs().length;
-    const depth = 5000;
-    c.send(`{"t":"${t}","id":1,"room":"deep","to":"bob","route":"deep.route","data":${'['.repeat(depth)}${']'.repeat(depth)}}`);
-    const a = await c.next((f) => f.id === 1, 3000);
-    expect(a).toMatchObject({ t: 'err', code: 'bad_request' });
-    expect(node.logs().slice(logsBefore).filter((l) => /"level":(50|60)/.test(l))).toEqual([]);
-    await c.close();
-    await healthy();
-  });
+  it.each(['pub', 'dm', 'send'])(
+    '%s with data nested 5,000 levels is answered bad_request, quickly, with no error logged',
+    async (t) => {
+      const c = await jsonClient();
+      const logsBefore = node.logs().length;
+      const depth = 5000;
+      c.send(
+        `{"t":"${t}","id":1,"room":"deep","to":"bob","route":"deep.route","data":${'['.repeat(depth)}${']'.repeat(depth)}}`,
+      );
+      const a = await c.next((f) => f.id === 1, 3000);
+      expect(a).toMatchObject({ t: 'err', code: 'bad_request' });
+      expect(
+        node
+          .logs()
+          .slice(logsBefore)
+          .filter((l) => /"level":(50|60)/.test(l)),
+      ).toEqual([]);
+      await c.close();
+      await healthy();
+    },
+  );
 });
 
 describe('connection edges (audit gaps)', () => {
@@ -708,7 +953,9 @@ describe('connection edges (audit gaps)', () => {
   // late answer or a close), whether they are answered or dropped.
   it('frames pipelined with the upgrade request are answered in order after welcome or dropped; the connection stays in step', async () => {
     for (const n of [1, 3, 40]) {
-      const frames = Array.from({ length: n }, (_, i) => encodeFrame({ opcode: Op.Text, payload: `{"t":"presence","id":${i + 1},"room":"early"}` }));
+      const frames = Array.from({ length: n }, (_, i) =>
+        encodeFrame({ opcode: Op.Text, payload: `{"t":"presence","id":${i + 1},"room":"early"}` }),
+      );
       const ws = await RawWs.open(node.port, { token: await token(), pipeline: Buffer.concat(frames) });
       raws.add(ws);
       expect(ws.status).toBe(101);
@@ -716,7 +963,14 @@ describe('connection edges (audit gaps)', () => {
       ws.json({ t: 'presence', id: 1000, room: 'after' });
       expect(await ws.nextJson((v) => v.id === 1000)).toMatchObject({ t: 'ok' });
       const early = ws.texts().filter((v) => v.id !== undefined && v.id !== 1000);
-      record(`${n} frames pipelined with the upgrade`, early.length === 0 ? 'dropped, connection in step' : early.length === n && n <= 16 ? 'answered after welcome' : `${early.length} answered`);
+      record(
+        `${n} frames pipelined with the upgrade`,
+        early.length === 0
+          ? 'dropped, connection in step'
+          : early.length === n && n <= 16
+            ? 'answered after welcome'
+            : `${early.length} answered`,
+      );
       if (early.length > 0) expect(early.map((v) => v.id)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
       expect(ws.isEnded).toBe(false);
       await ws.destroy();
@@ -742,28 +996,39 @@ describe('connection edges (audit gaps)', () => {
       await ws.endWithin(2000);
     }
     await waitFor(async () => metric(await scrape(), 'rtgw_connections') === 1, 5000, 'the three connections closed');
-    expect({ other: await closed('other'), slow: await closed('4009'), policy: await closed('1008') }).toEqual({ other: before.other + 3, slow: before.slow, policy: before.policy });
+    expect({ other: await closed('other'), slow: await closed('4009'), policy: await closed('1008') }).toEqual({
+      other: before.other + 3,
+      slow: before.slow,
+      policy: before.policy,
+    });
   });
 });
 
 describe('afterwards', () => {
   it('every fuzz socket is gone, the holdings are back at their baseline, no joined room shows a member, memory grew by less than a leak would make it', async () => {
     await healthy();
-    await waitFor(async () => metric(await scrape(), 'rtgw_connections') === 1, 10_000, 'rtgw_connections back to 1 (the neighbour)');
+    await waitFor(
+      async () => metric(await scrape(), 'rtgw_connections') === 1,
+      10_000,
+      'rtgw_connections back to 1 (the neighbour)',
+    );
     await sleep(3000);
     const after = await scrape();
     expect(metric(after, 'rtgw_connections')).toBe(1);
     for (const h of HOLDINGS) expect(metric(after, h), h).toBe(metric(baseline, h));
     // No member left behind in presence (contract 7.1) in any room a fuzz connection joined.
     expect(joinedRooms.size).toBeGreaterThan(5);
-    for (const room of joinedRooms) expect(await neighbour.ok({ t: 'presence', room }), `presence of ${room}`).toMatchObject({ users: [], count: 0 });
+    for (const room of joinedRooms)
+      expect(await neighbour.ok({ t: 'presence', room }), `presence of ${room}`).toMatchObject({ users: [], count: 0 });
     const mb = (v: number) => Math.round((v / 1024 / 1024) * 10) / 10;
     const heap0 = metric(baseline, 'nodejs_heap_size_used_bytes');
     const heap1 = metric(after, 'nodejs_heap_size_used_bytes');
     const rss0 = metric(baseline, 'process_resident_memory_bytes');
     const rss1 = metric(after, 'process_resident_memory_bytes');
     const opened = metric(after, 'rtgw_connections_opened_total') - metric(baseline, 'rtgw_connections_opened_total');
-    console.info(`ws-fuzz memory: heap used ${mb(heap0)} → ${mb(heap1)} MB, RSS ${mb(rss0)} → ${mb(rss1)} MB, after ${opened} fuzz connections; holdings ${HOLDINGS.map((h) => `${h.replace('rtgw_gateway_', '')}=${metric(after, h)}`).join(' ')}`);
+    console.info(
+      `ws-fuzz memory: heap used ${mb(heap0)} → ${mb(heap1)} MB, RSS ${mb(rss0)} → ${mb(rss1)} MB, after ${opened} fuzz connections; holdings ${HOLDINGS.map((h) => `${h.replace('rtgw_gateway_', '')}=${metric(after, h)}`).join(' ')}`,
+    );
     // About 800 connections went through (measured: heap 10.9 → 10.5 MB, RSS 64.7 → 64.2 MB). The exact
     // checks are the gauges above; these catch what they do not count: 10 kB left per connection (a
     // socket's buffers, a closure holding its frames) is 8 MB. The memory engine's own history and

@@ -50,7 +50,12 @@ export interface Backend {
 export const uniquePrefix = (): string => `t${randomBytes(6).toString('hex')}`;
 
 function deadLetterCounter() {
-  const deadLettered: Record<DeadLetterReason | 'dropped', number> = { attempts: 0, inbox_full: 0, expired: 0, dropped: 0 };
+  const deadLettered: Record<DeadLetterReason | 'dropped', number> = {
+    attempts: 0,
+    inbox_full: 0,
+    expired: 0,
+    dropped: 0,
+  };
   const onDeadLetter = (reason: DeadLetterReason | 'dropped', count: number) => void (deadLettered[reason] += count);
   return { deadLettered, onDeadLetter };
 }

@@ -9,7 +9,6 @@ import { startNats } from '../harness/nats.js';
 import { memoryBusBackend, natsBusBackend, type BusBackend, type OnError } from './buses.js';
 import { waitFor } from '../harness/wait.js';
 
-
 const run = randomBytes(4).toString('hex');
 let seq = 0;
 const uniquePrefix = () => `t${run}.${++seq}`;
@@ -17,10 +16,14 @@ const uniquePrefix = () => `t${run}.${++seq}`;
 function collect(bus: Bus, subject: string, opts?: { queue?: string }) {
   const got: string[] = [];
   const subjects: string[] = [];
-  const sub = bus.subscribe(subject, (m) => {
-    got.push(toText(m.data));
-    subjects.push(m.subject);
-  }, opts);
+  const sub = bus.subscribe(
+    subject,
+    (m) => {
+      got.push(toText(m.data));
+      subjects.push(m.subject);
+    },
+    opts,
+  );
   return { got, subjects, sub };
 }
 
@@ -115,7 +118,11 @@ function busContract(name: string, backend: () => Promise<BusBackend>) {
     it('gives each message to one member of each queue group and to every plain subscriber', async () => {
       const [a, b] = await openTwo();
       const c = await open();
-      const g1 = [collect(b, `${p}.q`, { queue: 'g1' }), collect(b, `${p}.q`, { queue: 'g1' }), collect(c, `${p}.*`, { queue: 'g1' })];
+      const g1 = [
+        collect(b, `${p}.q`, { queue: 'g1' }),
+        collect(b, `${p}.q`, { queue: 'g1' }),
+        collect(c, `${p}.*`, { queue: 'g1' }),
+      ];
       const g2 = [collect(b, `${p}.q`, { queue: 'g2' }), collect(c, `${p}.q`, { queue: 'g2' })];
       const plain = [collect(b, `${p}.q`), collect(c, `${p}.>`)];
       await b.flush();
@@ -163,7 +170,9 @@ function busContract(name: string, backend: () => Promise<BusBackend>) {
       await server.flush();
 
       expect(toText(await client.request(`${p}.echo`, 'hi', 5_000))).toBe('re:hi');
-      const many = await Promise.all(Array.from({ length: 50 }, (_, i) => client.request(`${p}.echo`, String(i), 5_000)));
+      const many = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => client.request(`${p}.echo`, String(i), 5_000)),
+      );
       expect(many.map(toText)).toEqual(Array.from({ length: 50 }, (_, i) => `re:${i}`));
 
       client.publish(`${p}.plain`, 'x');
@@ -230,7 +239,9 @@ function busContract(name: string, backend: () => Promise<BusBackend>) {
         { data: 'a', reply: `${p}.rep.1`, noResponders: false },
         { data: 'plain', reply: undefined, noResponders: false },
       ]);
-      const bySubject = Object.fromEntries(replies.map((m) => [m.subject, { data: toText(m.data), noResponders: m.noResponders, reply: m.reply }]));
+      const bySubject = Object.fromEntries(
+        replies.map((m) => [m.subject, { data: toText(m.data), noResponders: m.noResponders, reply: m.reply }]),
+      );
       expect(bySubject).toEqual({
         [`${p}.rep.1`]: { data: 'done:a', noResponders: false, reply: undefined },
         [`${p}.rep.2`]: { data: '', noResponders: true, reply: undefined },
@@ -363,8 +374,10 @@ describe('MemoryBus on its own', () => {
       sub.unsubscribe();
       await expect(bus.request('svc.a.b', 'x', 1_000)).rejects.toEqual(busError('no_responders'));
 
-      for (const bad of ['', 'a..b', '.a', 'a.', 'a b', 'a.*', 'a.>']) expect(() => bus.publish(bad, 'x')).toThrow(/invalid subject/);
-      for (const bad of ['', 'a..b', 'a.>.b', 'a b']) expect(() => bus.subscribe(bad, () => {})).toThrow(/invalid subject/);
+      for (const bad of ['', 'a..b', '.a', 'a.', 'a b', 'a.*', 'a.>'])
+        expect(() => bus.publish(bad, 'x')).toThrow(/invalid subject/);
+      for (const bad of ['', 'a..b', 'a.>.b', 'a b'])
+        expect(() => bus.subscribe(bad, () => {})).toThrow(/invalid subject/);
     } finally {
       await bus.close();
     }

@@ -83,7 +83,9 @@ forEachBackend('Inbox', (backend) => {
         expect(r.duplicate).toBe(false);
         expect(JSON.parse(r.frame)).toMatchObject({ t: 'dm', seq: r.seq, from: 'alice', data: { i: r.i } });
       }
-      expect((await stores.inbox.pending(userSlot(u, SLOTS), u)).messages).toEqual(mine.map((r) => ({ seq: r.seq, frame: r.frame })));
+      expect((await stores.inbox.pending(userSlot(u, SLOTS), u)).messages).toEqual(
+        mine.map((r) => ({ seq: r.seq, frame: r.frame })),
+      );
     }
     // Every key of the inbox lives under its slot's single hash tag (one Redis Cluster slot per script).
     const all = (await inst.redisKeys?.()) ?? [];
@@ -139,7 +141,10 @@ forEachBackend('Inbox', (backend) => {
     expect([n1.seq, n2.seq]).toEqual([3, 4]);
     // A room and a recipient of the same name in one slot do not share dedup keys.
     await stores.log.append({ slot: SLOT, room: DAVE, from: 'alice', dataJson: '1', mid: 'm3', dedupBy: 'alice' }, l);
-    expect(await stores.inbox.append(dm(DAVE, { mid: 'm3', dedupBy: 'alice' }), l)).toMatchObject({ seq: 1, duplicate: false });
+    expect(await stores.inbox.append(dm(DAVE, { mid: 'm3', dedupBy: 'alice' }), l)).toMatchObject({
+      seq: 1,
+      duplicate: false,
+    });
 
     expect(await stores.inbox.ack(SLOT, BOB, 1)).toBe(true);
     const settled = await stores.inbox.append(dm(BOB, { mid: 'm1', dedupBy: 'alice' }), l);
@@ -317,7 +322,7 @@ forEachBackend('Inbox', (backend) => {
         ts: dead[0]!.ts,
       },
     ]);
-    expect(dead[0]!.ts).toBeGreaterThanOrEqual(tsOf(a.frame) + ack * (1 + 1 + 2 + 4 + 8) / 2);
+    expect(dead[0]!.ts).toBeGreaterThanOrEqual(tsOf(a.frame) + (ack * (1 + 1 + 2 + 4 + 8)) / 2);
     expect(inst.deadLettered).toEqual({ attempts: 1, inbox_full: 0, expired: 0, dropped: 0 });
     expect(await stores.inbox.stats(SLOT)).toEqual({ queued: 0, due: 0, oldestDueMs: 0 });
     expect((await stores.inbox.pending(SLOT, BOB)).messages).toEqual([]);
@@ -343,7 +348,9 @@ forEachBackend('Inbox', (backend) => {
     for (let i = 0; i < 40; i++) await stores.inbox.append(dm(users[i % 5]!, { dataJson: String(i) }), l);
     await waitFor(async () => (await stores.inbox.stats(SLOT)).due === 40, 10_000, 'all 40 to come due');
 
-    const first = (await Promise.all(Array.from({ length: 6 }, (_, i) => (i % 2 ? peer : stores).inbox.claimDue(SLOT, 8)))).flat();
+    const first = (
+      await Promise.all(Array.from({ length: 6 }, (_, i) => (i % 2 ? peer : stores).inbox.claimDue(SLOT, 8)))
+    ).flat();
     expect(new Set(first.map((d) => `${d.user}|${d.seq}`)).size).toBe(40);
     expect(new Set(first.map((d) => d.due)).size).toBeGreaterThan(1); // jittered
     const seen = [...first];
@@ -360,7 +367,8 @@ forEachBackend('Inbox', (backend) => {
     const ids = seen.map((d) => `${d.user}|${d.seq}|${d.attempt}`);
     expect(new Set(ids).size).toBe(ids.length);
     const attempts = new Map<string, number[]>();
-    for (const d of seen) attempts.set(`${d.user}|${d.seq}`, [...(attempts.get(`${d.user}|${d.seq}`) ?? []), d.attempt]);
+    for (const d of seen)
+      attempts.set(`${d.user}|${d.seq}`, [...(attempts.get(`${d.user}|${d.seq}`) ?? []), d.attempt]);
     for (const list of attempts.values()) {
       list.sort((x, y) => x - y);
       expect(list).toEqual(Array.from({ length: list.length }, (_, k) => k + 2));
@@ -428,11 +436,20 @@ forEachBackend('Inbox', (backend) => {
     const sent: DmAppendResult[] = [];
     for (let i = 0; i < 3; i++) sent.push(await stores.inbox.append(dm(BOB, { mid: `a${i}`, dedupBy: 'alice' }), l));
     await expect(stores.inbox.append(dm(BOB), l)).rejects.toBeInstanceOf(LimitError);
-    await expect(stores.inbox.append(dm(BOB, { mid: 'new', dedupBy: 'alice' }), l)).rejects.toMatchObject({ code: 'limit' });
+    await expect(stores.inbox.append(dm(BOB, { mid: 'new', dedupBy: 'alice' }), l)).rejects.toMatchObject({
+      code: 'limit',
+    });
     // Dedup comes first: the client is retrying what was stored.
-    expect(await stores.inbox.append(dm(BOB, { mid: 'a1', dedupBy: 'alice' }), l)).toMatchObject({ seq: 2, frame: sent[1]!.frame, duplicate: true });
+    expect(await stores.inbox.append(dm(BOB, { mid: 'a1', dedupBy: 'alice' }), l)).toMatchObject({
+      seq: 2,
+      frame: sent[1]!.frame,
+      duplicate: true,
+    });
     // The share is per (recipient, sender), and the sender is `sender` (DmRequest.by), not `from`.
-    expect(await stores.inbox.append(dm(BOB, { from: 'carol', sender: 'carol' }), l)).toMatchObject({ seq: 4, duplicate: false });
+    expect(await stores.inbox.append(dm(BOB, { from: 'carol', sender: 'carol' }), l)).toMatchObject({
+      seq: 4,
+      duplicate: false,
+    });
     expect(await stores.inbox.append(dm(BOB, { sender: 'backend/alice' }), l)).toMatchObject({ seq: 5 });
     expect(await stores.inbox.append(dm(CAROL), l)).toMatchObject({ seq: 1 });
     // A refusal stores nothing and takes no seq.
@@ -464,7 +481,10 @@ forEachBackend('Inbox', (backend) => {
     const l1 = await lease(byAttempts.stores);
     expect(await room(byAttempts.stores, l1, 'alice')).toBe(2);
     await waitFor(
-      async () => (await byAttempts.stores.inbox.claimDue(SLOT, 10), (await byAttempts.stores.inbox.deadLetters(SLOT, 10)).length === 2),
+      async () => (
+        await byAttempts.stores.inbox.claimDue(SLOT, 10),
+        (await byAttempts.stores.inbox.deadLetters(SLOT, 10)).length === 2
+      ),
       10_000,
       'both to run out of attempts',
     );
@@ -482,7 +502,10 @@ forEachBackend('Inbox', (backend) => {
     // is a new message in the re-driver's share.
     for (const d of await stores.inbox.deadLetters(SLOT, 10)) {
       expect(await stores.inbox.takeDeadLetter(SLOT, d.id)).toEqual(d);
-      await stores.inbox.append(dm(BOB, { sender: 'rtgw/redrive', dataJson: JSON.stringify(JSON.parse(d.frame).data) }), l2);
+      await stores.inbox.append(
+        dm(BOB, { sender: 'rtgw/redrive', dataJson: JSON.stringify(JSON.parse(d.frame).data) }),
+        l2,
+      );
     }
     expect(await room(stores, l2, 'alice')).toBe(0);
     expect(await room(stores, l2, 'rtgw/redrive')).toBe(0);
@@ -498,7 +521,9 @@ forEachBackend('Inbox', (backend) => {
     const friend = await stores.inbox.append(dm(BOB, { from: 'carol', sender: 'carol' }), l);
     for (let i = 0; i < 3; i++) await stores.inbox.append(dm(BOB), l);
     await expect(stores.inbox.append(dm(BOB), l)).rejects.toBeInstanceOf(LimitError); // alice's share
-    await expect(stores.inbox.append(dm(BOB, { from: 'dave', sender: 'dave' }), l)).rejects.toMatchObject({ code: 'limit' }); // full
+    await expect(stores.inbox.append(dm(BOB, { from: 'dave', sender: 'dave' }), l)).rejects.toMatchObject({
+      code: 'limit',
+    }); // full
     const pending = (await stores.inbox.pending(SLOT, BOB)).messages;
     expect(pending.map((p) => p.seq)).toEqual([1, 2, 3, 4]);
     expect(pending[0]).toEqual({ seq: 1, frame: friend.frame });
@@ -511,7 +536,13 @@ forEachBackend('Inbox', (backend) => {
   });
 
   it('keeps at most deadLettersMaxPerSlot dead letters per slot, dropping the oldest and reporting them', async () => {
-    const inst = backend().make({ deadLettersMaxPerSlot: 3, ackTimeoutMs: 50, maxBackoffMs: 50, maxAttempts: 1000, inboxMaxAgeMs: 150 });
+    const inst = backend().make({
+      deadLettersMaxPerSlot: 3,
+      ackTimeoutMs: 50,
+      maxBackoffMs: 50,
+      maxAttempts: 1000,
+      inboxMaxAgeMs: 150,
+    });
     const { stores } = inst;
     const l = await lease(stores);
     const other = await lease(stores, SLOT + 1);
@@ -520,20 +551,37 @@ forEachBackend('Inbox', (backend) => {
     await stores.inbox.append(dm(CAROL), l);
     for (let i = 0; i < 2; i++) await stores.inbox.append(dm(DAVE), l);
     await stores.inbox.append(dm(elsewhere), other);
-    const ids = async (slot = SLOT) => (await stores.inbox.deadLetters(slot, 100)).map((d) => d.id.slice(d.id.indexOf(':') + 1));
+    const ids = async (slot = SLOT) =>
+      (await stores.inbox.deadLetters(slot, 100)).map((d) => d.id.slice(d.id.indexOf(':') + 1));
 
-    await waitFor(async () => (await stores.inbox.pending(SLOT, BOB)).messages.length === 0, 5_000, "BOB's to expire on connect");
+    await waitFor(
+      async () => (await stores.inbox.pending(SLOT, BOB)).messages.length === 0,
+      5_000,
+      "BOB's to expire on connect",
+    );
     expect(await ids()).toEqual([3, 4, 5].map((s) => `${BOB}:${s}`));
     expect(inst.deadLettered).toMatchObject({ expired: 5, dropped: 2 });
-    await waitFor(async () => (await stores.inbox.pending(SLOT, CAROL)).messages.length === 0, 5_000, "CAROL's to expire on connect");
+    await waitFor(
+      async () => (await stores.inbox.pending(SLOT, CAROL)).messages.length === 0,
+      5_000,
+      "CAROL's to expire on connect",
+    );
     expect(await ids()).toEqual([`${BOB}:4`, `${BOB}:5`, `${CAROL}:1`]);
     expect(inst.deadLettered).toMatchObject({ expired: 6, dropped: 3 });
     // The claim path drops too.
-    await waitFor(async () => (await stores.inbox.claimDue(SLOT, 10), (await stores.inbox.stats(SLOT)).queued === 0), 5_000, "DAVE's to expire on claim");
+    await waitFor(
+      async () => (await stores.inbox.claimDue(SLOT, 10), (await stores.inbox.stats(SLOT)).queued === 0),
+      5_000,
+      "DAVE's to expire on claim",
+    );
     expect(await ids()).toEqual([`${CAROL}:1`, `${DAVE}:1`, `${DAVE}:2`]);
     expect(inst.deadLettered).toEqual({ attempts: 0, inbox_full: 0, expired: 8, dropped: 5 });
     // Per slot: another slot's list is its own.
-    await waitFor(async () => (await stores.inbox.pending(SLOT + 1, elsewhere)).messages.length === 0, 5_000, 'the other slot’s to expire');
+    await waitFor(
+      async () => (await stores.inbox.pending(SLOT + 1, elsewhere)).messages.length === 0,
+      5_000,
+      'the other slot’s to expire',
+    );
     expect(await ids(SLOT + 1)).toEqual([`${elsewhere}:1`]);
     expect(inst.deadLettered).toMatchObject({ expired: 9, dropped: 5 });
   });
@@ -544,8 +592,14 @@ forEachBackend('Inbox', (backend) => {
     const l = await lease(stores);
     const a = await stores.inbox.append(dm(BOB), l);
     expect((await stores.inbox.pending(SLOT, BOB)).messages).toHaveLength(1);
-    await waitFor(async () => (await stores.inbox.pending(SLOT, BOB)).messages.length === 0, 5_000, 'the message to expire');
-    expect(await stores.inbox.deadLetters(SLOT, 10)).toMatchObject([{ seq: 1, frame: a.frame, reason: 'expired', attempts: 1 }]);
+    await waitFor(
+      async () => (await stores.inbox.pending(SLOT, BOB)).messages.length === 0,
+      5_000,
+      'the message to expire',
+    );
+    expect(await stores.inbox.deadLetters(SLOT, 10)).toMatchObject([
+      { seq: 1, frame: a.frame, reason: 'expired', attempts: 1 },
+    ]);
     expect(await stores.inbox.stats(SLOT)).toMatchObject({ queued: 0 });
     expect(inst.deadLettered).toEqual({ attempts: 0, inbox_full: 0, expired: 1, dropped: 0 });
 
@@ -576,13 +630,20 @@ forEachBackend('Inbox', (backend) => {
       const slot = userSlot(user, SLOTS);
       if (!leases.has(slot)) leases.set(slot, await lease(stores, slot));
       const first = await stores.inbox.append(dm(user), leases.get(slot)!);
-      await waitFor(async () => (await stores.inbox.pending(slot, user)).messages.length === 0, 5_000, `${user}'s to expire`);
+      await waitFor(
+        async () => (await stores.inbox.pending(slot, user)).messages.length === 0,
+        5_000,
+        `${user}'s to expire`,
+      );
       const dead = (await stores.inbox.deadLetters(slot, 100)).find((d) => d.user === user);
       expect(dead).toMatchObject({ id: `${slot}:${user}:1`, user, seq: 1, frame: first.frame, reason: 'expired' });
 
       expect(await stores.inbox.takeDeadLetter(slot, `${slot}:${user}:01`)).toBeUndefined();
       expect(await stores.inbox.takeDeadLetter((slot + 1) % SLOTS, dead!.id)).toBeUndefined();
-      const taken = await Promise.all([stores.inbox.takeDeadLetter(slot, dead!.id), peer.inbox.takeDeadLetter(slot, dead!.id)]);
+      const taken = await Promise.all([
+        stores.inbox.takeDeadLetter(slot, dead!.id),
+        peer.inbox.takeDeadLetter(slot, dead!.id),
+      ]);
       expect(taken.filter((t) => t !== undefined)).toEqual([dead]);
       expect(await stores.inbox.takeDeadLetter(slot, dead!.id)).toBeUndefined();
       expect((await stores.inbox.deadLetters(slot, 100)).find((d) => d.user === user)).toBeUndefined();
@@ -595,7 +656,8 @@ forEachBackend('Inbox', (backend) => {
     const l = await lease(stores);
     for (const u of [BOB, CAROL, DAVE]) await stores.inbox.append(dm(u), l);
     // Dead-lettered in another order than they were sent: the list is in dead-lettering order.
-    for (const u of [DAVE, BOB, CAROL]) await waitFor(async () => (await stores.inbox.pending(SLOT, u)).messages.length === 0, 5_000, `${u}'s to expire`);
+    for (const u of [DAVE, BOB, CAROL])
+      await waitFor(async () => (await stores.inbox.pending(SLOT, u)).messages.length === 0, 5_000, `${u}'s to expire`);
     expect((await stores.inbox.deadLetters(SLOT, 10)).map((d) => d.id)).toEqual(
       [`${DAVE}:1`, `${BOB}:1`, `${CAROL}:1`].map((s) => `${SLOT}:${s}`),
     );
@@ -643,7 +705,11 @@ forEachBackend('Inbox', (backend) => {
     const k = inst.redisKeys ? keys(/^([^:]+):/.exec((await inst.redisKeys())[0]!)![1]!) : undefined;
     /** Waits until the counter lapsed: on Redis its key is gone; in memory, by the store clock (Date.now()). */
     const lapsed = async (lastAppendTs: number) =>
-      waitFor(async () => (k ? !(await inst.redisKeys!()).includes(k.dmMeta(SLOT, BOB)) : Date.now() > lastAppendTs + ttl), 5_000, 'the counter to lapse');
+      waitFor(
+        async () => (k ? !(await inst.redisKeys!()).includes(k.dmMeta(SLOT, BOB)) : Date.now() > lastAppendTs + ttl),
+        5_000,
+        'the counter to lapse',
+      );
 
     await stores.inbox.append(dm(BOB, { mid: 'm', dedupBy: 'alice' }), l);
     const b = await stores.inbox.append(dm(BOB, { sender: 'carol' }), l);
@@ -656,7 +722,10 @@ forEachBackend('Inbox', (backend) => {
       expect((await inst.redisKeys!()).sort()).toEqual([k.fence(SLOT), k.lease(SLOT)].sort());
     }
     // Seqs start again at 1; the old mid is new again (its dedup entry lapsed before the counter).
-    expect(await stores.inbox.append(dm(BOB, { mid: 'm', dedupBy: 'alice' }), l)).toMatchObject({ seq: 1, duplicate: false });
+    expect(await stores.inbox.append(dm(BOB, { mid: 'm', dedupBy: 'alice' }), l)).toMatchObject({
+      seq: 1,
+      duplicate: false,
+    });
 
     // A message older than inboxMaxAgeMs that nothing looked at yet is still pending when the counter
     // lapses: the next seq continues after it, never sharing its seq.
@@ -672,7 +741,11 @@ forEachBackend('Inbox', (backend) => {
     ]);
     await stores.inbox.ack(SLOT, BOB, 3);
     if (k) {
-      await waitFor(async () => !(await inst.redisKeys!()).includes(k.dmMeta(SLOT, BOB)), 5_000, 'the counter to lapse again');
+      await waitFor(
+        async () => !(await inst.redisKeys!()).includes(k.dmMeta(SLOT, BOB)),
+        5_000,
+        'the counter to lapse again',
+      );
       expect((await inst.redisKeys!()).sort()).toEqual([k.deadLetters(SLOT), k.fence(SLOT), k.lease(SLOT)].sort());
     }
   });

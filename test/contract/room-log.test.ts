@@ -211,7 +211,12 @@ forEachBackend('RoomLog', (backend) => {
     const appended = [];
     for (let i = 0; i < 3; i++) appended.push(await stores.log.append(req('new-room'), l));
     expect(appended[0]!.epoch).toBe(fresh.epoch); // read created the epoch the appends continue
-    expect(await stores.log.read(SLOT, 'new-room', 3)).toEqual({ seq: 3, epoch: fresh.epoch, frames: [], complete: true });
+    expect(await stores.log.read(SLOT, 'new-room', 3)).toEqual({
+      seq: 3,
+      epoch: fresh.epoch,
+      frames: [],
+      complete: true,
+    });
     expect(await stores.log.read(SLOT, 'new-room', 1)).toEqual({
       seq: 3,
       epoch: fresh.epoch,
@@ -274,7 +279,11 @@ forEachBackend('RoomLog', (backend) => {
     const { stores } = backend().make({ maxAgeMs: 100, dedupWindowMs: 100 });
     const l = await lease(stores);
     const first = await stores.log.append(req('room', { mid: 'm', dedupBy: 'alice' }), l);
-    await waitFor(async () => (await stores.log.read(SLOT, 'room', 0)).epoch !== first.epoch, 5_000, 'the room to expire');
+    await waitFor(
+      async () => (await stores.log.read(SLOT, 'room', 0)).epoch !== first.epoch,
+      5_000,
+      'the room to expire',
+    );
     const after = await stores.log.append(req('room', { mid: 'm', dedupBy: 'alice' }), l);
     expect(after).toMatchObject({ seq: 1, duplicate: false });
     expect(after.epoch).not.toBe(first.epoch);
@@ -292,7 +301,9 @@ forEachBackend('RoomLog', (backend) => {
     expect(next!.fence).toBeGreaterThan(short.fence);
     await expect(stores.log.append(req('room'), short)).rejects.toBeInstanceOf(NotOwnerError);
     // Same owner name, old fence: still refused.
-    await expect(stores.log.append(req('room'), { ...next!, fence: short.fence })).rejects.toBeInstanceOf(NotOwnerError);
+    await expect(stores.log.append(req('room'), { ...next!, fence: short.fence })).rejects.toBeInstanceOf(
+      NotOwnerError,
+    );
     // A lease of another slot does not authorize this one.
     const other = await lease(stores, SLOT + 1);
     await expect(stores.log.append(req('room'), other)).rejects.toBeInstanceOf(NotOwnerError);
@@ -315,7 +326,11 @@ describe('RoomLog on Redis', () => {
     redis?.disconnect();
     await server?.stop();
   });
-  const scriptCalls = async () => [...(await redis.info('commandstats')).matchAll(/^cmdstat_eval(?:sha)?:calls=(\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+  const scriptCalls = async () =>
+    [...(await redis.info('commandstats')).matchAll(/^cmdstat_eval(?:sha)?:calls=(\d+)/gm)].reduce(
+      (n, m) => n + Number(m[1]),
+      0,
+    );
 
   it('sends a burst of appends to one slot as one script call; each gets its own answer, in order per room', async () => {
     const stores = redisStores(redis, uniquePrefix(), DEFAULT_LIMITS, { quitOnClose: false });
@@ -323,7 +338,9 @@ describe('RoomLog on Redis', () => {
     await stores.log.append(req('warm'), l); // loads the script (the first EVALSHA may fall back to EVAL)
     const before = await scriptCalls();
     const rooms = ['b1', 'b2', 'b3'];
-    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => stores.log.append(req(rooms[i % 3]!, { dataJson: String(i) }), l)));
+    const results = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => stores.log.append(req(rooms[i % 3]!, { dataJson: String(i) }), l)),
+    );
     expect((await scriptCalls()) - before).toBe(1);
     for (const room of rooms) {
       const mine = results.filter((_, i) => rooms[i % 3] === room);
@@ -332,7 +349,10 @@ describe('RoomLog on Redis', () => {
     expect(results.map((r) => JSON.parse(r.frame).data)).toEqual(Array.from({ length: 100 }, (_, i) => i));
     // A refused lease fails the whole burst, each append with NotOwnerError.
     const stale = { ...l, fence: l.fence + 1 };
-    const refused = await Promise.allSettled([stores.log.append(req('b1'), stale), stores.log.append(req('b2'), stale)]);
+    const refused = await Promise.allSettled([
+      stores.log.append(req('b1'), stale),
+      stores.log.append(req('b2'), stale),
+    ]);
     expect(refused.map((r) => r.status === 'rejected' && r.reason instanceof NotOwnerError)).toEqual([true, true]);
   });
 });

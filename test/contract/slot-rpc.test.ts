@@ -34,7 +34,12 @@ function contract(name: string, open: () => Promise<BusBackend>) {
     const fresh = () => subjects(`t${randomBytes(4).toString('hex')}`);
 
     /** An owner of `slot` answering through SlotReplies with `answer(request, msg)` (undefined: stay silent). */
-    async function owner(b: Bus, subj: ReturnType<typeof subjects>, slot: number, answer: (r: SlotRequest, m: BusMsg) => string | undefined) {
+    async function owner(
+      b: Bus,
+      subj: ReturnType<typeof subjects>,
+      slot: number,
+      answer: (r: SlotRequest, m: BusMsg) => string | undefined,
+    ) {
       const replies = new SlotReplies(b, subj);
       const seen: SlotRequest[] = [];
       const sub = b.subscribe(subj.slot(slot), (m) => {
@@ -54,7 +59,9 @@ function contract(name: string, open: () => Promise<BusBackend>) {
       const client = new SlotClient(a, subj, 'gw-1', TIMEOUT_MS);
       const batches: number[] = [];
       a.subscribe(subj.batchReply(subj.replies('gw-1')), (m) => void batches.push(toText(m.data).split('\n').length));
-      const answers = await Promise.all(Array.from({ length: 200 }, (_, i) => client.request<{ seq: number }>(3, req(i))));
+      const answers = await Promise.all(
+        Array.from({ length: 200 }, (_, i) => client.request<{ seq: number }>(3, req(i))),
+      );
       expect(answers.map((x) => x.seq)).toEqual(Array.from({ length: 200 }, (_, i) => i * 10));
       expect(seen).toHaveLength(200);
       // Answered in batches, not one message each.
@@ -86,7 +93,10 @@ function contract(name: string, open: () => Promise<BusBackend>) {
       const silent = await owner(b, subj, 5, () => undefined);
       const client = new SlotClient(a, subj, 'gw-3', TIMEOUT_MS);
       const started = Date.now();
-      await expect(client.request(5, req(1))).rejects.toMatchObject({ code: 'unavailable', message: 'router did not answer in time' });
+      await expect(client.request(5, req(1))).rejects.toMatchObject({
+        code: 'unavailable',
+        message: 'router did not answer in time',
+      });
       expect(Date.now() - started).toBeGreaterThanOrEqual(TIMEOUT_MS - 50);
       expect(silent.seen).toHaveLength(1);
       client.close();
@@ -98,7 +108,9 @@ function contract(name: string, open: () => Promise<BusBackend>) {
       await owner(b, subj, 6, () => JSON.stringify(errorReply('forbidden', 'no')));
       const client = new SlotClient(a, subj, 'gw-4', TIMEOUT_MS);
       await expect(client.request(6, req(1))).rejects.toMatchObject({ code: 'forbidden', message: 'no' });
-      expect(JSON.parse(toText(await a.request(subj.slot(6), JSON.stringify(req(2)), 2000)))).toEqual(errorReply('forbidden', 'no'));
+      expect(JSON.parse(toText(await a.request(subj.slot(6), JSON.stringify(req(2)), 2000)))).toEqual(
+        errorReply('forbidden', 'no'),
+      );
       client.close();
     });
 

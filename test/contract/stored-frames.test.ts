@@ -19,7 +19,9 @@ async function lease(stores: Stores): Promise<Lease> {
 
 const name = fc.string({ unit: fc.constantFrom(...'abcXYZ019_-:@.'), minLength: 1, maxLength: 16 });
 /** Data as a client may send it: any JSON value, in any layout. */
-const dataText = fc.tuple(fc.jsonValue({ maxDepth: 3 }), fc.constantFrom(undefined, 0, 2, '\t')).map(([v, indent]) => JSON.stringify(v, null, indent as never));
+const dataText = fc
+  .tuple(fc.jsonValue({ maxDepth: 3 }), fc.constantFrom(undefined, 0, 2, '\t'))
+  .map(([v, indent]) => JSON.stringify(v, null, indent as never));
 const from = fc.oneof(name, fc.string({ maxLength: 12 }));
 const mid = fc.option(fc.string({ minLength: 1, maxLength: 64 }), { nil: undefined });
 
@@ -29,9 +31,18 @@ forEachBackend('stored frames', (backend) => {
     const l = await lease(stores);
     await fc.assert(
       fc.asyncProperty(name, from, dataText, mid, async (room, sender, data, m) => {
-        const r = await stores.log.append({ slot: SLOT, room, from: sender, dataJson: data, mid: m, dedupBy: m === undefined ? undefined : sender }, l);
+        const r = await stores.log.append(
+          { slot: SLOT, room, from: sender, dataJson: data, mid: m, dedupBy: m === undefined ? undefined : sender },
+          l,
+        );
         const decoded = decodeServerFrame(r.frame);
-        expect('frame' in decoded && decoded.frame).toMatchObject({ t: 'msg', room, seq: r.seq, from: sender, data: JSON.parse(data) });
+        expect('frame' in decoded && decoded.frame).toMatchObject({
+          t: 'msg',
+          room,
+          seq: r.seq,
+          from: sender,
+          data: JSON.parse(data),
+        });
         const ts = frameTs(r.frame);
         expect('frame' in decoded && decoded.frame.t === 'msg' && decoded.frame.ts).toBe(ts);
         expect(r.frame).toBe(msgFrame(room, r.seq, sender, data, m, ts));
@@ -45,10 +56,26 @@ forEachBackend('stored frames', (backend) => {
     const l = await lease(stores);
     await fc.assert(
       fc.asyncProperty(from, dataText, mid, async (sender, data, m) => {
-        const r = await stores.inbox.append({ slot: SLOT, to: 'bob', from: sender, dataJson: data, mid: m, dedupBy: m === undefined ? undefined : sender, sender: 'u' }, l);
+        const r = await stores.inbox.append(
+          {
+            slot: SLOT,
+            to: 'bob',
+            from: sender,
+            dataJson: data,
+            mid: m,
+            dedupBy: m === undefined ? undefined : sender,
+            sender: 'u',
+          },
+          l,
+        );
         if (r.duplicate) return;
         const decoded = decodeServerFrame(r.frame);
-        expect('frame' in decoded && decoded.frame).toMatchObject({ t: 'dm', seq: r.seq, from: sender, data: JSON.parse(data) });
+        expect('frame' in decoded && decoded.frame).toMatchObject({
+          t: 'dm',
+          seq: r.seq,
+          from: sender,
+          data: JSON.parse(data),
+        });
         expect(dmFrameSeq(Buffer.from(r.frame))).toBe(r.seq);
         expect(r.frame).toBe(dmFrame(r.seq, sender, data, m, frameTs(r.frame)));
         await stores.inbox.ack(SLOT, 'bob', r.seq);

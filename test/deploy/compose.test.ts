@@ -12,7 +12,9 @@ const compose = fileURLToPath(new URL('../../deploy/compose.yaml', import.meta.u
 const secret = 'compose-test-secret-0123456789abcdef';
 
 async function config(env: Record<string, string>) {
-  return run(requireBinary('docker-compose'), ['-p', 'rtgw', '-f', compose, 'config'], { env: { ...process.env, ...env } }).catch((e: { stderr?: string }) => {
+  return run(requireBinary('docker-compose'), ['-p', 'rtgw', '-f', compose, 'config'], {
+    env: { ...process.env, ...env },
+  }).catch((e: { stderr?: string }) => {
     return { stdout: '', stderr: String(e.stderr ?? e), failed: true as const };
   });
 }
@@ -21,9 +23,12 @@ describe('deploy/compose.yaml', () => {
   it('is valid for docker-compose and renders every service with the secret and Redis settings', async () => {
     const r = await config({ RTGW_JWT_SECRET: secret });
     expect('failed' in r, r.stderr).toBe(false);
-    const rendered = parse(r.stdout) as { services: Record<string, { environment?: Record<string, string>; command?: string | string[] }> };
+    const rendered = parse(r.stdout) as {
+      services: Record<string, { environment?: Record<string, string>; command?: string | string[] }>;
+    };
     const names = Object.keys(rendered.services);
-    for (const s of ['nats', 'redis', 'router-1', 'router-2', 'gateway-1', 'gateway-2', 'prometheus', 'grafana']) expect(names).toContain(s);
+    for (const s of ['nats', 'redis', 'router-1', 'router-2', 'gateway-1', 'gateway-2', 'prometheus', 'grafana'])
+      expect(names).toContain(s);
     expect(rendered.services['gateway-1']!.environment?.RTGW_JWT_SECRET).toBe(secret);
     const redis = [rendered.services.redis!.command].flat().join(' ');
     expect(redis).toMatch(/noeviction/);

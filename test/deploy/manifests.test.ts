@@ -45,7 +45,10 @@ function filesUnder(dir: string, re: RegExp): string[] {
 function unescapePointer(path: string): string[] {
   if (path === '') return [];
   if (!path.startsWith('/')) throw new Error(`bad JSON pointer ${path}`);
-  return path.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  return path
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
 }
 
 function getAt(doc: unknown, tokens: string[], path: string): unknown {
@@ -128,7 +131,16 @@ export function applyJsonPatch(doc: unknown, ops: Obj[]): unknown {
 // else in a kustomization fails the build, so the tests cannot silently ignore a feature they do not model.
 // Generated names keep no hash suffix here (kustomize adds one unless disableNameSuffixHash).
 
-const KUSTOMIZATION_KEYS = new Set(['apiVersion', 'kind', 'resources', 'components', 'namespace', 'images', 'configMapGenerator', 'patches']);
+const KUSTOMIZATION_KEYS = new Set([
+  'apiVersion',
+  'kind',
+  'resources',
+  'components',
+  'namespace',
+  'images',
+  'configMapGenerator',
+  'patches',
+]);
 const GENERATOR_KEYS = new Set(['name', 'behavior', 'literals', 'files', 'options']);
 const GENERATOR_OPTION_KEYS = new Set(['disableNameSuffixHash', 'labels', 'annotations']);
 const PATCH_KEYS = new Set(['target', 'patch']);
@@ -199,17 +211,23 @@ export function kustomize(dir: string, expectKind: 'Kustomization' | 'Component'
       const [key, path] = f.includes('=') ? (f.split('=', 2) as [string, string]) : [f.split('/').pop()!, f];
       const abs = resolve(dir, path);
       generatorFiles.push(abs);
-      if (!existsSync(abs)) throw new Error(`${where}: configMapGenerator file ${path} does not exist (${relative(root, abs)})`);
+      if (!existsSync(abs))
+        throw new Error(`${where}: configMapGenerator file ${path} does not exist (${relative(root, abs)})`);
       data[key] = readFileSync(abs, 'utf8');
     }
     const existing = objects.find((o) => o.kind === 'ConfigMap' && o.metadata?.name === g.name);
     if (g.behavior === 'merge' || g.behavior === 'replace') {
-      if (!existing) throw new Error(`${where}: configMapGenerator ${g.name} has behavior ${g.behavior} but no base ConfigMap of that name`);
+      if (!existing)
+        throw new Error(
+          `${where}: configMapGenerator ${g.name} has behavior ${g.behavior} but no base ConfigMap of that name`,
+        );
       existing.data = g.behavior === 'merge' ? { ...existing.data, ...data } : data;
     } else {
       if (g.behavior !== undefined && g.behavior !== 'create') throw new Error(`${where}: bad behavior ${g.behavior}`);
       const labels = g.options?.labels;
-      addObjects([{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: g.name, ...(labels ? { labels } : {}) }, data }]);
+      addObjects([
+        { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: g.name, ...(labels ? { labels } : {}) }, data },
+      ]);
     }
   }
   for (const c of (k.components ?? []) as string[]) {
@@ -228,7 +246,10 @@ export function kustomize(dir: string, expectKind: 'Kustomization' | 'Component'
     expectKeys(img, IMAGE_KEYS, `${where} images`);
     let used = false;
     for (const o of objects) {
-      for (const c of [...(o.spec?.template?.spec?.containers ?? []), ...(o.spec?.template?.spec?.initContainers ?? [])]) {
+      for (const c of [
+        ...(o.spec?.template?.spec?.containers ?? []),
+        ...(o.spec?.template?.spec?.initContainers ?? []),
+      ]) {
         const [name] = String(c.image).split(/[:@]/);
         if (name !== img.name) continue;
         used = true;
@@ -254,7 +275,8 @@ function applyPatches(objects: Obj[], patches: Obj[], where: string): Obj[] {
     } else if (isObj(body) && body.$patch === 'delete') {
       const { $patch: _, ...rest } = body;
       for (const h of hits) {
-        if (rest.kind !== h.kind || rest.metadata?.name !== h.metadata?.name) throw new Error(`${where}: delete patch body does not name its target`);
+        if (rest.kind !== h.kind || rest.metadata?.name !== h.metadata?.name)
+          throw new Error(`${where}: delete patch body does not name its target`);
       }
       out = out.filter((o) => !matches(o, p.target));
     } else throw new Error(`${where}: only RFC 6902 lists and $patch: delete are modelled`);
@@ -299,7 +321,8 @@ function interfaceTypes(objs: Obj[]): Map<string, ts.Type> {
   };
   const host = ts.createCompilerHost(options);
   const { getSourceFile, fileExists, readFile } = host;
-  host.getSourceFile = (f, lang, ...rest) => (f === virtual ? ts.createSourceFile(f, src, lang) : getSourceFile.call(host, f, lang, ...rest));
+  host.getSourceFile = (f, lang, ...rest) =>
+    f === virtual ? ts.createSourceFile(f, src, lang) : getSourceFile.call(host, f, lang, ...rest);
   host.fileExists = (f) => f === virtual || fileExists.call(host, f);
   host.readFile = (f) => (f === virtual ? src : readFile.call(host, f));
   const program = ts.createProgram([virtual], options, host);
@@ -324,7 +347,9 @@ function unknownKeys(value: unknown, type: ts.Type, path: string, out: string[])
   let t = c.getNonNullableType(type);
   if (t.flags & (ts.TypeFlags.Any | ts.TypeFlags.Unknown)) return;
   if (t.isUnion()) {
-    const candidates = t.types.filter((m) => (Array.isArray(value) ? c.isArrayType(m) : m.flags & ts.TypeFlags.Object && !c.isArrayType(m)));
+    const candidates = t.types.filter((m) =>
+      Array.isArray(value) ? c.isArrayType(m) : m.flags & ts.TypeFlags.Object && !c.isArrayType(m),
+    );
     if (candidates.length !== 1) {
       out.push(`${path} (value of a type the schema does not allow here)`);
       return;
@@ -358,34 +383,106 @@ function misspelledKeys(o: Obj, all: Obj[]): string[] {
 type Shape = '*' | Shape[] | { [k: string]: Shape };
 const META: Shape = { name: '*', namespace: '*', labels: '*', annotations: '*' };
 const BEHAVIOR: Shape = {
-  scaleUp: { stabilizationWindowSeconds: '*', selectPolicy: '*', policies: [{ type: '*', value: '*', periodSeconds: '*' }] },
-  scaleDown: { stabilizationWindowSeconds: '*', selectPolicy: '*', policies: [{ type: '*', value: '*', periodSeconds: '*' }] },
+  scaleUp: {
+    stabilizationWindowSeconds: '*',
+    selectPolicy: '*',
+    policies: [{ type: '*', value: '*', periodSeconds: '*' }],
+  },
+  scaleDown: {
+    stabilizationWindowSeconds: '*',
+    selectPolicy: '*',
+    policies: [{ type: '*', value: '*', periodSeconds: '*' }],
+  },
 };
 const CRD_SHAPES: Record<string, Shape> = {
   'monitoring.coreos.com/v1/ServiceMonitor': {
-    apiVersion: '*', kind: '*', metadata: META,
+    apiVersion: '*',
+    kind: '*',
+    metadata: META,
     spec: {
-      jobLabel: '*', targetLabels: '*', podTargetLabels: '*', namespaceSelector: { any: '*', matchNames: '*' },
+      jobLabel: '*',
+      targetLabels: '*',
+      podTargetLabels: '*',
+      namespaceSelector: { any: '*', matchNames: '*' },
       selector: { matchLabels: '*', matchExpressions: '*' },
-      endpoints: [{
-        port: '*', targetPort: '*', path: '*', scheme: '*', interval: '*', scrapeTimeout: '*', honorLabels: '*',
-        relabelings: [{ sourceLabels: '*', separator: '*', targetLabel: '*', regex: '*', modulus: '*', replacement: '*', action: '*' }],
-        metricRelabelings: [{ sourceLabels: '*', separator: '*', targetLabel: '*', regex: '*', modulus: '*', replacement: '*', action: '*' }],
-      }],
+      endpoints: [
+        {
+          port: '*',
+          targetPort: '*',
+          path: '*',
+          scheme: '*',
+          interval: '*',
+          scrapeTimeout: '*',
+          honorLabels: '*',
+          relabelings: [
+            {
+              sourceLabels: '*',
+              separator: '*',
+              targetLabel: '*',
+              regex: '*',
+              modulus: '*',
+              replacement: '*',
+              action: '*',
+            },
+          ],
+          metricRelabelings: [
+            {
+              sourceLabels: '*',
+              separator: '*',
+              targetLabel: '*',
+              regex: '*',
+              modulus: '*',
+              replacement: '*',
+              action: '*',
+            },
+          ],
+        },
+      ],
     },
   },
   'monitoring.coreos.com/v1/PrometheusRule': {
-    apiVersion: '*', kind: '*', metadata: META,
-    spec: { groups: [{ name: '*', interval: '*', limit: '*', rules: [{ alert: '*', record: '*', expr: '*', for: '*', keep_firing_for: '*', labels: '*', annotations: '*' }] }] },
+    apiVersion: '*',
+    kind: '*',
+    metadata: META,
+    spec: {
+      groups: [
+        {
+          name: '*',
+          interval: '*',
+          limit: '*',
+          rules: [
+            { alert: '*', record: '*', expr: '*', for: '*', keep_firing_for: '*', labels: '*', annotations: '*' },
+          ],
+        },
+      ],
+    },
   },
   'keda.sh/v1alpha1/ScaledObject': {
-    apiVersion: '*', kind: '*', metadata: META,
+    apiVersion: '*',
+    kind: '*',
+    metadata: META,
     spec: {
       scaleTargetRef: { apiVersion: '*', kind: '*', name: '*', envSourceContainerName: '*' },
-      minReplicaCount: '*', maxReplicaCount: '*', idleReplicaCount: '*', pollingInterval: '*', cooldownPeriod: '*',
+      minReplicaCount: '*',
+      maxReplicaCount: '*',
+      idleReplicaCount: '*',
+      pollingInterval: '*',
+      cooldownPeriod: '*',
       fallback: { failureThreshold: '*', replicas: '*' },
-      advanced: { restoreToOriginalReplicaCount: '*', horizontalPodAutoscalerConfig: { name: '*', behavior: BEHAVIOR } },
-      triggers: [{ type: '*', name: '*', metricType: '*', useCachedMetrics: '*', metadata: '*', authenticationRef: { name: '*', kind: '*' } }],
+      advanced: {
+        restoreToOriginalReplicaCount: '*',
+        horizontalPodAutoscalerConfig: { name: '*', behavior: BEHAVIOR },
+      },
+      triggers: [
+        {
+          type: '*',
+          name: '*',
+          metricType: '*',
+          useCachedMetrics: '*',
+          metadata: '*',
+          authenticationRef: { name: '*', kind: '*' },
+        },
+      ],
     },
   },
 };
@@ -418,7 +515,10 @@ function crdRequiredErrors(o: Obj): string[] {
       need(typeof g.name === 'string', 'spec.groups[].name');
       for (const r of g.rules ?? []) {
         need(typeof r.expr === 'string' && r.expr.trim() !== '', `rule ${r.alert ?? r.record}: expr`);
-        need((r.alert === undefined) !== (r.record === undefined), `rule ${r.alert ?? r.record}: exactly one of alert, record`);
+        need(
+          (r.alert === undefined) !== (r.record === undefined),
+          `rule ${r.alert ?? r.record}: exactly one of alert, record`,
+        );
       }
     }
   } else if (o.kind === 'ScaledObject') {
@@ -428,7 +528,8 @@ function crdRequiredErrors(o: Obj): string[] {
       need(typeof t.type === 'string', 'spec.triggers[].type');
       need(isObj(t.metadata), 'spec.triggers[].metadata');
       if (t.type === 'prometheus') {
-        for (const f of ['serverAddress', 'query', 'threshold']) need(typeof t.metadata?.[f] === 'string', `prometheus trigger metadata.${f} (a string)`);
+        for (const f of ['serverAddress', 'query', 'threshold'])
+          need(typeof t.metadata?.[f] === 'string', `prometheus trigger metadata.${f} (a string)`);
       }
     }
   }
@@ -497,7 +598,10 @@ function checkRtgwDeployment(objs: Obj[], name: string, role: 'gateway' | 'route
   const c = pod.containers.find((x: Obj) => x.name === role);
   expect(c, `${name} container ${role}`).toBeDefined();
   expect(c.args).toEqual([role]);
-  expect(selects(d.spec.selector.matchLabels, d.spec.template.metadata.labels), `${name} selector matches its pods`).toBe(true);
+  expect(
+    selects(d.spec.selector.matchLabels, d.spec.template.metadata.labels),
+    `${name} selector matches its pods`,
+  ).toBe(true);
 
   const adminPort = Number(envValue(c, 'RTGW_ADMIN_PORT', objs) ?? 8081);
   expect(containerPort(c, c.readinessProbe.httpGet.port)).toBe(adminPort);
@@ -506,10 +610,14 @@ function checkRtgwDeployment(objs: Obj[], name: string, role: 'gateway' | 'route
   expect(c.livenessProbe.httpGet.path).toBe('/healthz');
   if (c.startupProbe) expect(containerPort(c, c.startupProbe.httpGet.port)).toBe(adminPort);
 
-  for (const v of ['RTGW_NATS_URL', 'RTGW_REDIS_URL']) expect(envValue(c, v, objs), `${name} ${v}`).toMatch(/^\w+:\/\/\S+$/);
-  const key = (c.env ?? []).find((e: Obj) => ['RTGW_JWT_SECRET', 'RTGW_JWT_PUBLIC_KEY', 'RTGW_JWT_JWKS_URL'].includes(e.name));
+  for (const v of ['RTGW_NATS_URL', 'RTGW_REDIS_URL'])
+    expect(envValue(c, v, objs), `${name} ${v}`).toMatch(/^\w+:\/\/\S+$/);
+  const key = (c.env ?? []).find((e: Obj) =>
+    ['RTGW_JWT_SECRET', 'RTGW_JWT_PUBLIC_KEY', 'RTGW_JWT_JWKS_URL'].includes(e.name),
+  );
   expect(key, `${name} token key`).toBeDefined();
-  if (key.name === 'RTGW_JWT_SECRET') expect(key.valueFrom?.secretKeyRef?.name, 'RTGW_JWT_SECRET comes from a Secret').toBeTruthy();
+  if (key.name === 'RTGW_JWT_SECRET')
+    expect(key.valueFrom?.secretKeyRef?.name, 'RTGW_JWT_SECRET comes from a Secret').toBeTruthy();
 
   expect(pod.enableServiceLinks).toBe(false);
   expect(pod.securityContext.runAsNonRoot).toBe(true);
@@ -522,8 +630,14 @@ function checkRtgwDeployment(objs: Obj[], name: string, role: 'gateway' | 'route
   expect((pod.volumes ?? []).find((v: Obj) => v.name === tmp.name)?.emptyDir).toBeDefined();
 
   const spread = pod.topologySpreadConstraints ?? [];
-  expect(spread.map((t: Obj) => t.topologyKey)).toEqual(expect.arrayContaining(['kubernetes.io/hostname', 'topology.kubernetes.io/zone']));
-  for (const t of spread) expect(selects(t.labelSelector.matchLabels, d.spec.template.metadata.labels), `${name} spread selects its pods`).toBe(true);
+  expect(spread.map((t: Obj) => t.topologyKey)).toEqual(
+    expect.arrayContaining(['kubernetes.io/hostname', 'topology.kubernetes.io/zone']),
+  );
+  for (const t of spread)
+    expect(
+      selects(t.labelSelector.matchLabels, d.spec.template.metadata.labels),
+      `${name} spread selects its pods`,
+    ).toBe(true);
 
   expect(bytes(c.resources.requests.memory)).toBeGreaterThan(0);
   expect(bytes(c.resources.limits.memory)).toBeGreaterThanOrEqual(bytes(c.resources.requests.memory));
@@ -531,7 +645,8 @@ function checkRtgwDeployment(objs: Obj[], name: string, role: 'gateway' | 'route
   const drain = Number(envValue(c, 'RTGW_DRAIN_SECONDS', objs) ?? 10);
   if (role === 'gateway') {
     const pre = c.lifecycle?.preStop;
-    const preStopSeconds = pre?.sleep?.seconds ?? (pre?.exec?.command?.[0] === 'sleep' ? Number(pre.exec.command[1]) : NaN);
+    const preStopSeconds =
+      pre?.sleep?.seconds ?? (pre?.exec?.command?.[0] === 'sleep' ? Number(pre.exec.command[1]) : NaN);
     expect(preStopSeconds, 'gateway preStop pauses').toBeGreaterThan(0);
     // preStop, then the drain, then the process' own forced exit at drain + 15 s: the kubelet must not SIGKILL first.
     expect(pod.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(preStopSeconds + drain + 15);
@@ -581,15 +696,23 @@ function checkWiring(objs: Obj[]): void {
   const gwContainer = gw.spec.template.spec.containers[0];
   const wsPort = svc.spec.ports.find((p: Obj) => p.name === 'ws');
   expect(containerPort(gwContainer, wsPort.targetPort)).toBe(Number(envValue(gwContainer, 'RTGW_PORT', objs) ?? 8080));
-  expect(svc.spec.ports.map((p: Obj) => p.targetPort), 'admin port stays off the public Service').not.toContain('admin');
+  expect(
+    svc.spec.ports.map((p: Obj) => p.targetPort),
+    'admin port stays off the public Service',
+  ).not.toContain('admin');
 
-  for (const [pdbName, d] of [['rtgw-gateway', gw], ['rtgw-router', router]] as const) {
+  for (const [pdbName, d] of [
+    ['rtgw-gateway', gw],
+    ['rtgw-router', router],
+  ] as const) {
     const pdb = find(objs, 'PodDisruptionBudget', pdbName);
     expect(selects(pdb.spec.selector.matchLabels, podLabels(d))).toBe(true);
   }
 
   const sm = find(objs, 'ServiceMonitor', 'rtgw');
-  const scraped = objs.filter((o) => o.kind === 'Service' && selects(sm.spec.selector.matchLabels, o.metadata.labels ?? {}));
+  const scraped = objs.filter(
+    (o) => o.kind === 'Service' && selects(sm.spec.selector.matchLabels, o.metadata.labels ?? {}),
+  );
   // The alert rules select on these job names; the ServiceMonitor takes them from jobLabel.
   expect(scraped.map((s) => s.metadata.labels[sm.spec.jobLabel]).sort()).toEqual(['rtgw-gateway', 'rtgw-router']);
   for (const s of scraped) {
@@ -613,14 +736,16 @@ function checkWiring(objs: Obj[]): void {
 describe('test helpers', () => {
   it('the RFC 6902 applier applies and refuses what it should', () => {
     const doc = { a: { b: [1, 2] }, c: 'x' };
-    expect(applyJsonPatch(doc, [
-      { op: 'add', path: '/a/b/1', value: 9 },
-      { op: 'replace', path: '/c', value: 'y' },
-      { op: 'remove', path: '/a/b/0' },
-      { op: 'add', path: '/a/b/-', value: 3 },
-      { op: 'test', path: '/a/b', value: [9, 2, 3] },
-      { op: 'copy', from: '/c', path: '/d' },
-    ])).toEqual({ a: { b: [9, 2, 3] }, c: 'y', d: 'y' });
+    expect(
+      applyJsonPatch(doc, [
+        { op: 'add', path: '/a/b/1', value: 9 },
+        { op: 'replace', path: '/c', value: 'y' },
+        { op: 'remove', path: '/a/b/0' },
+        { op: 'add', path: '/a/b/-', value: 3 },
+        { op: 'test', path: '/a/b', value: [9, 2, 3] },
+        { op: 'copy', from: '/c', path: '/d' },
+      ]),
+    ).toEqual({ a: { b: [9, 2, 3] }, c: 'y', d: 'y' });
     expect(doc.a.b).toEqual([1, 2]);
     expect(() => applyJsonPatch(doc, [{ op: 'replace', path: '/nope', value: 1 }])).toThrow(/no member/);
     expect(() => applyJsonPatch(doc, [{ op: 'test', path: '/c', value: 'z' }])).toThrow(/expected/);
@@ -641,22 +766,41 @@ describe('test helpers', () => {
     const bad = structuredClone(d);
     bad.spec.replicas = 'two';
     await expect(validateBuiltin(bad)).rejects.toThrow(/replicas/);
-    const so = { apiVersion: 'keda.sh/v1alpha1', kind: 'ScaledObject', metadata: { name: 'x' }, spec: { scaleTargetRef: {}, triggers: [{ type: 'prometheus', metdata: {} }] } };
+    const so = {
+      apiVersion: 'keda.sh/v1alpha1',
+      kind: 'ScaledObject',
+      metadata: { name: 'x' },
+      spec: { scaleTargetRef: {}, triggers: [{ type: 'prometheus', metdata: {} }] },
+    };
     const out: string[] = [];
     shapeErrors(so, CRD_SHAPES['keda.sh/v1alpha1/ScaledObject']!, 'ScaledObject', out);
     expect(out).toEqual(['ScaledObject.spec.triggers[0].metdata']);
-    expect(crdRequiredErrors(so)).toEqual(expect.arrayContaining(['spec.scaleTargetRef.name', 'spec.triggers[].metadata']));
+    expect(crdRequiredErrors(so)).toEqual(
+      expect.arrayContaining(['spec.scaleTargetRef.name', 'spec.triggers[].metadata']),
+    );
   });
 
   it('the kustomize subset refuses a patch whose target does not exist', () => {
-    expect(() => applyPatches([{ apiVersion: 'v1', kind: 'Service', metadata: { name: 'a' } }], [{ target: { kind: 'Service', name: 'b' }, patch: '[]' }], 'x')).toThrow(/matches no resource/);
+    expect(() =>
+      applyPatches(
+        [{ apiVersion: 'v1', kind: 'Service', metadata: { name: 'a' } }],
+        [{ target: { kind: 'Service', name: 'b' }, patch: '[]' }],
+        'x',
+      ),
+    ).toThrow(/matches no resource/);
   });
 });
 
 describe('every YAML file under deploy/ parses', () => {
   const files = filesUnder(deploy, /\.ya?ml$/);
   it('finds the manifests', () => {
-    expect(files.map((f) => relative(deploy, f))).toEqual(expect.arrayContaining(['compose.yaml', 'k8s/base/kustomization.yaml', 'k8s/overlays/example/kustomization.yaml']));
+    expect(files.map((f) => relative(deploy, f))).toEqual(
+      expect.arrayContaining([
+        'compose.yaml',
+        'k8s/base/kustomization.yaml',
+        'k8s/overlays/example/kustomization.yaml',
+      ]),
+    );
   });
   it.each(files.map((f) => [relative(deploy, f), f]))('%s', (_, f) => {
     expect(readYamlDocs(f).length).toBeGreaterThan(0);
@@ -664,7 +808,9 @@ describe('every YAML file under deploy/ parses', () => {
 });
 
 describe('every Kubernetes manifest file validates', () => {
-  const files = filesUnder(k8s, /\.ya?ml$/).filter((f) => !/kustomization\.yaml$/.test(f) && !f.includes('prometheus-adapter'));
+  const files = filesUnder(k8s, /\.ya?ml$/).filter(
+    (f) => !/kustomization\.yaml$/.test(f) && !f.includes('prometheus-adapter'),
+  );
   it.each(files.map((f) => [relative(k8s, f), f]))('%s', async (_, f) => {
     const objs = readYamlDocs(f);
     for (const o of objs) {
@@ -678,12 +824,18 @@ describe('every Kubernetes manifest file validates', () => {
 const builds: Array<[string, () => Built]> = [
   ['base', () => kustomize(join(k8s, 'base'))],
   ['overlays/example', () => kustomize(join(k8s, 'overlays/example'))],
-  ['base + components/keda', () => {
-    const b = kustomize(join(k8s, 'base'));
-    const comp = kustomize(join(k8s, 'components/keda'), 'Component');
-    const compK = readYamlDocs(join(k8s, 'components/keda/kustomization.yaml'))[0]!;
-    return { objects: applyPatches([...b.objects, ...comp.objects], compK.patches, 'components/keda'), generatorFiles: b.generatorFiles };
-  }],
+  [
+    'base + components/keda',
+    () => {
+      const b = kustomize(join(k8s, 'base'));
+      const comp = kustomize(join(k8s, 'components/keda'), 'Component');
+      const compK = readYamlDocs(join(k8s, 'components/keda/kustomization.yaml'))[0]!;
+      return {
+        objects: applyPatches([...b.objects, ...comp.objects], compK.patches, 'components/keda'),
+        generatorFiles: b.generatorFiles,
+      };
+    },
+  ],
 ];
 
 describe.each(builds)('kustomize build %s', (_name, build) => {
@@ -715,7 +867,9 @@ describe('overlays/example', () => {
     expect(envValue(gw.containers[0], 'RTGW_DRAIN_SECONDS', ov)).toBe('30');
     expect(find(ov, 'HorizontalPodAutoscaler', 'rtgw-gateway').spec).toMatchObject({ minReplicas: 3, maxReplicas: 50 });
     expect(find(ov, 'Service', 'rtgw-gateway').spec.type).toBe('LoadBalancer');
-    expect(find(ov, 'ConfigMap', 'rtgw-config').data.RTGW_NATS_URL).not.toBe(find(base, 'ConfigMap', 'rtgw-config').data.RTGW_NATS_URL);
+    expect(find(ov, 'ConfigMap', 'rtgw-config').data.RTGW_NATS_URL).not.toBe(
+      find(base, 'ConfigMap', 'rtgw-config').data.RTGW_NATS_URL,
+    );
     expect(find(ov, 'ConfigMap', 'rtgw-config').data.RTGW_LOG_LEVEL, 'merge keeps base literals').toBe('info');
   });
   it('the KEDA component replaces the HPA by a ScaledObject', () => {
@@ -747,8 +901,22 @@ describe('monitoring content comes from deploy/prometheus and deploy/grafana', (
 // Compose and Dockerfile.
 
 const COMPOSE_SERVICE_KEYS = new Set([
-  'image', 'build', 'restart', 'environment', 'read_only', 'tmpfs', 'cap_drop', 'security_opt', 'healthcheck',
-  'depends_on', 'command', 'stop_grace_period', 'ports', 'volumes', 'user', 'entrypoint',
+  'image',
+  'build',
+  'restart',
+  'environment',
+  'read_only',
+  'tmpfs',
+  'cap_drop',
+  'security_opt',
+  'healthcheck',
+  'depends_on',
+  'command',
+  'stop_grace_period',
+  'ports',
+  'volumes',
+  'user',
+  'entrypoint',
 ]);
 
 describe('deploy/compose.yaml', () => {
@@ -757,9 +925,20 @@ describe('deploy/compose.yaml', () => {
   const rtgw = ['router-1', 'router-2', 'gateway-1', 'gateway-2'];
 
   it('has NATS, Redis, 2 routers, 2 gateways, Prometheus and Grafana, with known keys only', () => {
-    expect(Object.keys(svc).sort()).toEqual(['gateway-1', 'gateway-2', 'grafana', 'nats', 'prometheus', 'redis', 'router-1', 'router-2']);
-    for (const k of Object.keys(compose)) expect(['services', 'volumes', 'networks'].includes(k) || k.startsWith('x-'), `top-level ${k}`).toBe(true);
-    for (const [name, s] of Object.entries(svc)) for (const k of Object.keys(s)) expect(COMPOSE_SERVICE_KEYS.has(k), `${name}.${k}`).toBe(true);
+    expect(Object.keys(svc).sort()).toEqual([
+      'gateway-1',
+      'gateway-2',
+      'grafana',
+      'nats',
+      'prometheus',
+      'redis',
+      'router-1',
+      'router-2',
+    ]);
+    for (const k of Object.keys(compose))
+      expect(['services', 'volumes', 'networks'].includes(k) || k.startsWith('x-'), `top-level ${k}`).toBe(true);
+    for (const [name, s] of Object.entries(svc))
+      for (const k of Object.keys(s)) expect(COMPOSE_SERVICE_KEYS.has(k), `${name}.${k}`).toBe(true);
   });
 
   it('runs Redis with noeviction and AOF on a volume', () => {
@@ -799,8 +978,16 @@ describe('deploy/compose.yaml', () => {
     const cfgArg = (svc.prometheus!.command as string[]).find((a) => a.startsWith('--config.file='))!;
     const cfg = parse(readFileSync(join(promDir, relative('/etc/prometheus', cfgArg.split('=')[1]!)), 'utf8'));
     for (const rf of cfg.rule_files) expect(existsSync(join(promDir, rf)), `rule file ${rf}`).toBe(true);
-    const targets = (job: string) => cfg.scrape_configs.find((j: Obj) => j.job_name === job).static_configs.flatMap((s: Obj) => s.targets).sort();
-    const expected = (role: string) => rtgw.filter((n) => n.startsWith(role)).map((n) => `${n}:${svc[n]!.environment.RTGW_ADMIN_PORT}`).sort();
+    const targets = (job: string) =>
+      cfg.scrape_configs
+        .find((j: Obj) => j.job_name === job)
+        .static_configs.flatMap((s: Obj) => s.targets)
+        .sort();
+    const expected = (role: string) =>
+      rtgw
+        .filter((n) => n.startsWith(role))
+        .map((n) => `${n}:${svc[n]!.environment.RTGW_ADMIN_PORT}`)
+        .sort();
     expect(targets('rtgw-gateway')).toEqual(expected('gateway'));
     expect(targets('rtgw-router')).toEqual(expected('router'));
   });
@@ -819,9 +1006,14 @@ describe('deploy/compose.yaml', () => {
 });
 
 describe('deploy/Dockerfile', () => {
-  const lines = readFileSync(join(deploy, 'Dockerfile'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  const lines = readFileSync(join(deploy, 'Dockerfile'), 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
   /** The sources of the COPY lines that copy from the build context (not from another stage). */
-  const copiedSources = lines.filter((x) => /^COPY\s/i.test(x) && !x.includes('--from')).flatMap((l) => l.split(/\s+/).slice(1, -1));
+  const copiedSources = lines
+    .filter((x) => /^COPY\s/i.test(x) && !x.includes('--from'))
+    .flatMap((l) => l.split(/\s+/).slice(1, -1));
   const stages: string[][] = [];
   for (const l of lines) {
     if (/^FROM\s/i.test(l)) stages.push([]);

@@ -46,19 +46,35 @@ it('unacknowledged dms are retried with backoff, dead-lettered after the last at
   // Dead-lettered after the last attempt: ackTimeout + the backoffs (at most 300 + 300 + 600 + 1000 ms).
   let letters: DeadLetter[] = [];
   await waitFor(
-    async () => (letters = (await api<{ deadLetters: DeadLetter[] }>('deadletters', { user: deaf }, API_TIMEOUT_MS)).deadLetters).length >= N,
+    async () =>
+      (letters = (await api<{ deadLetters: DeadLetter[] }>('deadletters', { user: deaf }, API_TIMEOUT_MS)).deadLetters)
+        .length >= N,
     10_000,
     `${N} dead letters for ${deaf}`,
   );
-  expect(letters.map((d) => ({ user: d.user, seq: d.seq, reason: d.reason, attempts: d.attempts })).sort((a, b) => a.seq - b.seq)).toEqual(
-    [1, 2, 3].map((seq) => ({ user: deaf, seq, reason: 'attempts', attempts: MAX_ATTEMPTS })),
-  );
+  expect(
+    letters
+      .map((d) => ({ user: d.user, seq: d.seq, reason: d.reason, attempts: d.attempts }))
+      .sort((a, b) => a.seq - b.seq),
+  ).toEqual([1, 2, 3].map((seq) => ({ user: deaf, seq, reason: 'attempts', attempts: MAX_ATTEMPTS })));
   for (const d of letters) {
     expect(d.id).toMatch(/^\d+:.+:\d+$/);
-    expect(JSON.parse(d.frame)).toMatchObject({ t: 'dm', seq: d.seq, from: sender.user, data: { id: sent[d.seq - 1]!.mid } });
+    expect(JSON.parse(d.frame)).toMatchObject({
+      t: 'dm',
+      seq: d.seq,
+      from: sender.user,
+      data: { id: sent[d.seq - 1]!.mid },
+    });
   }
-  await waitFor(async () => (await sumMetric('rtgw_dead_letters_total')) - deadBefore === N, 5000, `rtgw_dead_letters_total to count ${N} more`).catch(() => undefined);
-  expect((await sumMetric('rtgw_dead_letters_total')) - deadBefore, 'rtgw_dead_letters_total (all nodes) increase').toBe(N);
+  await waitFor(
+    async () => (await sumMetric('rtgw_dead_letters_total')) - deadBefore === N,
+    5000,
+    `rtgw_dead_letters_total to count ${N} more`,
+  ).catch(() => undefined);
+  expect(
+    (await sumMetric('rtgw_dead_letters_total')) - deadBefore,
+    'rtgw_dead_letters_total (all nodes) increase',
+  ).toBe(N);
   expect((await sample(...DEAD_BY_ATTEMPTS)) - byAttemptsBefore, `${DEAD_BY_ATTEMPTS.join(' ')} increase`).toBe(N);
   // Every retry counted: maxAttempts - 1 per message (the first delivery is kind="first").
   expect((await sample(...RETRIES)) - retriesBefore, `${RETRIES.join(' ')} increase`).toBe(N * (MAX_ATTEMPTS - 1));
@@ -72,7 +88,10 @@ it('unacknowledged dms are retried with backoff, dead-lettered after the last at
   const backoffs: Record<number, number[]> = {};
   for (const d of letters) {
     const rec = sent[d.seq - 1]!;
-    const times = history.receives({ user: deaf }).filter((e) => e.frame.seq === d.seq).map((e) => e.atMs);
+    const times = history
+      .receives({ user: deaf })
+      .filter((e) => e.frame.seq === d.seq)
+      .map((e) => e.atMs);
     expect(times.length, `deliveries of seq ${d.seq}`).toBe(MAX_ATTEMPTS);
     backoffs[d.seq] = [...times.slice(1), d.ts].map((t, i) => t - times[i]!);
     const what = `seq ${d.seq}: deliveries at +${times.map((t) => t - rec.sentAtMs).join(', +')} ms, dead letter at +${d.ts - rec.sentAtMs} ms after the send`;
@@ -80,8 +99,14 @@ it('unacknowledged dms are retried with backoff, dead-lettered after the last at
     [...times.slice(1), d.ts].forEach((t, k) => {
       const min = rec.sentAtMs + ACK_TIMEOUT_MS + waits.slice(0, k).reduce((a, w) => a + w / 2, 0);
       const max = rec.answeredAtMs! + ACK_TIMEOUT_MS + waits.slice(0, k).reduce((a, w) => a + w, 0) + (k + 1) * LATE_MS;
-      expect(t, `${what}: ${k + 1 < MAX_ATTEMPTS ? `retry ${k + 1}` : 'dead letter'} not before +${min - rec.sentAtMs} ms`).toBeGreaterThanOrEqual(min);
-      expect(t, `${what}: ${k + 1 < MAX_ATTEMPTS ? `retry ${k + 1}` : 'dead letter'} not after +${max - rec.sentAtMs} ms`).toBeLessThanOrEqual(max);
+      expect(
+        t,
+        `${what}: ${k + 1 < MAX_ATTEMPTS ? `retry ${k + 1}` : 'dead letter'} not before +${min - rec.sentAtMs} ms`,
+      ).toBeGreaterThanOrEqual(min);
+      expect(
+        t,
+        `${what}: ${k + 1 < MAX_ATTEMPTS ? `retry ${k + 1}` : 'dead letter'} not after +${max - rec.sentAtMs} ms`,
+      ).toBeLessThanOrEqual(max);
     });
   }
 
@@ -89,7 +114,11 @@ it('unacknowledged dms are retried with backoff, dead-lettered after the last at
   acking = true;
   const from = recipient.frames.length;
   const ids = letters.map((d) => d.id);
-  const { redriven, missing } = await api<{ redriven: { id: string; seq: number }[]; missing: string[] }>('redrive', { ids }, API_TIMEOUT_MS);
+  const { redriven, missing } = await api<{ redriven: { id: string; seq: number }[]; missing: string[] }>(
+    'redrive',
+    { ids },
+    API_TIMEOUT_MS,
+  );
   expect(missing).toEqual([]);
   // Re-driven in their original order, whatever order they were dead-lettered (jitter) or listed in.
   expect(redriven.map((r) => letters.find((x) => x.id === r.id)!.seq)).toEqual([1, 2, 3]);
@@ -99,21 +128,40 @@ it('unacknowledged dms are retried with backoff, dead-lettered after the last at
     history.recordRedrive(deaf, sent[d.seq - 1]!.mid, d.seq, r.seq);
   }
   expect(redriven.map((r) => r.seq).sort((a, b) => a - b)).toEqual([4, 5, 6]);
-  await waitFor(() => redriven.every((r) => recipient.frames.slice(from).some((f: Frame) => f.t === 'dm' && f.seq === r.seq)), 5000, 'the re-driven dms');
+  await waitFor(
+    () => redriven.every((r) => recipient.frames.slice(from).some((f: Frame) => f.t === 'dm' && f.seq === r.seq)),
+    5000,
+    'the re-driven dms',
+  );
   // A second re-drive of the same ids finds nothing: they left the dead-letter list.
   expect(await api('redrive', { ids }, API_TIMEOUT_MS)).toEqual({ redriven: [], missing: ids });
-  expect((await api<{ deadLetters: DeadLetter[] }>('deadletters', { user: deaf }, API_TIMEOUT_MS)).deadLetters).toEqual([]);
+  expect((await api<{ deadLetters: DeadLetter[] }>('deadletters', { user: deaf }, API_TIMEOUT_MS)).deadLetters).toEqual(
+    [],
+  );
 
   // Nothing is retried after the acks: the retry queue drains and no further frame arrives.
-  await waitFor(async () => (await sumMetric('rtgw_retry_queue_size')) === 0, 6000, 'rtgw_retry_queue_size to reach 0').catch(() => undefined);
+  await waitFor(
+    async () => (await sumMetric('rtgw_retry_queue_size')) === 0,
+    6000,
+    'rtgw_retry_queue_size to reach 0',
+  ).catch(() => undefined);
   expect(await sumMetric('rtgw_retry_queue_size'), 'rtgw_retry_queue_size (routers)').toBe(0);
   // Absence needs a window: one ack timeout plus the longest backoff, in which any retry would come.
   const quietFrom = recipient.frames.length;
   await new Promise((r) => setTimeout(r, ACK_TIMEOUT_MS + MAX_BACKOFF_MS));
   expect(recipient.frames.slice(quietFrom).filter((f) => f.t === 'dm')).toEqual([]);
-  for (const r of redriven) expect(recipient.frames.filter((f) => f.t === 'dm' && f.seq === r.seq), `deliveries of re-driven seq ${r.seq}`).toHaveLength(1);
+  for (const r of redriven)
+    expect(
+      recipient.frames.filter((f) => f.t === 'dm' && f.seq === r.seq),
+      `deliveries of re-driven seq ${r.seq}`,
+    ).toHaveLength(1);
 
   const result = history.check({ deadLetters: letters, settled: true });
-  console.info('dropped-acks:', { backoffs, deadLetters: letters.map((d) => `${d.id} ${d.reason} ${d.attempts}`), redriven, stats: result.recipients[deaf]?.stats });
+  console.info('dropped-acks:', {
+    backoffs,
+    deadLetters: letters.map((d) => `${d.id} ${d.reason} ${d.attempts}`),
+    redriven,
+    stats: result.recipients[deaf]?.stats,
+  });
   expect(result.lines()).toEqual([]);
 }, 60_000);

@@ -29,7 +29,12 @@ describe('a gateway killed with SIGKILL, with presence', () => {
   const RUN_MS = 10_000;
   const KILL_AFTER_MS = 2000;
 
-  const sc = useScenario({ gateways: 2, routers: 2, env: { RTGW_PRESENCE_TTL_MS: String(PRESENCE_TTL_MS) }, bus: 'rtgw-faults-gateway-kill-presence' });
+  const sc = useScenario({
+    gateways: 2,
+    routers: 2,
+    env: { RTGW_PRESENCE_TTL_MS: String(PRESENCE_TTL_MS) },
+    bus: 'rtgw-faults-gateway-kill-presence',
+  });
   const { client, api } = sc;
 
   interface Presence {
@@ -39,7 +44,7 @@ describe('a gateway killed with SIGKILL, with presence', () => {
 
   it('a gateway killed with SIGKILL leaves no presence ghosts past the TTL bound, each of its members is `left` once, and its clients recover on the other gateway', async () => {
     const { cluster } = sc;
-    const [A, B] = [cluster.gateways[0]!, cluster.gateways[1]!];
+    const A = cluster.gateways[0]!; // B, gateway 1, is where the others connect (client(1))
     const rooms = [...roomsByOwner(cluster, 1, 'gk').values()].flat(); // one room per router
     const apiPresence = (room: string): Promise<Presence> => api<Presence>('presence', { room }, 2000);
 
@@ -61,16 +66,33 @@ describe('a gateway killed with SIGKILL, with presence', () => {
 
     // Before the kill: presence shows everyone, both ways; the watcher saw each of A's joins.
     for (const room of rooms) {
-      await waitFor(async () => (await watcher.ok({ t: 'presence', room })).count === 6, 3000, `presence of ${room} to count 6`);
+      await waitFor(
+        async () => (await watcher.ok({ t: 'presence', room })).count === 6,
+        3000,
+        `presence of ${room} to count 6`,
+      );
       expect(await watcher.ok({ t: 'presence', room })).toMatchObject({ users: everyone, count: 6 });
       expect(await apiPresence(room)).toEqual({ users: everyone, count: 6 });
-      for (const conn of aConns) await watcher.next((f) => f.t === 'joined' && f.room === room && f.conn === conn, 3000, 0, `joined of ${conn} in ${room}`);
+      for (const conn of aConns)
+        await watcher.next(
+          (f) => f.t === 'joined' && f.room === room && f.conn === conn,
+          3000,
+          0,
+          `joined of ${conn} in ${room}`,
+        );
     }
 
     const history = new History();
     const publisher = await client(1);
     const startedAt = Date.now();
-    const run = history.publishFor({ publishers: [{ client: publisher, name: 'pB' }], rooms, durationMs: RUN_MS, everyMs: 10, maxInFlight: 50, answerTimeoutMs: 10_000 });
+    const run = history.publishFor({
+      publishers: [{ client: publisher, name: 'pB' }],
+      rooms,
+      durationMs: RUN_MS,
+      everyMs: 10,
+      maxInFlight: 50,
+      answerTimeoutMs: 10_000,
+    });
 
     await waitFor(() => Date.now() - startedAt >= KILL_AFTER_MS, KILL_AFTER_MS + 1000, 'the kill point');
     const bCountAtKill = bMembers.map((m) => m.frames.length);
@@ -80,28 +102,42 @@ describe('a gateway killed with SIGKILL, with presence', () => {
     for (const c of aClients) expect((await c.closed).code).toBe(1006);
     // Where A's first client was when its gateway died: it resumes from there.
     const aSeen = new Map(rooms.map((room) => [room, lastSeq(aClients[0]!.frames, room)]));
-    expect([...aSeen.values()].every((s) => s > 0), 'A’s members received messages before the kill').toBe(true);
+    expect(
+      [...aSeen.values()].every((s) => s > 0),
+      'A’s members received messages before the kill',
+    ).toBe(true);
 
     // B's members keep receiving right through the kill.
-    await waitFor(() => bMembers.every((m, i) => m.frames.length > bCountAtKill[i]! + 20), 2000, 'B’s members to receive messages published after the kill');
+    await waitFor(
+      () => bMembers.every((m, i) => m.frames.length > bCountAtKill[i]! + 20),
+      2000,
+      'B’s members to receive messages published after the kill',
+    );
 
     // Presence drops A's connections (and only those) within the bound, on both read paths.
     const gone = (p: Presence) => p.count === 3 && p.users.join() === bUsers.join();
     await waitFor(
       async () => {
-        for (const room of rooms) if (!gone((await watcher.ok({ t: 'presence', room })) as unknown as Presence)) return false;
+        for (const room of rooms)
+          if (!gone((await watcher.ok({ t: 'presence', room })) as unknown as Presence)) return false;
         return true;
       },
       REAP_BOUND_MS,
       `client presence on B to drop A's connections within ${REAP_BOUND_MS} ms`,
     );
     const reapedAfterMs = Date.now() - killedAt;
-    for (const room of rooms) expect(await apiPresence(room), `api.presence of ${room}`).toEqual({ users: bUsers, count: 3 });
+    for (const room of rooms)
+      expect(await apiPresence(room), `api.presence of ${room}`).toEqual({ users: bUsers, count: 3 });
     expect(reapedAfterMs).toBeLessThan(REAP_BOUND_MS);
     // `left` reaches the watcher within the same bound.
     for (const room of rooms) {
       for (const conn of aConns) {
-        await watcher.next((f) => f.t === 'left' && f.room === room && f.conn === conn, Math.max(1, killedAt + REAP_BOUND_MS - Date.now()), 0, `left of ${conn} in ${room}`);
+        await watcher.next(
+          (f) => f.t === 'left' && f.room === room && f.conn === conn,
+          Math.max(1, killedAt + REAP_BOUND_MS - Date.now()),
+          0,
+          `left of ${conn} in ${room}`,
+        );
       }
     }
 
@@ -119,29 +155,50 @@ describe('a gateway killed with SIGKILL, with presence', () => {
         expect(mine.length, `left of ${conn} in ${room}`).toBe(1);
         expect(mine[0]).toMatchObject({ t: 'left', room, conn, user: conn === aConns[2] ? ub : ua });
       }
-      for (const conn of bConns) expect(lefts.filter((f: Frame) => f.room === room && f.conn === conn), `left of B’s ${conn}`).toEqual([]);
+      for (const conn of bConns)
+        expect(
+          lefts.filter((f: Frame) => f.room === room && f.conn === conn),
+          `left of B’s ${conn}`,
+        ).toEqual([]);
     }
     // Presence is a set of live connections again: no ghosts, and a B join is reflected.
-    for (const room of rooms) expect(await watcher.ok({ t: 'presence', room })).toMatchObject({ users: bUsers, count: 3 });
+    for (const room of rooms)
+      expect(await watcher.ok({ t: 'presence', room })).toMatchObject({ users: bUsers, count: 3 });
 
     // B's members (and the watcher) got every ok'd message, 1..N, in order, once.
-    const t = { members: [...bMembers, watcher].map((client, i) => ({ name: i < bMembers.length ? `b${i}` : 'watcher', client })) };
+    const t = {
+      members: [...bMembers, watcher].map((client, i) => ({ name: i < bMembers.length ? `b${i}` : 'watcher', client })),
+    };
     expect(await roomProblems(cluster, history, rooms, t.members, { name: 'pB', client: publisher })).toEqual([]);
 
     // A's first client comes back on B with since/epoch and recovers exactly what it missed.
     const back = await client(1, ua);
     for (const room of rooms) {
       const since = aSeen.get(room)!;
-      expect(history.receiverProblems('A client before the kill', aClients[0]!.frames, { room, expected: [] })).toEqual([]);
+      expect(history.receiverProblems('A client before the kill', aClients[0]!.frames, { room, expected: [] })).toEqual(
+        [],
+      );
       const from = back.frames.length;
       const j = await back.ok({ t: 'join', room, since, epoch: epochs.get(room) });
       expect(j, room).toMatchObject({ room, recovered: true, epoch: epochs.get(room), seq: history.maxOkSeq(room) });
       await back.waitForMsgs(room, (j.seq as number) - since, 10_000);
       const replay = back.frames.slice(from);
-      expect(history.receiverProblems('A client on B', replay, { room, after: since, through: j.seq as number })).toEqual([]);
-      expect(history.agreementProblems(room, [{ who: 'A client on B', frames: replay }, ...t.members.map((m) => ({ who: m.name, frames: m.client.frames }))])).toEqual([]);
+      expect(
+        history.receiverProblems('A client on B', replay, { room, after: since, through: j.seq as number }),
+      ).toEqual([]);
+      expect(
+        history.agreementProblems(room, [
+          { who: 'A client on B', frames: replay },
+          ...t.members.map((m) => ({ who: m.name, frames: m.client.frames })),
+        ]),
+      ).toEqual([]);
     }
-    console.info('gateway-kill:', { outcomes: history.summary(), reapedAfterMs, boundMs: REAP_BOUND_MS, lefts: lefts.length });
+    console.info('gateway-kill:', {
+      outcomes: history.summary(),
+      reapedAfterMs,
+      boundMs: REAP_BOUND_MS,
+      lefts: lefts.length,
+    });
   }, 90_000);
 });
 
@@ -152,7 +209,8 @@ const SETTLE_MS = 12_000;
 
 describe.sequential('a gateway killed with SIGKILL under pubs and dms', () => {
   const suite = useScenario({ gateways: 2, routers: 2, env: FAST_ENV, bus: 'rtgw-faults-gateway-kill', logLines: 60 });
-  const onGateway = (gw: Node, user = uid('u')): Promise<TestClient> => suite.client(suite.cluster.gateways.indexOf(gw), user);
+  const onGateway = (gw: Node, user = uid('u')): Promise<TestClient> =>
+    suite.client(suite.cluster.gateways.indexOf(gw), user);
 
   async function deadLetters(user: string): Promise<DeadLetter[]> {
     return (await suite.api<{ deadLetters: DeadLetter[] }>('deadletters', { user }, 3000)).deadLetters;
@@ -188,8 +246,20 @@ describe.sequential('a gateway killed with SIGKILL under pubs and dms', () => {
     lateHistory.watch(await onGateway(A, lateUser), lateUser);
     const lateSender: Sender = { name: 'lateB', client: await onGateway(B) };
 
-    const loop = { durationMs: RUN_MS, everyMs: 20, maxInFlight: 100, answerTimeoutMs: ANSWER_TIMEOUT_MS, resendForMs: 8000 };
-    const lateTraffic = lateHistory.sendFor({ ...loop, everyMs: 100, op: 'dm', senders: [lateSender], targets: [lateUser] });
+    const loop = {
+      durationMs: RUN_MS,
+      everyMs: 20,
+      maxInFlight: 100,
+      answerTimeoutMs: ANSWER_TIMEOUT_MS,
+      resendForMs: 8000,
+    };
+    const lateTraffic = lateHistory.sendFor({
+      ...loop,
+      everyMs: 100,
+      op: 'dm',
+      senders: [lateSender],
+      targets: [lateUser],
+    });
     await w.drive(loop, {
       atMs: KILL_AFTER_MS,
       strike: async () => {
@@ -237,13 +307,24 @@ describe.sequential('a gateway killed with SIGKILL under pubs and dms', () => {
     if (late === undefined) throw new Error('the first step did not get to the kill; nothing to check');
     const { history, user, killedAt } = late;
     // Away past the TTL and the reaper: the cluster has had every chance to notice it is gone.
-    await waitFor(() => Date.now() - killedAt >= PRESENCE_TTL_MS + 1000, PRESENCE_TTL_MS + 2000, 'the presence TTL to pass');
+    await waitFor(
+      () => Date.now() - killedAt >= PRESENCE_TTL_MS + 1000,
+      PRESENCE_TTL_MS + 2000,
+      'the presence TTL to pass',
+    );
     history.watch(await onGateway(suite.cluster.gateways[1]!, user), user);
     const result = await settle(history);
     const letters = await deadLetters(user);
-    console.info('gateway-kill (late recipient):', { dms: history.summary('dm'), stats: result.recipients[user]?.stats, deadLetters: letters.length });
+    console.info('gateway-kill (late recipient):', {
+      dms: history.summary('dm'),
+      stats: result.recipients[user]?.stats,
+      deadLetters: letters.length,
+    });
     expect(
-      letters.map((d) => `seq ${d.seq} dead-lettered (${d.reason}, ${d.attempts} attempts) ${d.ts - killedAt} ms after the kill, stored ${d.sentTs - killedAt} ms after it`),
+      letters.map(
+        (d) =>
+          `seq ${d.seq} dead-lettered (${d.reason}, ${d.attempts} attempts) ${d.ts - killedAt} ms after the kill, stored ${d.sentTs - killedAt} ms after it`,
+      ),
       'dead letters of a recipient that was offline (its gateway dead), not connected',
     ).toEqual([]);
     expect(result.lines()).toEqual([]);
@@ -278,7 +359,10 @@ describe.sequential('a gateway killed with SIGKILL under pubs and dms', () => {
           // written right before the kill is in flight whatever the timing.
           const burstFrom = history.sends.length;
           const sendBurst = (n: number) =>
-            Array.from({ length: n }, (_, i) => [history.pub(pubber.client, pubber.name, rooms[i % rooms.length]!), history.dm(dmer.client, dmer.name, recipients[i % recipients.length]!)]).flat();
+            Array.from({ length: n }, (_, i) => [
+              history.pub(pubber.client, pubber.name, rooms[i % rooms.length]!),
+              history.dm(dmer.client, dmer.name, recipients[i % recipients.length]!),
+            ]).flat();
           const burst = sendBurst(30);
           await Promise.race(burst);
           burst.push(...sendBurst(5));
@@ -299,7 +383,11 @@ describe.sequential('a gateway killed with SIGKILL under pubs and dms', () => {
           // The burst's unanswered messages are resent like the loop's: same mid, on the new connection.
           await Promise.all(burst);
           await Promise.all(
-            burstRecs.map((rec) => history.resendUntilOk(() => (rec.op === 'pub' ? pubber : dmer).client, rec, 10_000, { answerTimeoutMs: ANSWER_TIMEOUT_MS })),
+            burstRecs.map((rec) =>
+              history.resendUntilOk(() => (rec.op === 'pub' ? pubber : dmer).client, rec, 10_000, {
+                answerTimeoutMs: ANSWER_TIMEOUT_MS,
+              }),
+            ),
           );
           return { sentBeforeKill, reconnectedAt };
         },
@@ -309,17 +397,31 @@ describe.sequential('a gateway killed with SIGKILL under pubs and dms', () => {
     const inFlight = history.sends.slice(0, sentBeforeKill).filter((x) => x.outcome?.kind === 'unanswered');
     expect(inFlight.length, 'requests in flight when the senders’ gateway died').toBeGreaterThan(0);
     // Only requests on the dead gateway's connections went unanswered; every other answer is ok or `unavailable`, once.
-    expect(history.sends.filter((x) => x.outcome?.kind === 'unanswered' && x.sentAtMs >= reconnectedAt).map((x) => `${x.mid}: ${JSON.stringify(x.outcome)}`)).toEqual([]);
-    expect(history.sends.filter((x) => x.outcome?.kind === 'err' && x.outcome.code !== 'unavailable').map((x) => `${x.mid}: ${JSON.stringify(x.outcome)}`)).toEqual([]);
-    for (const cl of [...oldClients, ...w.senders.map((s) => s.client)]) for (const [id, n] of cl.answers) expect(n, `request ${id} answered ${n} times`).toBe(1);
+    expect(
+      history.sends
+        .filter((x) => x.outcome?.kind === 'unanswered' && x.sentAtMs >= reconnectedAt)
+        .map((x) => `${x.mid}: ${JSON.stringify(x.outcome)}`),
+    ).toEqual([]);
+    expect(
+      history.sends
+        .filter((x) => x.outcome?.kind === 'err' && x.outcome.code !== 'unavailable')
+        .map((x) => `${x.mid}: ${JSON.stringify(x.outcome)}`),
+    ).toEqual([]);
+    for (const cl of [...oldClients, ...w.senders.map((s) => s.client)])
+      for (const [id, n] of cl.answers) expect(n, `request ${id} answered ${n} times`).toBe(1);
     // Every message got its ok in the end (a resend of an unanswered one answers the first seq).
     const okd = new Set(history.sends.filter((x) => x.outcome?.kind === 'ok').map((x) => x.mid));
-    expect(history.sends.filter((x) => !okd.has(x.mid)).map((x) => `${x.mid}: ${JSON.stringify(x.outcome)}`)).toEqual([]);
+    expect(history.sends.filter((x) => !okd.has(x.mid)).map((x) => `${x.mid}: ${JSON.stringify(x.outcome)}`)).toEqual(
+      [],
+    );
     // The standard oracles, but for the answers: some went with the dead gateway, judged above.
     await w.verify({
       answers: false,
       settleMs: SETTLE_MS,
-      report: () => ['gateway-kill (senders):', { inFlightAtKill: inFlight.length, pubs: history.summary('pub'), dms: history.summary('dm') }],
+      report: () => [
+        'gateway-kill (senders):',
+        { inFlightAtKill: inFlight.length, pubs: history.summary('pub'), dms: history.summary('dm') },
+      ],
     });
   }, 60_000);
 });

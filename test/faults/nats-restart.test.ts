@@ -21,13 +21,22 @@ const BACK_BOUND_MS = 5000;
 
 describe.sequential('nats-server restart under room traffic', () => {
   const REQUEST_TIMEOUT_MS = 5000;
-  const sc = useScenario({ gateways: 2, routers: 2, env: { RTGW_LEASE_MS: '2000', RTGW_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) } });
+  const sc = useScenario({
+    gateways: 2,
+    routers: 2,
+    env: { RTGW_LEASE_MS: '2000', RTGW_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) },
+  });
   /** What the restart step recorded, for the echo step. */
   let world: World | undefined;
   const sumOver = (name: string) => metricSum(sc.cluster.gateways, name);
 
   it('pubs get ok again within the bound and every ok’d message reaches every member once, in order, without any rejoin', async () => {
-    const w = await sc.build({ roomsPerRouter: 2, membersPerGateway: 2, publishersPerGateway: 1, publishersJoin: true });
+    const w = await sc.build({
+      roomsPerRouter: 2,
+      membersPerGateway: 2,
+      publishersPerGateway: 1,
+      publishersJoin: true,
+    });
     const { history, rooms } = w;
     const gapFillsBefore = await sumOver('rtgw_gap_fills_total');
     const restart = await w.drive(
@@ -39,7 +48,11 @@ describe.sequential('nats-server restart under room traffic', () => {
           await sc.cluster.nats.restart();
           const done = Date.now();
           // Back within the bound: some pub sent after the server is up again is answered ok, in every room.
-          await waitFor(() => rooms.every((room) => history.oks(room).some((p) => p.sentAtMs >= done)), BACK_BOUND_MS, 'an ok for a pub sent after the restart, in every room');
+          await waitFor(
+            () => rooms.every((room) => history.oks(room).some((p) => p.sentAtMs >= done)),
+            BACK_BOUND_MS,
+            'an ok for a pub sent after the restart, in every room',
+          );
           const backAfterMs = Date.now() - done;
           await waitFor(() => allReady(sc.cluster), BACK_BOUND_MS, 'every node ready after the NATS restart');
           return { began, done, backAfterMs };
@@ -63,8 +76,18 @@ describe.sequential('nats-server restart under room traffic', () => {
             backAfterMs,
             longestSilenceMs: history.longestSilence(w.startedAt, w.endedAt).ms,
             gapFills: (await sumOver('rtgw_gap_fills_total')) - gapFillsBefore,
-            unavailableSentMsAfterRestartBegan: errs.length === 0 ? [] : [Math.min(...errs.map((p) => p.sentAtMs - began)), Math.max(...errs.map((p) => p.sentAtMs - began))],
-            unavailable: [...new Set(errs.map((p) => `${(p.outcome as { msg: string }).msg} after ~${Math.round((p.answeredAtMs! - p.sentAtMs) / 500) * 500} ms`))],
+            unavailableSentMsAfterRestartBegan:
+              errs.length === 0
+                ? []
+                : [Math.min(...errs.map((p) => p.sentAtMs - began)), Math.max(...errs.map((p) => p.sentAtMs - began))],
+            unavailable: [
+              ...new Set(
+                errs.map(
+                  (p) =>
+                    `${(p.outcome as { msg: string }).msg} after ~${Math.round((p.answeredAtMs! - p.sentAtMs) / 500) * 500} ms`,
+                ),
+              ),
+            ],
           },
         ];
       },
@@ -88,12 +111,19 @@ describe.sequential('nats-server restart under room traffic', () => {
           const r = history.recordOf(f);
           return r?.by === name && r.outcome?.kind === 'ok';
         });
-        if (own.length > 0) problems.push(`${name} in ${room} received ${own.length} of its own ok'd messages without echo, e.g. ${JSON.stringify(own[0])}`);
+        if (own.length > 0)
+          problems.push(
+            `${name} in ${room} received ${own.length} of its own ok'd messages without echo, e.g. ${JSON.stringify(own[0])}`,
+          );
         const others = got.filter((f) => history.recordOf(f)?.by !== name).map((f) => f.seq as number);
         const disorder = others.findIndex((q, i) => i > 0 && q <= others[i - 1]!);
-        if (disorder > 0) problems.push(`${name} in ${room}: seq ${others[disorder]} after seq ${others[disorder - 1]}`);
+        if (disorder > 0)
+          problems.push(`${name} in ${room}: seq ${others[disorder]} after seq ${others[disorder - 1]}`);
         const missing = history.oks(room).filter((p) => p.by !== name && !others.includes(p.outcome.seq));
-        if (missing.length > 0) problems.push(`${name} in ${room}: ${missing.length} ok'd messages of others missing, e.g. seq ${missing[0]!.outcome.seq}`);
+        if (missing.length > 0)
+          problems.push(
+            `${name} in ${room}: ${missing.length} ok'd messages of others missing, e.g. seq ${missing[0]!.outcome.seq}`,
+          );
       }
     }
     expect(problems).toEqual([]);
@@ -104,7 +134,14 @@ describe('nats-server restart under pubs and dms', () => {
   const sc = useScenario({ gateways: 2, routers: 2, env: FAST_ENV });
 
   it('after nats-server restarts, every ok’d pub and dm is delivered once per seq, in order, and every dm acknowledged', async () => {
-    const w = await sc.build({ roomsPerRouter: 2, roomBase: 'nr', membersPerGateway: 1, recipients: 4, publishersPerGateway: 1, dmSendersPerGateway: 1 });
+    const w = await sc.build({
+      roomsPerRouter: 2,
+      roomBase: 'nr',
+      membersPerGateway: 1,
+      recipients: 4,
+      publishersPerGateway: 1,
+      dmSendersPerGateway: 1,
+    });
     const { history } = w;
     const restart = await w.drive(
       { durationMs: 6000, everyMs: 20, maxInFlight: 100, answerTimeoutMs: 6000, resendForMs: 8000 },
@@ -114,7 +151,11 @@ describe('nats-server restart under pubs and dms', () => {
           const began = Date.now();
           await sc.cluster.nats.restart();
           const done = Date.now();
-          await waitFor(() => history.dmOks().some((d) => d.sentAtMs >= done) && history.oks().some((p) => p.sentAtMs >= done), BACK_BOUND_MS, 'an ok for a pub and a dm sent after the restart');
+          await waitFor(
+            () => history.dmOks().some((d) => d.sentAtMs >= done) && history.oks().some((p) => p.sentAtMs >= done),
+            BACK_BOUND_MS,
+            'an ok for a pub and a dm sent after the restart',
+          );
           const backAfterMs = Date.now() - done;
           await waitFor(() => allReady(sc.cluster), BACK_BOUND_MS, 'every node ready after the NATS restart');
           return { began, done, backAfterMs };
@@ -124,10 +165,18 @@ describe('nats-server restart under pubs and dms', () => {
     const { began, done, backAfterMs } = restart!;
 
     // Nobody had to reconnect; every request was answered, errors only `unavailable`, and every message ok'd in the end.
-    for (const c of [...w.recipientClients.values(), ...w.members.map((m) => m.client), ...w.senders.map((s) => s.client)]) expect(c.isOpen).toBe(true);
+    for (const c of [
+      ...w.recipientClients.values(),
+      ...w.members.map((m) => m.client),
+      ...w.senders.map((s) => s.client),
+    ])
+      expect(c.isOpen).toBe(true);
     await w.verify({
       reliable: true,
-      onProblems: () => console.error(`NATS restart began +${began - history.events[0]!.atMs}ms, done +${done - history.events[0]!.atMs}ms`),
+      onProblems: () =>
+        console.error(
+          `NATS restart began +${began - history.events[0]!.atMs}ms, done +${done - history.events[0]!.atMs}ms`,
+        ),
       report: (result) => [
         'nats-restart:',
         {

@@ -56,12 +56,18 @@ describe.sequential('a recipient offline for the whole run', () => {
     await waitFor(() => new Set(conn.of('dm').map((f) => f.seq)).size >= n, 10_000, `${n} dms for ${quiet}`);
     // First arrivals: a seq whose ack is still on its way may legitimately come again (the client drops it).
     const firsts = [...new Set(conn.of('dm').map((f) => f.seq as number))];
-    expect(firsts, `the inbox as replayed on gateway ${gw} (seed ${TEST_SEED})`).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+    expect(firsts, `the inbox as replayed on gateway ${gw} (seed ${TEST_SEED})`).toEqual(
+      Array.from({ length: n }, (_, i) => i + 1),
+    );
     const result = await settle(history);
     expect(result.lines()).toEqual([]);
 
     // Nothing is retried after the acks: the retry queue drains, no dm arrives, a new connection gets no replay.
-    await waitFor(async () => (await sumMetric('rtgw_retry_queue_size')) === 0, 6000, 'rtgw_retry_queue_size to reach 0').catch(() => undefined);
+    await waitFor(
+      async () => (await sumMetric('rtgw_retry_queue_size')) === 0,
+      6000,
+      'rtgw_retry_queue_size to reach 0',
+    ).catch(() => undefined);
     expect(await sumMetric('rtgw_retry_queue_size'), 'rtgw_retry_queue_size (routers)').toBe(0);
     const again = await client(1 - gw, quiet);
     const count = conn.of('dm').length;
@@ -70,7 +76,11 @@ describe.sequential('a recipient offline for the whole run', () => {
     await new Promise((r) => setTimeout(r, ACK_TIMEOUT_MS + MAX_BACKOFF_MS));
     expect(conn.of('dm').length, 'dms after everything was acknowledged').toBe(count);
     expect(again.of('dm'), 'replayed to a new connection after everything was acknowledged').toEqual([]);
-    console.info('offline-recipient (at the end):', { gateway: gw, parked: (await sumMetric('rtgw_dm_parked_total')) - parkedBefore, ...result.recipients[quiet]?.stats });
+    console.info('offline-recipient (at the end):', {
+      gateway: gw,
+      parked: (await sumMetric('rtgw_dm_parked_total')) - parkedBefore,
+      ...result.recipients[quiet]?.stats,
+    });
   }, 40_000);
 
   it('connects while dms to it are still being sent: the pending replay and the live ones arrive in seq order', async () => {
@@ -79,21 +89,36 @@ describe.sequential('a recipient offline for the whole run', () => {
     const history = new History();
     const busy = [uid('busy'), uid('busy'), uid('busy')];
     const senders: Sender[][] = [];
-    for (const _ of busy) senders.push([{ name: uid('s'), client: await client(0) }, { name: uid('s'), client: await client(1) }]);
+    for (const _ of busy)
+      senders.push([
+        { name: uid('s'), client: await client(0) },
+        { name: uid('s'), client: await client(1) },
+      ]);
     const startedAt = Date.now();
     // Fast enough that live dms keep coming while the recipients connect (whether one races a replay read is not observable).
-    const traffic = Promise.all(busy.map((user, i) => history.sendFor({ ...LOOP, everyMs: 5, op: 'dm', senders: senders[i]!, targets: [user] })));
+    const traffic = Promise.all(
+      busy.map((user, i) => history.sendFor({ ...LOOP, everyMs: 5, op: 'dm', senders: senders[i]!, targets: [user] })),
+    );
     const okBeforeConnect: number[] = [];
     const connects: { user: string; conn: string; welcomeAtMs: number }[] = [];
     for (const [i, user] of busy.entries()) {
-      await waitFor(() => Date.now() - startedAt >= RUN_MS - BUSY_CONNECTS_BEFORE_END_MS - (busy.length - 1 - i) * 400, RUN_MS, 'the connect point');
+      await waitFor(
+        () => Date.now() - startedAt >= RUN_MS - BUSY_CONNECTS_BEFORE_END_MS - (busy.length - 1 - i) * 400,
+        RUN_MS,
+        'the connect point',
+      );
       okBeforeConnect.push(history.dmOks(user).length);
       const c = await client(i % 2, user);
       connects.push({ user, conn: c.conn, welcomeAtMs: Date.now() });
       history.watch(c, user);
     }
     await traffic;
-    expect(history.answerProblems(['unavailable'], senders.flat().map((s) => s.client))).toEqual([]);
+    expect(
+      history.answerProblems(
+        ['unavailable'],
+        senders.flat().map((s) => s.client),
+      ),
+    ).toEqual([]);
     const result = await settle(history);
     // A hint of the overlap, not asserted: dms answered ok between the connection's welcome and its first
     // dm frame were stored and fanned out around the time the gateway read the pending replay. It cannot
@@ -102,12 +127,33 @@ describe.sequential('a recipient offline for the whole run', () => {
     // before the replay was read (then it is simply pending). Runs showed 0 to 9 per connection.
     const overlap = connects.map(({ user, conn, welcomeAtMs }) => {
       const firstDmAtMs = history.receives({ user }).find((e) => e.conn === conn)?.atMs ?? Infinity;
-      const answered = history.dms.filter((d) => d.to === user && d.outcome?.kind === 'ok' && d.answeredAtMs! > welcomeAtMs && d.answeredAtMs! < firstDmAtMs);
-      return { attachMs: firstDmAtMs - welcomeAtMs, answeredDuring: answered.length, sentAndAnsweredDuring: answered.filter((d) => d.sentAtMs > welcomeAtMs).length };
+      const answered = history.dms.filter(
+        (d) =>
+          d.to === user && d.outcome?.kind === 'ok' && d.answeredAtMs! > welcomeAtMs && d.answeredAtMs! < firstDmAtMs,
+      );
+      return {
+        attachMs: firstDmAtMs - welcomeAtMs,
+        answeredDuring: answered.length,
+        sentAndAnsweredDuring: answered.filter((d) => d.sentAtMs > welcomeAtMs).length,
+      };
     });
-    console.info('offline-recipient (while sending):', busy.map((u, i) => ({ okBeforeConnect: okBeforeConnect[i], ...overlap[i], ...result.recipients[u]?.stats, problems: result.problems.filter((p) => p.target === u).length })));
+    console.info(
+      'offline-recipient (while sending):',
+      busy.map((u, i) => ({
+        okBeforeConnect: okBeforeConnect[i],
+        ...overlap[i],
+        ...result.recipients[u]?.stats,
+        problems: result.problems.filter((p) => p.target === u).length,
+      })),
+    );
     expect(result.lines()).toEqual([]);
-    expect(okBeforeConnect.filter((n) => n === 0), 'connections that had no pending replay').toEqual([]);
-    expect(busy.filter((u, i) => history.dmOks(u).length <= okBeforeConnect[i]!), 'connections after which no more dms were ok’d (nothing live)').toEqual([]);
+    expect(
+      okBeforeConnect.filter((n) => n === 0),
+      'connections that had no pending replay',
+    ).toEqual([]);
+    expect(
+      busy.filter((u, i) => history.dmOks(u).length <= okBeforeConnect[i]!),
+      'connections after which no more dms were ok’d (nothing live)',
+    ).toEqual([]);
   }, 40_000);
 });

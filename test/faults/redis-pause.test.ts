@@ -20,10 +20,24 @@ const sc = useScenario({
 });
 
 it('while Redis is stopped nothing is answered ok; after SIGCONT every ok’d pub and dm is delivered in order and acknowledged', async () => {
-  const w = await sc.build({ roomsPerRouter: 1, roomBase: 'rp', membersPerGateway: 1, recipients: 4, publishersPerGateway: 1, dmSendersPerGateway: 1 });
+  const w = await sc.build({
+    roomsPerRouter: 1,
+    roomBase: 'rp',
+    membersPerGateway: 1,
+    recipients: 4,
+    publishersPerGateway: 1,
+    dmSendersPerGateway: 1,
+  });
   const { history } = w;
   const { pausedAt, resumedAt } = (await w.drive(
-    { durationMs: PAUSE_AFTER_MS + PAUSE_MS + 2000, everyMs: 25, maxInFlight: 200, answerTimeoutMs: REQUEST_TIMEOUT_MS + 3000, resendForMs: 8000, resendAfterMs: 250 },
+    {
+      durationMs: PAUSE_AFTER_MS + PAUSE_MS + 2000,
+      everyMs: 25,
+      maxInFlight: 200,
+      answerTimeoutMs: REQUEST_TIMEOUT_MS + 3000,
+      resendForMs: 8000,
+      resendAfterMs: 250,
+    },
     {
       atMs: PAUSE_AFTER_MS,
       strike: async () => {
@@ -37,15 +51,28 @@ it('while Redis is stopped nothing is answered ok; after SIGCONT every ok’d pu
   ))!;
 
   // Sent while Redis was stopped and answered before it resumed: never ok.
-  const duringPause = history.sends.filter((x) => x.sentAtMs >= pausedAt && x.answeredAtMs !== undefined && x.answeredAtMs < resumedAt);
-  expect(duringPause.filter((x) => x.outcome?.kind === 'ok').map((x) => `${x.op} ${x.mid} ok'd ${x.answeredAtMs! - pausedAt} ms into the pause: ${JSON.stringify(x.outcome)}`)).toEqual([]);
+  const duringPause = history.sends.filter(
+    (x) => x.sentAtMs >= pausedAt && x.answeredAtMs !== undefined && x.answeredAtMs < resumedAt,
+  );
+  expect(
+    duringPause
+      .filter((x) => x.outcome?.kind === 'ok')
+      .map(
+        (x) => `${x.op} ${x.mid} ok'd ${x.answeredAtMs! - pausedAt} ms into the pause: ${JSON.stringify(x.outcome)}`,
+      ),
+  ).toEqual([]);
   expect(duringPause.length, 'requests sent and answered during the pause').toBeGreaterThan(0);
-  expect(new Set(duringPause.map((x) => (x.outcome?.kind === 'err' ? x.outcome.code : x.outcome?.kind)))).toEqual(new Set(['unavailable']));
+  expect(new Set(duringPause.map((x) => (x.outcome?.kind === 'err' ? x.outcome.code : x.outcome?.kind)))).toEqual(
+    new Set(['unavailable']),
+  );
 
   // Every request answered once, errors only `unavailable`; every message ok'd in the end; delivered and acknowledged.
   await w.verify({
     reliable: true,
-    onProblems: () => console.error(`Redis paused +${pausedAt - history.events[0]!.atMs}ms, resumed +${resumedAt - history.events[0]!.atMs}ms`),
+    onProblems: () =>
+      console.error(
+        `Redis paused +${pausedAt - history.events[0]!.atMs}ms, resumed +${resumedAt - history.events[0]!.atMs}ms`,
+      ),
     report: (result) => [
       'redis-pause:',
       {
@@ -57,7 +84,11 @@ it('while Redis is stopped nothing is answered ok; after SIGCONT every ok’d pu
         pubs: history.summary('pub'),
         dms: history.summary('dm'),
         recipients: Object.fromEntries(Object.entries(result.recipients).map(([u, v]) => [u, v.stats])),
-        firstOkAfterResumeMs: Math.min(...history.sends.filter((x) => x.outcome?.kind === 'ok' && x.answeredAtMs! >= resumedAt).map((x) => x.answeredAtMs! - resumedAt)),
+        firstOkAfterResumeMs: Math.min(
+          ...history.sends
+            .filter((x) => x.outcome?.kind === 'ok' && x.answeredAtMs! >= resumedAt)
+            .map((x) => x.answeredAtMs! - resumedAt),
+        ),
       },
     ],
   });

@@ -20,7 +20,11 @@ const AFTER = 5;
 
 // Not on the scenario's traffic and oracles: the room's seqs start again at 1 in the new epoch, which
 // the checker would take for one seq carrying two messages. The epoch-aware checks are below.
-const suite = useScenario({ gateways: 2, routers: 2, env: { RTGW_LEASE_MS: String(LEASE_MS), RTGW_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) } });
+const suite = useScenario({
+  gateways: 2,
+  routers: 2,
+  env: { RTGW_LEASE_MS: String(LEASE_MS), RTGW_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) },
+});
 const { client } = suite;
 
 it('after Redis restarts empty the cluster serves again, rooms get a new epoch, old-epoch joins are not recovered, and live members see seqs restart at 1 exactly once', async () => {
@@ -28,7 +32,8 @@ it('after Redis restarts empty the cluster serves again, rooms get a new epoch, 
   const rooms = [...roomsByOwner(cluster, 1, 'rw').values()].flat(); // one room per router
   const members = [await client(0), await client(1)];
   const oldEpoch = new Map<string, string>();
-  for (const m of members) for (const room of rooms) oldEpoch.set(room, (await m.ok({ t: 'join', room })).epoch as string);
+  for (const m of members)
+    for (const room of rooms) oldEpoch.set(room, (await m.ok({ t: 'join', room })).epoch as string);
   const publisher = await client(0);
   const history = new History();
   for (const room of rooms) {
@@ -37,7 +42,8 @@ it('after Redis restarts empty the cluster serves again, rooms get a new epoch, 
       expect(r.outcome).toEqual({ kind: 'ok', seq: i + 1 });
     }
   }
-  for (const m of members) for (const room of rooms) expect(seqs(await m.waitForMsgs(room, BEFORE))).toEqual(range(1, BEFORE));
+  for (const m of members)
+    for (const room of rooms) expect(seqs(await m.waitForMsgs(room, BEFORE))).toEqual(range(1, BEFORE));
   const framesBefore = members.map((m) => m.frames.length);
 
   const restartStarted = Date.now();
@@ -45,9 +51,17 @@ it('after Redis restarts empty the cluster serves again, rooms get a new epoch, 
   const restartedAt = Date.now();
 
   // Serving again: a pub per room gets ok (earlier attempts may be `unavailable`), and every node is ready.
-  for (const room of rooms) await history.pubUntilOk(publisher, 'after', room, RECOVERY_BOUND_MS, { tag: 'after', answerTimeoutMs: REQUEST_TIMEOUT_MS + 3000 });
+  for (const room of rooms)
+    await history.pubUntilOk(publisher, 'after', room, RECOVERY_BOUND_MS, {
+      tag: 'after',
+      answerTimeoutMs: REQUEST_TIMEOUT_MS + 3000,
+    });
   const servingAfterMs = Date.now() - restartedAt;
-  await waitFor(() => allReady(cluster), Math.max(1, restartedAt + RECOVERY_BOUND_MS - Date.now()), 'every node ready after the Redis restart');
+  await waitFor(
+    () => allReady(cluster),
+    Math.max(1, restartedAt + RECOVERY_BOUND_MS - Date.now()),
+    'every node ready after the Redis restart',
+  );
   const readyAfterMs = Date.now() - restartedAt;
   expect(servingAfterMs).toBeLessThan(RECOVERY_BOUND_MS);
 
@@ -68,7 +82,10 @@ it('after Redis restarts empty the cluster serves again, rooms get a new epoch, 
 
   for (const room of rooms) {
     for (let i = 0; i < AFTER; i++) {
-      const r = await history.pub(publisher, 'after', room, { tag: 'after', answerTimeoutMs: REQUEST_TIMEOUT_MS + 3000 });
+      const r = await history.pub(publisher, 'after', room, {
+        tag: 'after',
+        answerTimeoutMs: REQUEST_TIMEOUT_MS + 3000,
+      });
       expect(r.outcome?.kind, JSON.stringify(r.outcome)).toBe('ok');
     }
   }
@@ -79,10 +96,21 @@ it('after Redis restarts empty the cluster serves again, rooms get a new epoch, 
   for (const room of rooms) {
     const head = history.maxOkSeq(room, 'after');
     for (const [i, m] of members.entries()) {
-      await m.next((f) => f.t === 'msg' && f.room === room && f.seq === head, 10_000, framesBefore[i]!, `seq ${head} of the new epoch in ${room}`);
+      await m.next(
+        (f) => f.t === 'msg' && f.room === room && f.seq === head,
+        10_000,
+        framesBefore[i]!,
+        `seq ${head} of the new epoch in ${room}`,
+      );
       const newEpoch = m.frames.slice(framesBefore[i]!);
       expect(seqs(m.msgs(room).slice(0, BEFORE))).toEqual(range(1, BEFORE));
-      expect(history.receiverProblems(`member ${i} (new epoch)`, newEpoch, { room, through: head, expected: history.oks(room, 'after') })).toEqual([]);
+      expect(
+        history.receiverProblems(`member ${i} (new epoch)`, newEpoch, {
+          room,
+          through: head,
+          expected: history.oks(room, 'after'),
+        }),
+      ).toEqual([]);
       // Told once, before the new epoch's first message, where its seqs start (`msg` frames carry no epoch).
       const told = newEpoch.filter((f) => f.t === 'epoch' && f.room === room);
       expect(told, `epoch frames at member ${i} in ${room}`).toHaveLength(1);
@@ -92,9 +120,28 @@ it('after Redis restarts empty the cluster serves again, rooms get a new epoch, 
       expect(newEpoch[firstNew]!.seq).toBe(told[0]!.seq + 1);
     }
     // The stale joiner got no replay of the old history, only new-epoch messages after its join.
-    for (const f of stale.msgs(room)) expect(history.recordOf(f)?.tag, `stale joiner got ${JSON.stringify(f)}`).toBe('after');
-    await stale.next((f) => f.t === 'msg' && f.room === room && f.seq === head, 10_000, 0, `seq ${head} at the stale joiner`);
-    expect(history.receiverProblems('stale joiner', stale.frames, { room, after: staleJoinSeq.get(room)!, through: head, expected: history.oks(room, 'after').filter((p) => p.outcome.seq > staleJoinSeq.get(room)!) })).toEqual([]);
+    for (const f of stale.msgs(room))
+      expect(history.recordOf(f)?.tag, `stale joiner got ${JSON.stringify(f)}`).toBe('after');
+    await stale.next(
+      (f) => f.t === 'msg' && f.room === room && f.seq === head,
+      10_000,
+      0,
+      `seq ${head} at the stale joiner`,
+    );
+    expect(
+      history.receiverProblems('stale joiner', stale.frames, {
+        room,
+        after: staleJoinSeq.get(room)!,
+        through: head,
+        expected: history.oks(room, 'after').filter((p) => p.outcome.seq > staleJoinSeq.get(room)!),
+      }),
+    ).toEqual([]);
   }
-  console.info('redis-wipe:', { outcomes: history.summary(), restartTookMs: restartedAt - restartStarted, servingAfterMs, readyAfterMs, boundMs: RECOVERY_BOUND_MS });
+  console.info('redis-wipe:', {
+    outcomes: history.summary(),
+    restartTookMs: restartedAt - restartStarted,
+    servingAfterMs,
+    readyAfterMs,
+    boundMs: RECOVERY_BOUND_MS,
+  });
 }, 90_000);

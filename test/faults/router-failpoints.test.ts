@@ -77,13 +77,25 @@ async function run(s: Failpoint): Promise<void> {
 
     // The failpoint fires during the run: the victim dies by SIGKILL from inside, and says where.
     const { victimDiedAt, diedAfterMs } = (await w.drive(
-      { durationMs: RUN_MS, everyMs: 25, maxInFlight: 100, answerTimeoutMs: ANSWER_TIMEOUT_MS, resendForMs: RESEND_FOR_MS },
+      {
+        durationMs: RUN_MS,
+        everyMs: 25,
+        maxInFlight: 100,
+        answerTimeoutMs: ANSWER_TIMEOUT_MS,
+        resendForMs: RESEND_FOR_MS,
+      },
       {
         atMs: 0,
         strike: async () => {
-          const died = await Promise.race([victim.exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), RUN_MS + 3000))]);
+          const died = await Promise.race([
+            victim.exited.then(() => true),
+            new Promise<boolean>((r) => setTimeout(() => r(false), RUN_MS + 3000)),
+          ]);
           const at = Date.now();
-          expect(died, `${s.failpoint}:${s.hit} never fired (victim still running ${at - w.startedAt} ms into the run)`).toBe(true);
+          expect(
+            died,
+            `${s.failpoint}:${s.hit} never fired (victim still running ${at - w.startedAt} ms into the run)`,
+          ).toBe(true);
           expect(victim.exitSignal).toBe('SIGKILL');
           expect(victim.logs().some((l) => l.includes(`failpoint ${s.failpoint}: killing the process`))).toBe(true);
           return { victimDiedAt: at, diedAfterMs: at - w.startedAt };
@@ -102,7 +114,10 @@ async function run(s: Failpoint): Promise<void> {
     await w.verify({
       reliable: true,
       settleMs: SETTLE_MS,
-      onProblems: () => console.error(`${s.failpoint}: the victim died ${diedAfterMs} ms into the run (+${victimDiedAt - history.events[0]!.atMs}ms below)`),
+      onProblems: () =>
+        console.error(
+          `${s.failpoint}: the victim died ${diedAfterMs} ms into the run (+${victimDiedAt - history.events[0]!.atMs}ms below)`,
+        ),
       report: (result) => [
         `router failpoint ${s.failpoint}:${s.hit}:`,
         {
@@ -110,7 +125,12 @@ async function run(s: Failpoint): Promise<void> {
           pubs: history.summary('pub'),
           dms: history.summary('dm'),
           victimRooms: victimRooms.map((r) => result.rooms[r]!.stats),
-          recipients: Object.fromEntries(Object.entries(result.recipients).map(([u, v]) => [u === offline ? `${u} (offline)` : slow.includes(u) ? `${u} (slow)` : u, v.stats])),
+          recipients: Object.fromEntries(
+            Object.entries(result.recipients).map(([u, v]) => [
+              u === offline ? `${u} (offline)` : slow.includes(u) ? `${u} (slow)` : u,
+              v.stats,
+            ]),
+          ),
         },
       ],
     });
@@ -124,8 +144,16 @@ async function run(s: Failpoint): Promise<void> {
 
 describe.sequential('a router killed by a failpoint', () => {
   it('before sequencing (router.before-append)', () => run({ failpoint: 'router.before-append', hit: 150 }), 60_000);
-  it('after the durable write, before the fan-out (router.after-append)', () => run({ failpoint: 'router.after-append', hit: 150 }), 60_000);
-  it('in the middle of a retry sweep (router.mid-sweep)', () => run({ failpoint: 'router.mid-sweep', hit: 40, slowAckers: 2, offline: true }), 60_000);
+  it(
+    'after the durable write, before the fan-out (router.after-append)',
+    () => run({ failpoint: 'router.after-append', hit: 150 }),
+    60_000,
+  );
+  it(
+    'in the middle of a retry sweep (router.mid-sweep)',
+    () => run({ failpoint: 'router.mid-sweep', hit: 40, slowAckers: 2, offline: true }),
+    60_000,
+  );
 
   it('after the durable write of the first dm to a recipient that connected with an empty inbox', async () => {
     // The gateway knows no last seq for this recipient yet: seq 1 is stored and its first delivery dies
@@ -135,7 +163,12 @@ describe.sequential('a router killed by a failpoint', () => {
     try {
       const routers = [healthy, victim];
       await waitBalanced(withRouters(routers));
-      const to = usersOwnedBy(routers.map((r) => r.nodeId!), victim.nodeId!, 1, 'fresh')[0]!;
+      const to = usersOwnedBy(
+        routers.map((r) => r.nodeId!),
+        victim.nodeId!,
+        1,
+        'fresh',
+      )[0]!;
       const history = new History();
       history.watch(await client(0, to), to);
       const [first, others] = [await client(1), await client(1)];
@@ -150,10 +183,15 @@ describe.sequential('a router killed by a failpoint', () => {
       });
       await history.resendUntilOk(first, await lost, 10_000, { answerTimeoutMs: ANSWER_TIMEOUT_MS });
       await Promise.all(meanwhile);
-      expect(history.dmOks(to).map((d) => d.outcome.seq)).toEqual(Array.from({ length: MEANWHILE + 1 }, (_, i) => i + 1));
+      expect(history.dmOks(to).map((d) => d.outcome.seq)).toEqual(
+        Array.from({ length: MEANWHILE + 1 }, (_, i) => i + 1),
+      );
       const result = await history.settle(SETTLE_MS, 'every ok’d dm delivered and acknowledged');
       history.logProblems(result, 1, undefined, 30);
-      console.info('router failpoint router.after-append:1 (first dm):', { dms: history.summary('dm'), firstArrivals: [...new Set(history.receives({ user: to }).map((e) => e.frame.seq as number))].join(' ') });
+      console.info('router failpoint router.after-append:1 (first dm):', {
+        dms: history.summary('dm'),
+        firstArrivals: [...new Set(history.receives({ user: to }).map((e) => e.frame.seq as number))].join(' '),
+      });
       expect(result.lines()).toEqual([]);
     } finally {
       victim.kill('SIGKILL');
@@ -162,12 +200,20 @@ describe.sequential('a router killed by a failpoint', () => {
   }, 40_000);
 
   it('is ignored outside NODE_ENV=test: an armed router in production keeps serving', async () => {
-    const armed = await suite.cluster.add('router', { NODE_ENV: 'production', RTGW_FAILPOINTS: 'router.before-append:1,router.after-append:1,router.mid-sweep:1' });
+    const armed = await suite.cluster.add('router', {
+      NODE_ENV: 'production',
+      RTGW_FAILPOINTS: 'router.before-append:1,router.after-append:1,router.mid-sweep:1',
+    });
     try {
       const routers = [healthy, armed];
       await waitBalanced(withRouters(routers));
       const room = roomsByOwner(withRouters(routers), 1, 'prod').get(armed.nodeId!)![0]!;
-      const to = usersOwnedBy(routers.map((r) => r.nodeId!), armed.nodeId!, 1, 'prod')[0]!;
+      const to = usersOwnedBy(
+        routers.map((r) => r.nodeId!),
+        armed.nodeId!,
+        1,
+        'prod',
+      )[0]!;
       const history = new History();
       const sender = await client(0);
       const recipient = await client(1, to);
@@ -176,7 +222,11 @@ describe.sequential('a router killed by a failpoint', () => {
         expect((await history.pub(sender, 'prod', room)).outcome?.kind).toBe('ok');
         expect((await history.dm(sender, 'prod', to)).outcome?.kind).toBe('ok');
       }
-      await waitFor(() => history.receives({ user: to }).length > 3, 5000, 'a retry of an unacknowledged dm (a sweep that claimed it)');
+      await waitFor(
+        () => history.receives({ user: to }).length > 3,
+        5000,
+        'a retry of an unacknowledged dm (a sweep that claimed it)',
+      );
       expect(armed.hasExited, `armed router exited (${String(armed.exitSignal)})`).toBe(false);
       expect(armed.logs().filter((l) => l.includes('failpoint'))).toEqual([]);
     } finally {

@@ -18,7 +18,11 @@ const OUTAGE_BOUND_MS = LEASE_MS * 2 + 2000;
 /** The survivor's own rooms change nothing hands: only scheduling noise may pause them. */
 const SURVIVOR_BOUND_MS = 1500;
 
-const sc = useScenario({ gateways: 2, routers: 2, env: { RTGW_LEASE_MS: String(LEASE_MS), RTGW_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) } });
+const sc = useScenario({
+  gateways: 2,
+  routers: 2,
+  env: { RTGW_LEASE_MS: String(LEASE_MS), RTGW_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) },
+});
 
 it('a router killed with SIGKILL loses no ok’d message, keeps every room gapless and in order, and its rooms are served again within the lease bound', async () => {
   const [victim, survivor] = [sc.cluster.routers[0]!, sc.cluster.routers[1]!];
@@ -41,7 +45,10 @@ it('a router killed with SIGKILL loses no ok’d message, keeps every room gaple
       atMs: 2500,
       strike: async () => {
         // Kill once the victim has demonstrably been sequencing this run's traffic.
-        expect(history.oks().filter((p) => victimRooms.includes(p.room)).length, 'ok’d pubs in the victim’s rooms before the kill').toBeGreaterThan(20);
+        expect(
+          history.oks().filter((p) => victimRooms.includes(p.room)).length,
+          'ok’d pubs in the victim’s rooms before the kill',
+        ).toBeGreaterThan(20);
         expect(await metric(victim, 'rtgw_messages_sequenced_total')).toBeGreaterThan(0);
         const at = Date.now();
         victim.kill('SIGKILL');
@@ -54,17 +61,26 @@ it('a router killed with SIGKILL loses no ok’d message, keeps every room gaple
     },
   );
   // What it got before leaving was gapless and in order too.
-  const roamerProblems = rooms.flatMap((room) => history.receiverProblems('roamer', roamer.frames, { room, expected: [] }));
+  const roamerProblems = rooms.flatMap((room) =>
+    history.receiverProblems('roamer', roamer.frames, { room, expected: [] }),
+  );
 
   // Service came back: per room, the longest stretch without an ok stays under the bound; the
   // survivor's rooms were not interrupted; the victim's rooms answered pubs sent after the takeover.
   const silence = new Map(rooms.map((room) => [room, history.longestSilence(w.startedAt, w.endedAt, [room]).ms]));
   for (const room of victimRooms) {
-    expect(silence.get(room), `${room} (victim's) went ${silence.get(room)} ms without an ok`).toBeLessThan(OUTAGE_BOUND_MS);
-    expect(history.oks(room).some((p) => p.sentAtMs > killedAt! + LEASE_MS), `${room} served after the takeover`).toBe(true);
+    expect(silence.get(room), `${room} (victim's) went ${silence.get(room)} ms without an ok`).toBeLessThan(
+      OUTAGE_BOUND_MS,
+    );
+    expect(
+      history.oks(room).some((p) => p.sentAtMs > killedAt! + LEASE_MS),
+      `${room} served after the takeover`,
+    ).toBe(true);
   }
   for (const room of survivorRooms) {
-    expect(silence.get(room), `${room} (survivor's) went ${silence.get(room)} ms without an ok`).toBeLessThan(SURVIVOR_BOUND_MS);
+    expect(silence.get(room), `${room} (survivor's) went ${silence.get(room)} ms without an ok`).toBeLessThan(
+      SURVIVOR_BOUND_MS,
+    );
   }
   await waitFor(() => allReady(sc.cluster), 5000, 'the surviving nodes to be ready');
 
@@ -72,14 +88,21 @@ it('a router killed with SIGKILL loses no ok’d message, keeps every room gaple
   await w.verify({
     extraProblems: [
       ...roamerProblems,
-      ...rooms.flatMap((room) => history.agreementProblems(room, [{ who: 'roamer', frames: roamer.frames }, ...w.members.map((m) => ({ who: m.name, frames: m.client.frames }))])),
+      ...rooms.flatMap((room) =>
+        history.agreementProblems(room, [
+          { who: 'roamer', frames: roamer.frames },
+          ...w.members.map((m) => ({ who: m.name, frames: m.client.frames })),
+        ]),
+      ),
     ],
     report: () => [
       'router-kill:',
       {
         outcomes: history.summary(),
         unansweredButStored: w.unansweredButStored(),
-        longestSilenceMs: Object.fromEntries([...silence].map(([room, ms]) => [`${room} (${victimRooms.includes(room) ? 'victim' : 'survivor'})`, ms])),
+        longestSilenceMs: Object.fromEntries(
+          [...silence].map(([room, ms]) => [`${room} (${victimRooms.includes(room) ? 'victim' : 'survivor'})`, ms]),
+        ),
       },
     ],
   });
@@ -94,10 +117,22 @@ it('a router killed with SIGKILL loses no ok’d message, keeps every room gaple
     const head = j.seq as number;
     if (head > since) await back.waitForMsgs(room, head - since, 10_000);
     const replay = back.frames.slice(from);
-    expect(history.receiverProblems('roamer after reconnect', replay, { room, after: since, through: head })).toEqual([]);
-    expect(history.agreementProblems(room, [{ who: 'roamer after reconnect', frames: replay }, ...w.members.map((m) => ({ who: m.name, frames: m.client.frames }))])).toEqual([]);
+    expect(history.receiverProblems('roamer after reconnect', replay, { room, after: since, through: head })).toEqual(
+      [],
+    );
+    expect(
+      history.agreementProblems(room, [
+        { who: 'roamer after reconnect', frames: replay },
+        ...w.members.map((m) => ({ who: m.name, frames: m.client.frames })),
+      ]),
+    ).toEqual([]);
   }
   const live = await history.pubUntilOk(w.publishers[2]!.client, 'live', rooms[0]!, 5000);
-  await back.next((f) => f.t === 'msg' && f.room === rooms[0] && f.mid === live.mid, 5000, 0, 'the live message after the replay');
+  await back.next(
+    (f) => f.t === 'msg' && f.room === rooms[0] && f.mid === live.mid,
+    5000,
+    0,
+    'the live message after the replay',
+  );
   expect(back.msgs(rooms[0]!).filter((f) => f.mid === live.mid)).toHaveLength(1);
 }, 90_000);

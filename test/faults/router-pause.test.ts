@@ -17,7 +17,12 @@ const OUTAGE_BOUND_MS = LEASE_MS * 2 + 2000;
 const PAUSE_AFTER_MS = 2000;
 const AFTER_RESUME_MS = 4000;
 
-const sc = useScenario({ gateways: 2, routers: 2, env: { RTGW_LEASE_MS: String(LEASE_MS), RTGW_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) }, logLines: 120 });
+const sc = useScenario({
+  gateways: 2,
+  routers: 2,
+  env: { RTGW_LEASE_MS: String(LEASE_MS), RTGW_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) },
+  logLines: 120,
+});
 
 it('a router paused past its lease and resumed never writes with its stale lease: no duplicate seq, no gap, no reordering, no lost ok', async () => {
   const [stalled, other] = [sc.cluster.routers[0]!, sc.cluster.routers[1]!];
@@ -31,11 +36,20 @@ it('a router paused past its lease and resumed never writes with its stale lease
   const resumedAt = await w.drive(
     // No mid: dedup cannot absorb a request acted on by both the stale and the new owner, so a
     // write under the stale lease would show as one pub at two seqs.
-    { durationMs: PAUSE_AFTER_MS + PAUSE_MS + AFTER_RESUME_MS, everyMs: 12, maxInFlight: 300, answerTimeoutMs: REQUEST_TIMEOUT_MS + 5000, noMid: true },
+    {
+      durationMs: PAUSE_AFTER_MS + PAUSE_MS + AFTER_RESUME_MS,
+      everyMs: 12,
+      maxInFlight: 300,
+      answerTimeoutMs: REQUEST_TIMEOUT_MS + 5000,
+      noMid: true,
+    },
     {
       atMs: PAUSE_AFTER_MS,
       strike: async () => {
-        expect(history.oks().filter((p) => stalledRooms.includes(p.room)).length, 'ok’d pubs in the stalled router’s rooms').toBeGreaterThan(20);
+        expect(
+          history.oks().filter((p) => stalledRooms.includes(p.room)).length,
+          'ok’d pubs in the stalled router’s rooms',
+        ).toBeGreaterThan(20);
         sequencedBefore = await metric(stalled, 'rtgw_messages_sequenced_total');
         expect(sequencedBefore).toBeGreaterThan(0);
         lostBefore = warnings(stalled, 'slot lease lost').length;
@@ -45,7 +59,10 @@ it('a router paused past its lease and resumed never writes with its stale lease
           // The point is elapsed time: the lease (and the router's heartbeat) must run out while it sleeps.
           await waitFor(() => Date.now() - pausedAt >= PAUSE_MS, PAUSE_MS + 1000, 'the end of the pause');
           // By now the other router owns the stalled router's rooms and serves them.
-          expect(history.oks().some((p) => stalledRooms.includes(p.room) && p.sentAtMs > pausedAt + LEASE_MS), 'stalled router’s rooms served by the other router during the pause').toBe(true);
+          expect(
+            history.oks().some((p) => stalledRooms.includes(p.room) && p.sentAtMs > pausedAt + LEASE_MS),
+            'stalled router’s rooms served by the other router during the pause',
+          ).toBe(true);
         } finally {
           stalled.resume();
         }
@@ -55,13 +72,21 @@ it('a router paused past its lease and resumed never writes with its stale lease
   );
 
   // The resumed router found its leases gone (renewal refused, or a fenced append refused).
-  await waitFor(() => warnings(stalled, 'slot lease lost').length > lostBefore, 5000, "the resumed router's 'slot lease lost' warning");
+  await waitFor(
+    () => warnings(stalled, 'slot lease lost').length > lostBefore,
+    5000,
+    "the resumed router's 'slot lease lost' warning",
+  );
   await waitFor(() => allReady(sc.cluster), 5000, 'every node ready after the resume');
 
   const gaps = new Map(rooms.map((room) => [room, history.longestSilence(w.startedAt, w.endedAt, [room])]));
   for (const [room, g] of gaps) expect(g.ms, `${room} went ${g.ms} ms without an ok`).toBeLessThan(OUTAGE_BOUND_MS);
   // Pubs sent after the resume get ok in every room (wherever ownership settled).
-  for (const room of rooms) expect(history.oks(room).some((p) => p.sentAtMs > resumedAt!), `${room} served after the resume`).toBe(true);
+  for (const room of rooms)
+    expect(
+      history.oks(room).some((p) => p.sentAtMs > resumedAt!),
+      `${room} served after the resume`,
+    ).toBe(true);
 
   // The heart of it: gapless, in order, once; one message per seq across members and history.
   await w.verify({
@@ -74,7 +99,10 @@ it('a router paused past its lease and resumed never writes with its stale lease
         sequencedByStalledBefore: sequencedBefore,
         sequencedByStalledAtEnd: await metric(stalled, 'rtgw_messages_sequenced_total'),
         longestSilenceMs: Object.fromEntries(
-          [...gaps].map(([room, g]) => [`${room} (${stalledRooms.includes(room) ? 'stalled' : 'other'})`, `${g.ms} ms from ${g.startMs - pausedAt} ms after the pause`]),
+          [...gaps].map(([room, g]) => [
+            `${room} (${stalledRooms.includes(room) ? 'stalled' : 'other'})`,
+            `${g.ms} ms from ${g.startMs - pausedAt} ms after the pause`,
+          ]),
         ),
         resumedAfterPauseMs: resumedAt! - pausedAt,
         otherRouterOwnsAtEnd: await metric(other, 'rtgw_slots_owned'),

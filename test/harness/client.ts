@@ -130,13 +130,19 @@ export class TestClient {
     const id = typeof frame.id === 'number' ? frame.id : ++this.nextId;
     const from = this.frames.length;
     this.sendJson({ ...frame, id });
-    return this.next((f) => (f.t === 'ok' || f.t === 'err') && f.id === id, timeoutMs, from, `answer to ${JSON.stringify(frame).slice(0, 200)}`);
+    return this.next(
+      (f) => (f.t === 'ok' || f.t === 'err') && f.id === id,
+      timeoutMs,
+      from,
+      `answer to ${JSON.stringify(frame).slice(0, 200)}`,
+    );
   }
 
   /** Like `request`, but fails unless the answer is `ok`. */
   async ok(frame: Record<string, unknown>, timeoutMs = 5000): Promise<Frame> {
     const res = await this.request(frame, timeoutMs);
-    if (res.t !== 'ok') throw new Error(`expected ok for ${JSON.stringify(frame).slice(0, 200)}, got ${JSON.stringify(res)}`);
+    if (res.t !== 'ok')
+      throw new Error(`expected ok for ${JSON.stringify(frame).slice(0, 200)}, got ${JSON.stringify(res)}`);
     return res;
   }
 
@@ -171,10 +177,13 @@ export class TestClient {
         return false;
       };
       const waiter = () => void check();
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`no ${what} within ${timeoutMs} ms; last frames: ${this.lastFrames()}`));
-      }, Math.min(timeoutMs, 2 ** 31 - 1));
+      const timer = setTimeout(
+        () => {
+          done();
+          reject(new Error(`no ${what} within ${timeoutMs} ms; last frames: ${this.lastFrames()}`));
+        },
+        Math.min(timeoutMs, 2 ** 31 - 1),
+      );
       timer.unref();
       const done = () => {
         clearTimeout(timer);
@@ -279,7 +288,9 @@ export function connectRaw(url: string, opts: ConnectOptions = {}): Promise<Test
         if (body.length < 4096) body += c;
       });
       const finish = () => {
-        reject(new ConnectError(`upgrade refused: HTTP ${res.statusCode}`, res.statusCode, undefined, undefined, [], body));
+        reject(
+          new ConnectError(`upgrade refused: HTTP ${res.statusCode}`, res.statusCode, undefined, undefined, [], body),
+        );
         req.destroy();
         ws.terminate();
       };
@@ -288,7 +299,15 @@ export function connectRaw(url: string, opts: ConnectOptions = {}): Promise<Test
       res.once('close', finish);
     });
     void client.closed.then((c) =>
-      reject(new ConnectError(`closed before open: ${client.describeClose()}`, undefined, c.code, c.reason, client.frames.slice())),
+      reject(
+        new ConnectError(
+          `closed before open: ${client.describeClose()}`,
+          undefined,
+          c.code,
+          c.reason,
+          client.frames.slice(),
+        ),
+      ),
     );
   });
 }
@@ -310,10 +329,22 @@ export async function connect(url: string, opts: ConnectOptions = {}): Promise<T
   if (outcome === 'welcome') return client;
   if (outcome === 'timeout') {
     client.terminate();
-    throw new ConnectError(`no welcome within ${timeoutMs} ms; frames: ${client.lastFrames()}`, undefined, undefined, undefined, client.frames.slice());
+    throw new ConnectError(
+      `no welcome within ${timeoutMs} ms; frames: ${client.lastFrames()}`,
+      undefined,
+      undefined,
+      undefined,
+      client.frames.slice(),
+    );
   }
   const c = await client.closed;
-  throw new ConnectError(`closed before welcome: ${client.describeClose()}`, undefined, c.code, c.reason, client.frames.slice());
+  throw new ConnectError(
+    `closed before welcome: ${client.describeClose()}`,
+    undefined,
+    c.code,
+    c.reason,
+    client.frames.slice(),
+  );
 }
 
 /** Tracks clients so an afterEach can close whatever a test left open. */

@@ -264,7 +264,11 @@ export async function waitTcp(port: number, timeoutMs: number, exited?: Promise<
     if (await tcpOpen(port)) return;
     await new Promise((r) => setTimeout(r, 25));
   }
-  throw new Error(gone ? 'process exited before its public port accepted connections' : `public port ${port} not accepting connections within ${timeoutMs} ms`);
+  throw new Error(
+    gone
+      ? 'process exited before its public port accepted connections'
+      : `public port ${port} not accepting connections within ${timeoutMs} ms`,
+  );
 }
 
 /** True when a TCP connection to 127.0.0.1:`port` succeeds (it is closed at once). */
@@ -280,7 +284,10 @@ export function tcpOpen(port: number): Promise<boolean> {
 }
 
 /** GET an admin/public URL: status, body text and parsed JSON when it is JSON. */
-export async function httpGet(url: string, timeoutMs = 3000): Promise<{ status: number; body: string; json?: unknown }> {
+export async function httpGet(
+  url: string,
+  timeoutMs = 3000,
+): Promise<{ status: number; body: string; json?: unknown }> {
   const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
   const body = await res.text();
   let json: unknown;

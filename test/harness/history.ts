@@ -14,9 +14,7 @@ import { sleep, waitFor } from './wait.js';
 
 /** How one request ended: an answer, or none at all (the connection died, or the deadline passed). */
 export type Outcome =
-  | { kind: 'ok'; seq: number }
-  | { kind: 'err'; code: string; msg: string }
-  | { kind: 'unanswered'; why: string };
+  { kind: 'ok'; seq: number } | { kind: 'err'; code: string; msg: string } | { kind: 'unanswered'; why: string };
 /** The name the room fault tests know it by. */
 export type PubOutcome = Outcome;
 
@@ -51,21 +49,60 @@ type Ok<R> = R & { outcome: { kind: 'ok'; seq: number } };
 /** One step of the history, in the order the test process saw it (`i` is that order). */
 export type HistoryEvent =
   | { readonly type: 'send'; readonly i: number; readonly atMs: number; readonly rec: SendRecord }
-  | { readonly type: 'answer'; readonly i: number; readonly atMs: number; readonly rec: SendRecord; readonly outcome: Outcome }
+  | {
+      readonly type: 'answer';
+      readonly i: number;
+      readonly atMs: number;
+      readonly rec: SendRecord;
+      readonly outcome: Outcome;
+    }
   /** A `msg` or `dm` frame on connection `conn` of `user`; `who` labels the receiver across its connections. */
-  | { readonly type: 'receive'; readonly i: number; readonly atMs: number; readonly who: string; readonly user: string; readonly conn: string; readonly frame: Frame }
-  | { readonly type: 'ack'; readonly i: number; readonly atMs: number; readonly who: string; readonly user: string; readonly conn: string; readonly seq: number }
+  | {
+      readonly type: 'receive';
+      readonly i: number;
+      readonly atMs: number;
+      readonly who: string;
+      readonly user: string;
+      readonly conn: string;
+      readonly frame: Frame;
+    }
+  | {
+      readonly type: 'ack';
+      readonly i: number;
+      readonly atMs: number;
+      readonly who: string;
+      readonly user: string;
+      readonly conn: string;
+      readonly seq: number;
+    }
   /**
    * `who` joined `room` (on connection `conn`, when known) and from then on must receive, on that
    * connection, every ok'd pub of `room` with a seq above `after`, each once: `after` is the `since` of a
    * recovered join (`recovered`: the member asked for everything after it), else the head seq the join
    * was answered with. The join opens an interval that the member's next join or leave of `room` closes.
    */
-  | { readonly type: 'join'; readonly i: number; readonly atMs: number; readonly who: string; readonly room: string; readonly after: number; readonly conn?: string; readonly recovered?: boolean }
+  | {
+      readonly type: 'join';
+      readonly i: number;
+      readonly atMs: number;
+      readonly who: string;
+      readonly room: string;
+      readonly after: number;
+      readonly conn?: string;
+      readonly recovered?: boolean;
+    }
   /** `who` left `room`: its current join interval is closed (see `check` for what a closed one owes). */
   | { readonly type: 'leave'; readonly i: number; readonly atMs: number; readonly who: string; readonly room: string }
   /** A dead letter of `user` (message `mid`, seq `fromSeq`) was sent again as `seq`. */
-  | { readonly type: 'redrive'; readonly i: number; readonly atMs: number; readonly user: string; readonly mid: string; readonly fromSeq: number; readonly seq: number };
+  | {
+      readonly type: 'redrive';
+      readonly i: number;
+      readonly atMs: number;
+      readonly user: string;
+      readonly mid: string;
+      readonly fromSeq: number;
+      readonly seq: number;
+    };
 
 type EventOf<T extends HistoryEvent['type']> = Extract<HistoryEvent, { type: T }>;
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -274,7 +311,8 @@ export class History {
     if (opts.mid !== undefined) {
       const first = this.byMid.get(opts.mid);
       if (first === undefined) throw new Error(`recordSend: no message ${opts.mid} to send again`);
-      if (first.op !== op || first.target !== target) throw new Error(`recordSend: ${opts.mid} was a ${first.op} to ${first.target}`);
+      if (first.op !== op || first.target !== target)
+        throw new Error(`recordSend: ${opts.mid} was a ${first.op} to ${first.target}`);
       mid = opts.mid;
       attempt = this.sends.filter((s) => s.mid === mid).length + 1;
     } else {
@@ -310,7 +348,14 @@ export class History {
    * interval to the connection it must arrive on; without it, the member's frames on any connection count.
    */
   recordJoin(who: string, room: string, after: number, opts: { conn?: string; recovered?: boolean } = {}): void {
-    this.log({ type: 'join', who, room, after, ...(opts.conn === undefined ? {} : { conn: opts.conn }), recovered: opts.recovered ?? false });
+    this.log({
+      type: 'join',
+      who,
+      room,
+      after,
+      ...(opts.conn === undefined ? {} : { conn: opts.conn }),
+      recovered: opts.recovered ?? false,
+    });
   }
 
   recordLeave(who: string, room: string): void {
@@ -325,11 +370,19 @@ export class History {
   // -------------------------------------------------------------------------------------------------
   // Driving real clients
 
-  private async request(client: TestClient, rec: SendRecord, frame: Record<string, unknown>, timeoutMs: number): Promise<void> {
+  private async request(
+    client: TestClient,
+    rec: SendRecord,
+    frame: Record<string, unknown>,
+    timeoutMs: number,
+  ): Promise<void> {
     let outcome: Outcome;
     try {
       const ans = await client.request(frame, timeoutMs);
-      outcome = ans.t === 'ok' ? { kind: 'ok', seq: ans.seq as number } : { kind: 'err', code: String(ans.code), msg: String(ans.msg) };
+      outcome =
+        ans.t === 'ok'
+          ? { kind: 'ok', seq: ans.seq as number }
+          : { kind: 'err', code: String(ans.code), msg: String(ans.msg) };
     } catch (e) {
       outcome = { kind: 'unanswered', why: e instanceof Error ? e.message.slice(0, 300) : String(e) };
     }
@@ -341,7 +394,9 @@ export class History {
     const n = Number(first.mid.slice(first.mid.lastIndexOf('.') + 1));
     const data = { id: rec.mid, by: first.by, n };
     const mid = opts.noMid ? {} : { mid: rec.mid };
-    return rec.op === 'pub' ? { t: 'pub', room: rec.room, data, ...mid, ...opts.extra } : { t: 'dm', to: rec.to, data, ...mid, ...opts.extra };
+    return rec.op === 'pub'
+      ? { t: 'pub', room: rec.room, data, ...mid, ...opts.extra }
+      : { t: 'dm', to: rec.to, data, ...mid, ...opts.extra };
   }
 
   /** Sends one `pub` (a new message, or `opts.mid` again) and records its answer; never rejects. */
@@ -359,20 +414,34 @@ export class History {
   }
 
   /** Publishes again and again (new messages each time) until one pub is answered `ok` or the deadline passes. */
-  async pubUntilOk(client: TestClient, by: string, room: string, deadlineMs: number, opts: SendOptions = {}): Promise<PubRecord> {
+  async pubUntilOk(
+    client: TestClient,
+    by: string,
+    room: string,
+    deadlineMs: number,
+    opts: SendOptions = {},
+  ): Promise<PubRecord> {
     const deadline = Date.now() + deadlineMs;
     for (;;) {
       const rec = await this.pub(client, by, room, opts);
       if (rec.outcome?.kind === 'ok') return rec;
       if (Date.now() >= deadline) {
-        throw new Error(`no ok for a pub in ${room} within ${deadlineMs} ms; last outcome ${JSON.stringify(rec.outcome)}`);
+        throw new Error(
+          `no ok for a pub in ${room} within ${deadlineMs} ms; last outcome ${JSON.stringify(rec.outcome)}`,
+        );
       }
       await sleep(50);
     }
   }
 
   /** Sends one dm and, like a reliable client, sends the same mid again until it is ok'd or the deadline passes. */
-  async dmUntilOk(client: TestClient | (() => TestClient), by: string, to: string, deadlineMs: number, opts: SendOptions = {}): Promise<DmRecord> {
+  async dmUntilOk(
+    client: TestClient | (() => TestClient),
+    by: string,
+    to: string,
+    deadlineMs: number,
+    opts: SendOptions = {},
+  ): Promise<DmRecord> {
     const current = typeof client === 'function' ? client : () => client;
     const rec = await this.dm(current(), by, to, opts);
     return (await this.resendUntilOk(current, rec, deadlineMs, opts)) as DmRecord;
@@ -382,15 +451,26 @@ export class History {
    * Like a reliable client: unless `rec` was ok'd, sends the same message (same mid) again on the
    * current client until one send of it is ok'd; throws after `deadlineMs`. Resolves the ok'd send.
    */
-  async resendUntilOk(client: TestClient | (() => TestClient), rec: SendRecord, deadlineMs: number, opts: SendOptions = {}): Promise<SendRecord> {
+  async resendUntilOk(
+    client: TestClient | (() => TestClient),
+    rec: SendRecord,
+    deadlineMs: number,
+    opts: SendOptions = {},
+  ): Promise<SendRecord> {
     const deadline = Date.now() + deadlineMs;
     const current = typeof client === 'function' ? client : () => client;
     let last = rec;
     while (last.outcome?.kind !== 'ok') {
-      if (Date.now() >= deadline) throw new Error(`no ok for ${rec.op} ${rec.mid} to ${rec.target} within ${deadlineMs} ms; last outcome ${JSON.stringify(last.outcome)}`);
+      if (Date.now() >= deadline)
+        throw new Error(
+          `no ok for ${rec.op} ${rec.mid} to ${rec.target} within ${deadlineMs} ms; last outcome ${JSON.stringify(last.outcome)}`,
+        );
       await sleep(100);
       const again = { ...opts, mid: rec.mid };
-      last = rec.op === 'pub' ? await this.pub(current(), rec.by, rec.target, again) : await this.dm(current(), rec.by, rec.target, again);
+      last =
+        rec.op === 'pub'
+          ? await this.pub(current(), rec.by, rec.target, again)
+          : await this.dm(current(), rec.by, rec.target, again);
     }
     return last;
   }
@@ -402,7 +482,11 @@ export class History {
       o.publishers.map(async ({ client, name }, k) => {
         const inFlight = new Set<Promise<unknown>>();
         for (let i = k; Date.now() < end; i++) {
-          const p = this.pub(client, name, o.rooms[i % o.rooms.length]!, { answerTimeoutMs: o.answerTimeoutMs, tag: o.tag, noMid: o.noMid });
+          const p = this.pub(client, name, o.rooms[i % o.rooms.length]!, {
+            answerTimeoutMs: o.answerTimeoutMs,
+            tag: o.tag,
+            noMid: o.noMid,
+          });
           inFlight.add(p);
           void p.finally(() => inFlight.delete(p));
           if (inFlight.size >= o.maxInFlight) await Promise.race(inFlight);
@@ -430,7 +514,9 @@ export class History {
     };
     const one = async (s: Sender, target: string): Promise<void> => {
       const send = (mid?: string) =>
-        o.op === 'pub' ? this.pub(s.client, s.name, target, { answerTimeoutMs: o.answerTimeoutMs, tag: o.tag, mid }) : this.dm(s.client, s.name, target, { answerTimeoutMs: o.answerTimeoutMs, tag: o.tag, mid });
+        o.op === 'pub'
+          ? this.pub(s.client, s.name, target, { answerTimeoutMs: o.answerTimeoutMs, tag: o.tag, mid })
+          : this.dm(s.client, s.name, target, { answerTimeoutMs: o.answerTimeoutMs, tag: o.tag, mid });
       let rec: SendRecord = await send();
       while (rec.outcome?.kind !== 'ok' && Date.now() < giveUpAt) {
         await sleep(o.resendAfterMs ?? 100);
@@ -477,7 +563,9 @@ export class History {
     };
     for (const f of client.frames) take(f);
     const onMessage = (data: unknown) => {
-      const text = Array.isArray(data) ? Buffer.concat(data as Buffer[]).toString() : Buffer.from(data as ArrayBuffer).toString();
+      const text = Array.isArray(data)
+        ? Buffer.concat(data as Buffer[]).toString()
+        : Buffer.from(data as ArrayBuffer).toString();
       let f: unknown;
       try {
         f = JSON.parse(text);
@@ -495,7 +583,12 @@ export class History {
    * ok'd pub with a seq above the join's (or above `since` when the replay was recovered), each once.
    * Resolves the `ok` frame.
    */
-  async join(client: TestClient, who: string, room: string, extra: { since?: number; epoch?: string; presence?: boolean } = {}): Promise<Frame> {
+  async join(
+    client: TestClient,
+    who: string,
+    room: string,
+    extra: { since?: number; epoch?: string; presence?: boolean } = {},
+  ): Promise<Frame> {
     const ok = await client.ok({ t: 'join', room, ...extra });
     const recovered = extra.since !== undefined && ok.recovered === true;
     this.recordJoin(who, room, recovered ? extra.since! : (ok.seq as number), { conn: client.conn, recovered });
@@ -545,7 +638,8 @@ export class History {
   dmOks(to?: string, tag?: string): Ok<DmRecord>[] {
     const first = new Map<string, Ok<DmRecord>>();
     for (const p of this.dms) {
-      if (p.outcome?.kind !== 'ok' || (to !== undefined && p.to !== to) || (tag !== undefined && p.tag !== tag)) continue;
+      if (p.outcome?.kind !== 'ok' || (to !== undefined && p.to !== to) || (tag !== undefined && p.tag !== tag))
+        continue;
       if (!first.has(p.mid)) first.set(p.mid, p as Ok<DmRecord>);
     }
     return [...first.values()].sort((a, b) => a.outcome.seq - b.outcome.seq);
@@ -572,7 +666,8 @@ export class History {
     const out: Record<string, number> = {};
     for (const p of this.sends) {
       if (op !== undefined && p.op !== op) continue;
-      const k = p.outcome === undefined ? 'pending' : p.outcome.kind === 'err' ? `err:${p.outcome.code}` : p.outcome.kind;
+      const k =
+        p.outcome === undefined ? 'pending' : p.outcome.kind === 'err' ? `err:${p.outcome.code}` : p.outcome.kind;
       out[k] = (out[k] ?? 0) + 1;
     }
     return out;
@@ -584,7 +679,11 @@ export class History {
    * checked by `check` as a duplicate). `clients` are the sending clients, whose answer counts per
    * request id are checked. `epochOf` names the history a pub went to when a test wipes it.
    */
-  answerProblems(allowedErrors: readonly string[], clients: readonly TestClient[] = [], epochOf: (p: SendRecord) => string = () => ''): string[] {
+  answerProblems(
+    allowedErrors: readonly string[],
+    clients: readonly TestClient[] = [],
+    epochOf: (p: SendRecord) => string = () => '',
+  ): string[] {
     const out: string[] = [];
     const seqOwner = new Map<string, string>();
     for (const p of this.sends) {
@@ -597,7 +696,10 @@ export class History {
         if (!isSeq(o.seq)) out.push(`${what}: ok with bad seq ${String(o.seq)}`);
         const key = `${p.op}#${p.target}#${epochOf(p)}#${o.seq}`;
         const prev = seqOwner.get(key);
-        if (prev !== undefined && prev !== p.mid) out.push(`${p.target} seq ${o.seq} was answered ok to both ${prev} and ${p.mid}${epochOf(p) ? ` (epoch ${epochOf(p)})` : ''}`);
+        if (prev !== undefined && prev !== p.mid)
+          out.push(
+            `${p.target} seq ${o.seq} was answered ok to both ${prev} and ${p.mid}${epochOf(p) ? ` (epoch ${epochOf(p)})` : ''}`,
+          );
         else seqOwner.set(key, p.mid);
       }
     }
@@ -738,7 +840,16 @@ export class History {
         if (last !== undefined && last.closedBy === undefined) last.closedBy = 'leave';
         continue;
       }
-      const iv: Interval = { who: e.who, room: e.room, after: e.after, conn: e.conn, recovered: e.recovered ?? false, i: e.i, count: new Map(), got: new Set() };
+      const iv: Interval = {
+        who: e.who,
+        room: e.room,
+        after: e.after,
+        conn: e.conn,
+        recovered: e.recovered ?? false,
+        i: e.i,
+        count: new Map(),
+        got: new Set(),
+      };
       if (last !== undefined && last.closedBy === undefined) last.closedBy = { join: iv };
       list.push(iv);
     }
@@ -776,7 +887,15 @@ export class History {
       const where = { who: e.who, conn: e.conn };
       const id = History.identityOf(f);
       if (!isSeq(f.seq)) {
-        add({ kind: 'unexpected', scope, target, mid: id, seqs: [], ...where, detail: `${e.who} received a ${f.t} without a valid seq: ${JSON.stringify(f).slice(0, 200)}` });
+        add({
+          kind: 'unexpected',
+          scope,
+          target,
+          mid: id,
+          seqs: [],
+          ...where,
+          detail: `${e.who} received a ${f.t} without a valid seq: ${JSON.stringify(f).slice(0, 200)}`,
+        });
         continue;
       }
       const seq = f.seq;
@@ -787,12 +906,33 @@ export class History {
         if (iv === undefined) {
           const uk = `${e.who}\u0000${e.conn}\u0000${target}`;
           iv = unjoined.get(uk);
-          if (!iv) unjoined.set(uk, (iv = { who: e.who, room: target, after: 0, conn: e.conn, recovered: false, i: e.i, count: new Map(), got: new Set() }));
+          if (!iv)
+            unjoined.set(
+              uk,
+              (iv = {
+                who: e.who,
+                room: target,
+                after: 0,
+                conn: e.conn,
+                recovered: false,
+                i: e.i,
+                count: new Map(),
+                got: new Set(),
+              }),
+            );
         }
         iv.someConn ??= e.conn;
         iv.count.set(seq, (iv.count.get(seq) ?? 0) + 1);
         if (seq <= iv.after) {
-          add({ kind: 'unexpected', scope, target, mid: id, seqs: [seq], ...where, detail: `${e.who} (${e.conn}) received ${target} seq ${seq} (${id ?? 'no id'}) in its join after seq ${iv.after}` });
+          add({
+            kind: 'unexpected',
+            scope,
+            target,
+            mid: id,
+            seqs: [seq],
+            ...where,
+            detail: `${e.who} (${e.conn}) received ${target} seq ${seq} (${id ?? 'no id'}) in its join after seq ${iv.after}`,
+          });
         }
       }
       const gk = key(scope, target);
@@ -800,12 +940,36 @@ export class History {
       if (!seen) seqsSeen.set(gk, (seen = new Set()));
       seen.add(seq);
       if (rec === undefined) {
-        add({ kind: 'unexpected', scope, target, mid: id, seqs: [seq], ...where, detail: `${e.who} received ${f.t} seq ${seq} (${id ?? 'no id'}) that was never sent` });
+        add({
+          kind: 'unexpected',
+          scope,
+          target,
+          mid: id,
+          seqs: [seq],
+          ...where,
+          detail: `${e.who} received ${f.t} seq ${seq} (${id ?? 'no id'}) that was never sent`,
+        });
       } else if (scopeOf(rec.op) !== scope || rec.target !== target) {
-        add({ kind: 'unexpected', scope, target, mid: id, seqs: [seq], ...where, detail: `${e.who} received ${id} as ${f.t} seq ${seq} in ${target}, but it was a ${rec.op} to ${rec.target}` });
+        add({
+          kind: 'unexpected',
+          scope,
+          target,
+          mid: id,
+          seqs: [seq],
+          ...where,
+          detail: `${e.who} received ${id} as ${f.t} seq ${seq} in ${target}, but it was a ${rec.op} to ${rec.target}`,
+        });
       } else {
         if (opts.withoutEcho && rec.op === 'pub' && rec.by === e.who) {
-          add({ kind: 'unexpected', scope, target, mid: id, seqs: [seq], ...where, detail: `${e.who} received its own pub ${id} (seq ${seq}), sent without echo` });
+          add({
+            kind: 'unexpected',
+            scope,
+            target,
+            mid: id,
+            seqs: [seq],
+            ...where,
+            detail: `${e.who} received its own pub ${id} (seq ${seq}), sent without echo`,
+          });
         }
         claim(scope, target, seq, rec.mid, `received by ${e.who}`);
         // Only the message sent to this target counts as received at this seq (not a stranger in its place).
@@ -824,7 +988,15 @@ export class History {
       if (st.seen.has(seq)) v.stats.redelivered++;
       else {
         if (seq < st.max) {
-          add({ kind: 'inversion', scope, target, mid: id, seqs: [seq, st.max], ...where, detail: `${e.who} (${e.conn}) first received seq ${seq} after seq ${st.max}` });
+          add({
+            kind: 'inversion',
+            scope,
+            target,
+            mid: id,
+            seqs: [seq, st.max],
+            ...where,
+            detail: `${e.who} (${e.conn}) first received seq ${seq} after seq ${st.max}`,
+          });
         }
         st.seen.add(seq);
         st.max = Math.max(st.max, seq);
@@ -837,7 +1009,13 @@ export class History {
       for (const [seq, mids] of [...seqs].sort((a, b) => a[0] - b[0])) {
         if (mids.size < 2) continue;
         const list = [...mids].map(([m, src]) => `${m} (${src})`).join(', ');
-        add({ kind: 'conflict', scope, target, seqs: [seq], detail: `${target} seq ${seq} carries different messages: ${list}` });
+        add({
+          kind: 'conflict',
+          scope,
+          target,
+          seqs: [seq],
+          detail: `${target} seq ${seq} carries different messages: ${list}`,
+        });
       }
     }
     for (const [k, msgs] of byMessage) {
@@ -846,7 +1024,14 @@ export class History {
         const redriven = redriveSeqs.get(`${k}\u0000${mid}`) ?? new Set<number>();
         const own = [...seqs].filter((s) => !redriven.has(s)).sort((a, b) => a - b);
         if (own.length < 2) continue;
-        add({ kind: 'duplicate', scope, target, mid, seqs: own, detail: `${mid} is stored under ${own.length} seqs of ${target}: ${own.join(', ')}` });
+        add({
+          kind: 'duplicate',
+          scope,
+          target,
+          mid,
+          seqs: own,
+          detail: `${mid} is stored under ${own.length} seqs of ${target}: ${own.join(', ')}`,
+        });
       }
     }
 
@@ -854,7 +1039,15 @@ export class History {
     for (const iv of [...[...intervals.values()].flat(), ...unjoined.values()]) {
       for (const [seq, n] of [...iv.count].sort((a, b) => a[0] - b[0])) {
         if (n < 2) continue;
-        add({ kind: 'repeat', scope: 'room', target: iv.room, seqs: [seq], who: iv.who, conn: iv.conn ?? iv.someConn, detail: `${iv.who} (${iv.conn ?? iv.someConn}) received ${iv.room} seq ${seq} ${n} times in its join after seq ${iv.after}` });
+        add({
+          kind: 'repeat',
+          scope: 'room',
+          target: iv.room,
+          seqs: [seq],
+          who: iv.who,
+          conn: iv.conn ?? iv.someConn,
+          detail: `${iv.who} (${iv.conn ?? iv.someConn}) received ${iv.room} seq ${seq} ${n} times in its join after seq ${iv.after}`,
+        });
       }
     }
 
@@ -875,8 +1068,22 @@ export class History {
           const hk = `${seq}\u0000${mid}`;
           if (iv.got.has(hk) || later.some((l) => l.after < seq && l.got.has(hk))) continue;
           if (later.some((l) => owes(l, seq))) continue; // the last interval that owes it reports it
-          const closed = iv.closedBy === undefined ? '' : iv.closedBy === 'leave' ? ', before it left' : `, before it joined again after seq ${iv.closedBy.join.after}`;
-          add({ kind: 'lost', scope: 'room', target: iv.room, mid, seqs: [seq], who: iv.who, conn: iv.conn, detail: `${iv.who} never received ${iv.room} seq ${seq} (${mid}), answered ok, in its join after seq ${iv.after}${iv.conn === undefined ? '' : ` on ${iv.conn}`}${closed}` });
+          const closed =
+            iv.closedBy === undefined
+              ? ''
+              : iv.closedBy === 'leave'
+                ? ', before it left'
+                : `, before it joined again after seq ${iv.closedBy.join.after}`;
+          add({
+            kind: 'lost',
+            scope: 'room',
+            target: iv.room,
+            mid,
+            seqs: [seq],
+            who: iv.who,
+            conn: iv.conn,
+            detail: `${iv.who} never received ${iv.room} seq ${seq} (${mid}), answered ok, in its join after seq ${iv.after}${iv.conn === undefined ? '' : ` on ${iv.conn}`}${closed}`,
+          });
         }
       });
     }
@@ -885,10 +1092,24 @@ export class History {
       for (const [seq, mid] of [...oks].sort((a, b) => a[0] - b[0])) {
         const isDead = dead.has(`${user}\u0000${seq}`);
         if (!has?.get(`${seq}\u0000${mid}`)?.has(user) && !isDead) {
-          add({ kind: 'lost', scope: 'recipient', target: user, mid, seqs: [seq], detail: `${user} never received dm seq ${seq} (${mid}), answered ok, and it is not a dead letter` });
+          add({
+            kind: 'lost',
+            scope: 'recipient',
+            target: user,
+            mid,
+            seqs: [seq],
+            detail: `${user} never received dm seq ${seq} (${mid}), answered ok, and it is not a dead letter`,
+          });
         }
         if (opts.settled && !acked.get(user)?.has(seq) && !isDead) {
-          add({ kind: 'unsettled', scope: 'recipient', target: user, mid, seqs: [seq], detail: `${user} dm seq ${seq} (${mid}) was neither acknowledged nor dead-lettered` });
+          add({
+            kind: 'unsettled',
+            scope: 'recipient',
+            target: user,
+            mid,
+            seqs: [seq],
+            detail: `${user} dm seq ${seq} (${mid}) was neither acknowledged nor dead-lettered`,
+          });
         }
       }
     }
@@ -896,7 +1117,7 @@ export class History {
     // Stats.
     for (const [scope, m] of Object.entries(verdicts) as [Scope, Map<string, Verdict>][]) {
       for (const [target, v] of m) {
-        v.stats.ok = ((scope === 'room' ? okPubs : okDms).get(target)?.size ?? 0);
+        v.stats.ok = (scope === 'room' ? okPubs : okDms).get(target)?.size ?? 0;
         v.stats.delivered = seqsSeen.get(key(scope, target))?.size ?? 0;
         if (scope === 'recipient') v.stats.acked = acked.get(target)?.size ?? 0;
       }
@@ -906,7 +1127,15 @@ export class History {
     const recipients = Object.fromEntries(verdicts.recipient);
     const problems: Problem[] = [];
     for (const v of [...Object.values(rooms), ...Object.values(recipients)]) {
-      problems.push(...v.lost, ...v.unexpected, ...v.repeats, ...v.duplicates, ...v.inversions, ...v.conflicts, ...v.unsettled);
+      problems.push(
+        ...v.lost,
+        ...v.unexpected,
+        ...v.repeats,
+        ...v.duplicates,
+        ...v.inversions,
+        ...v.conflicts,
+        ...v.unsettled,
+      );
     }
     return {
       rooms,
@@ -921,7 +1150,14 @@ export class History {
           let j = i;
           while (p.kind === 'inversion') {
             const q = problems[j + 1];
-            if (q?.kind !== 'inversion' || q.target !== p.target || q.conn !== p.conn || q.seqs[1] !== p.seqs[1] || q.seqs[0] !== problems[j]!.seqs[0]! + 1) break;
+            if (
+              q?.kind !== 'inversion' ||
+              q.target !== p.target ||
+              q.conn !== p.conn ||
+              q.seqs[1] !== p.seqs[1] ||
+              q.seqs[0] !== problems[j]!.seqs[0]! + 1
+            )
+              break;
             j++;
           }
           out.push(
@@ -941,7 +1177,11 @@ export class History {
    * Waits until `check({ settled: true })` finds nothing lost or unsettled, or `timeoutMs` has passed
    * (not a failure here), then returns that check: the caller's assertion on it names what is missing.
    */
-  async settle(timeoutMs: number, what = 'every ok’d message delivered and acknowledged', opts: Omit<CheckOptions, 'settled'> = {}): Promise<CheckResult> {
+  async settle(
+    timeoutMs: number,
+    what = 'every ok’d message delivered and acknowledged',
+    opts: Omit<CheckOptions, 'settled'> = {},
+  ): Promise<CheckResult> {
     const check = () => this.check({ ...opts, settled: true });
     const open = () => check().problems.filter((p) => p.kind === 'lost' || p.kind === 'unsettled').length;
     await waitFor(() => open() === 0, timeoutMs, what).catch(() => undefined);
@@ -950,7 +1190,8 @@ export class History {
 
   /** Logs the first `n` problems of `result`, each with `explain(p, t0, max)`. For failure reports. */
   logProblems(result: CheckResult, n: number, t0?: number, max?: number): void {
-    for (const p of result.problems.slice(0, n)) console.error(`${p.kind}: ${p.detail}\n  ${this.explain(p, t0, max).join('\n  ')}`);
+    for (const p of result.problems.slice(0, n))
+      console.error(`${p.kind}: ${p.detail}\n  ${this.explain(p, t0, max).join('\n  ')}`);
   }
 
   /**
@@ -964,17 +1205,37 @@ export class History {
     const inRange = (seq: unknown) => isSeq(seq) && seq >= lo && seq <= hi;
     const mids = new Set<string>(p.mid === undefined ? [] : [p.mid]);
     for (const e of this.events) {
-      if (e.type === 'answer' && e.outcome.kind === 'ok' && scopeOf(e.rec.op) === p.scope && e.rec.target === p.target && p.seqs.includes(e.outcome.seq)) mids.add(e.rec.mid);
+      if (
+        e.type === 'answer' &&
+        e.outcome.kind === 'ok' &&
+        scopeOf(e.rec.op) === p.scope &&
+        e.rec.target === p.target &&
+        p.seqs.includes(e.outcome.seq)
+      )
+        mids.add(e.rec.mid);
     }
     const at = (e: HistoryEvent) => `+${e.atMs - t0}ms`;
     const out: string[] = [];
     for (const e of this.events) {
       if ((e.type === 'send' || e.type === 'answer') && mids.has(e.rec.mid)) {
-        out.push(e.type === 'send' ? `${at(e)} ${e.rec.by} sends ${e.rec.op} ${e.rec.mid} (#${e.rec.attempt}) to ${e.rec.target}` : `${at(e)} ${e.rec.mid} (#${e.rec.attempt}) answered ${JSON.stringify(e.outcome)}`);
+        out.push(
+          e.type === 'send'
+            ? `${at(e)} ${e.rec.by} sends ${e.rec.op} ${e.rec.mid} (#${e.rec.attempt}) to ${e.rec.target}`
+            : `${at(e)} ${e.rec.mid} (#${e.rec.attempt}) answered ${JSON.stringify(e.outcome)}`,
+        );
       } else if (e.type === 'receive' && (p.conn === undefined || e.conn === p.conn) && inRange(e.frame.seq)) {
         const target = e.frame.t === 'msg' ? String(e.frame.room) : e.user;
-        if (target === p.target) out.push(`${at(e)} ${e.who} (${e.conn}) receives ${e.frame.t} seq ${String(e.frame.seq)} (${History.identityOf(e.frame) ?? 'no id'})`);
-      } else if (e.type === 'ack' && p.scope === 'recipient' && e.user === p.target && (p.conn === undefined || e.conn === p.conn) && inRange(e.seq)) {
+        if (target === p.target)
+          out.push(
+            `${at(e)} ${e.who} (${e.conn}) receives ${e.frame.t} seq ${String(e.frame.seq)} (${History.identityOf(e.frame) ?? 'no id'})`,
+          );
+      } else if (
+        e.type === 'ack' &&
+        p.scope === 'recipient' &&
+        e.user === p.target &&
+        (p.conn === undefined || e.conn === p.conn) &&
+        inRange(e.seq)
+      ) {
         out.push(`${at(e)} ${e.who} (${e.conn}) acks seq ${e.seq}`);
       }
     }
@@ -1006,7 +1267,9 @@ export class History {
       const want = top + 1;
       if (f.seq !== want) {
         const kind = seen.has(f.seq as number) ? 'duplicate' : (f.seq as number) < want ? 'out of order' : 'gap';
-        report(`${kind}: message #${i} has seq ${String(f.seq)}, expected ${want} (previous ${String(msgs[i - 1]?.seq)})`);
+        report(
+          `${kind}: message #${i} has seq ${String(f.seq)}, expected ${want} (previous ${String(msgs[i - 1]?.seq)})`,
+        );
       }
       if (typeof f.seq === 'number' && f.seq > top) top = f.seq;
       seen.set(f.seq as number, f);
@@ -1025,7 +1288,9 @@ export class History {
     if (c.through !== undefined) {
       const last = msgs.length === 0 ? after : (msgs[msgs.length - 1]!.seq as number);
       if (last !== c.through || msgs.length !== c.through - after) {
-        report(`expected exactly seqs ${after + 1}..${c.through} (${c.through - after} messages), got ${msgs.length} ending at ${last}`);
+        report(
+          `expected exactly seqs ${after + 1}..${c.through} (${c.through - after} messages), got ${msgs.length} ending at ${last}`,
+        );
       }
     }
     const expected = c.expected ?? this.oks(c.room).filter((p) => p.outcome.seq > after);
@@ -1036,7 +1301,9 @@ export class History {
       if (f === undefined) {
         if (missing++ < 8) report(`ok'd seq ${p.outcome.seq} (mid ${p.mid}) was never delivered`);
       } else if (History.idOf(f) !== p.mid) {
-        report(`seq ${p.outcome.seq} carries message ${String(History.idOf(f))}, but ${p.mid} was answered ok with that seq`);
+        report(
+          `seq ${p.outcome.seq} carries message ${String(History.idOf(f))}, but ${p.mid} was answered ok with that seq`,
+        );
       }
     }
     if (missing > 8) out.push(`${who} in ${c.room}: ... ${missing} ok'd messages missing in all`);
@@ -1059,12 +1326,14 @@ export class History {
         const body = JSON.stringify({ mid: f.mid, data: f.data, from: f.from });
         const first = bySeq.get(seq);
         if (first === undefined) bySeq.set(seq, { who, body });
-        else if (first.body !== body && out.length < 12) out.push(`${room} seq ${seq}: ${first.who} has ${first.body}, ${who} has ${body}`);
+        else if (first.body !== body && out.length < 12)
+          out.push(`${room} seq ${seq}: ${first.who} has ${first.body}, ${who} has ${body}`);
         const id = History.idOf(f);
         if (id !== undefined) {
           const m = seqOfMid.get(id);
           if (m === undefined) seqOfMid.set(id, { who, seq });
-          else if (m.seq !== seq && out.length < 12) out.push(`${room} message ${id}: seq ${m.seq} at ${m.who}, seq ${seq} at ${who}`);
+          else if (m.seq !== seq && out.length < 12)
+            out.push(`${room} message ${id}: seq ${m.seq} at ${m.who}, seq ${seq} at ${who}`);
         }
       }
     }

@@ -43,4 +43,3 @@ export function sum(e: Exposition, name: string, labels: Record<string, string> 
     .filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
     .reduce((acc, s) => acc + s.value, 0);
 }
-

@@ -14,7 +14,8 @@ export async function metric(node: Node, name: string): Promise<number> {
   if (status !== 200) throw new Error(`GET /metrics on ${node.nodeId}: ${status}`);
   let sum = 0;
   for (const line of body.split('\n')) {
-    if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (line.startsWith(`${name} `) || line.startsWith(`${name}{`))
+      sum += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return sum;
 }
@@ -46,7 +47,9 @@ export function roomsByOwner(cluster: Cluster, perRouter: number, base = 'room')
   const out = new Map(ids.map((id) => [id, [] as string[]]));
   // Every router must be preferred for enough slots, or no room name can ever land on it.
   for (const id of ids) {
-    const slots = Array.from({ length: DEFAULT_SLOTS }, (_, s) => s).filter((s) => preferredOwner(s, ids) === id).length;
+    const slots = Array.from({ length: DEFAULT_SLOTS }, (_, s) => s).filter(
+      (s) => preferredOwner(s, ids) === id,
+    ).length;
     if (slots < perRouter) {
       throw new Error(
         `router ${id} is the preferred owner of ${slots} of ${DEFAULT_SLOTS} slots (routers ${ids.join(', ')}): ` +
@@ -85,7 +88,9 @@ export function usersOwnedBy(routers: readonly string[], owner: string, n: numbe
 /** Resolves once every router holds exactly the slots rendezvous hashing gives it (start-up handovers are over). */
 export async function waitBalanced(cluster: Cluster, timeoutMs = 15_000): Promise<void> {
   const ids = routerIds(cluster);
-  const want = ids.map((id) => Array.from({ length: DEFAULT_SLOTS }, (_, s) => s).filter((s) => preferredOwner(s, ids) === id).length);
+  const want = ids.map(
+    (id) => Array.from({ length: DEFAULT_SLOTS }, (_, s) => s).filter((s) => preferredOwner(s, ids) === id).length,
+  );
   await waitFor(
     async () => {
       const owned = await Promise.all(cluster.routers.map((r) => metric(r, 'rtgw_slots_owned')));
@@ -99,7 +104,14 @@ export async function waitBalanced(cluster: Cluster, timeoutMs = 15_000): Promis
 /** Every node of the cluster that is still running answers /readyz 200. */
 export async function allReady(cluster: Cluster): Promise<boolean> {
   const live = cluster.nodes.filter((n) => !n.hasExited);
-  const codes = await Promise.all(live.map((n) => httpGet(`${n.adminUrl}/readyz`, 1000).then((r) => r.status, () => 0)));
+  const codes = await Promise.all(
+    live.map((n) =>
+      httpGet(`${n.adminUrl}/readyz`, 1000).then(
+        (r) => r.status,
+        () => 0,
+      ),
+    ),
+  );
   return codes.every((c) => c === 200);
 }
 
@@ -107,7 +119,11 @@ export async function allReady(cluster: Cluster): Promise<boolean> {
  * A room's history as a client sees it: a fresh connection joins with `since: 0` and collects the replay.
  * Fails unless history is complete (recovered) — the fault tests stay below the history bound.
  */
-export async function readHistory(cluster: Cluster, gateway: Node, room: string): Promise<{ head: number; epoch: string; frames: Frame[] }> {
+export async function readHistory(
+  cluster: Cluster,
+  gateway: Node,
+  room: string,
+): Promise<{ head: number; epoch: string; frames: Frame[] }> {
   const c = await connect(gateway.url, { token: await cluster.token(uid('historian')) });
   try {
     const j = await c.ok({ t: 'join', room, since: 0 });

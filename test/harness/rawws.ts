@@ -32,7 +32,8 @@ export interface FrameSpec {
 
 /** The bytes of one client frame. The length encoding is the shortest for the declared length. */
 export function encodeFrame(spec: FrameSpec): Buffer {
-  const payload = typeof spec.payload === 'string' ? Buffer.from(spec.payload, 'utf8') : (spec.payload ?? Buffer.alloc(0));
+  const payload =
+    typeof spec.payload === 'string' ? Buffer.from(spec.payload, 'utf8') : (spec.payload ?? Buffer.alloc(0));
   const len = BigInt(spec.declaredLength ?? payload.length);
   const fin = spec.fin ?? true;
   const rsv = (spec.rsv ?? 0) & 7;
@@ -170,7 +171,11 @@ export class RawWs {
     socket.on('data', onData);
     socket.on('error', () => undefined);
     socket.once('close', () => {
-      this.endInfo = { closeFrame: this.closeFrame, tcpClosed: true, by: this.destroyedByClient && this.closeFrame === undefined ? 'client' : 'server' };
+      this.endInfo = {
+        closeFrame: this.closeFrame,
+        tcpClosed: true,
+        by: this.destroyedByClient && this.closeFrame === undefined ? 'client' : 'server',
+      };
       resolveEnd(this.endInfo);
       this.wake();
     });
@@ -198,7 +203,8 @@ export class RawWs {
       };
       socket.once('error', fail);
       socket.once('connect', () => {
-        const path = (opts.path ?? '/ws') + (opts.token !== undefined ? `?token=${encodeURIComponent(opts.token)}` : '');
+        const path =
+          (opts.path ?? '/ws') + (opts.token !== undefined ? `?token=${encodeURIComponent(opts.token)}` : '');
         const headers: Record<string, string> = {
           Host: `127.0.0.1:${port}`,
           Upgrade: 'websocket',
@@ -207,7 +213,12 @@ export class RawWs {
           'Sec-WebSocket-Version': '13',
           ...opts.headers,
         };
-        const request = Buffer.from(`GET ${path} HTTP/1.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`, 'latin1');
+        const request = Buffer.from(
+          `GET ${path} HTTP/1.1\r\n${Object.entries(headers)
+            .map(([k, v]) => `${k}: ${v}\r\n`)
+            .join('')}\r\n`,
+          'latin1',
+        );
         socket.write(opts.pipeline ? Buffer.concat([request, opts.pipeline]) : request);
       });
       const onData = (chunk: Buffer) => {
@@ -303,22 +314,33 @@ export class RawWs {
   }
 
   /** The next text frame parsed as JSON that matches `pred`. */
-  async nextJson(pred: (v: Record<string, any>) => boolean, timeoutMs = 3000, from = 0): Promise<Record<string, any> | undefined> {
-    const f = await this.next((fr) => {
-      if (fr.opcode !== Op.Text) return false;
-      try {
-        return pred(JSON.parse(fr.payload.toString('utf8')) as Record<string, any>);
-      } catch {
-        return false;
-      }
-    }, timeoutMs, from);
+  async nextJson(
+    pred: (v: Record<string, any>) => boolean,
+    timeoutMs = 3000,
+    from = 0,
+  ): Promise<Record<string, any> | undefined> {
+    const f = await this.next(
+      (fr) => {
+        if (fr.opcode !== Op.Text) return false;
+        try {
+          return pred(JSON.parse(fr.payload.toString('utf8')) as Record<string, any>);
+        } catch {
+          return false;
+        }
+      },
+      timeoutMs,
+      from,
+    );
     return f === undefined ? undefined : (JSON.parse(f.payload.toString('utf8')) as Record<string, any>);
   }
 
   /** Resolves the end if the connection ends within `timeoutMs`, else undefined (still open). */
   async endWithin(timeoutMs: number): Promise<RawEnd | undefined> {
     let timer: NodeJS.Timeout | undefined;
-    const r = await Promise.race([this.ended, new Promise<undefined>((res) => (timer = setTimeout(() => res(undefined), timeoutMs)))]);
+    const r = await Promise.race([
+      this.ended,
+      new Promise<undefined>((res) => (timer = setTimeout(() => res(undefined), timeoutMs))),
+    ]);
     clearTimeout(timer);
     return r;
   }

@@ -2,7 +2,15 @@
 // restarts it (empty) on the same port so clients reconnect. Spawning, readiness, the log tail of errors,
 // signals and killing whatever is left when the test process exits are bench/launcher.ts's.
 import { tmpdir } from 'node:os';
-import { freePort, launch, LOOPBACK, PortInUseError, retryPortInUse, tcpProbe, type Launched } from '../../bench/launcher.js';
+import {
+  freePort,
+  launch,
+  LOOPBACK,
+  PortInUseError,
+  retryPortInUse,
+  tcpProbe,
+  type Launched,
+} from '../../bench/launcher.js';
 import { requireBinary } from '../../scripts/prerequisites.mjs';
 
 export interface RedisServer {
@@ -38,12 +46,18 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisSer
   const timeoutMs = opts.startupTimeoutMs ?? 10_000;
   const start = async (port: number) => {
     const args = [
-      '--port', String(port),
-      '--bind', LOOPBACK,
-      '--save', '',
-      '--appendonly', 'no',
-      '--maxmemory-policy', 'noeviction',
-      '--dir', tmpdir(),
+      '--port',
+      String(port),
+      '--bind',
+      LOOPBACK,
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--maxmemory-policy',
+      'noeviction',
+      '--dir',
+      tmpdir(),
       ...extra,
     ];
     const { proc } = await launch('redis-server', bin, args, {
@@ -60,10 +74,12 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisSer
 
   // Another process may take the port between our probe and the spawn: then another port.
   let port = 0;
-  let current: Launched = await retryPortInUse(PORT_ATTEMPTS, async () => start((port = await freePort()))).catch((e: unknown) => {
-    if (!(e instanceof PortInUseError)) throw e;
-    throw new Error(`redis-server found no free port after ${PORT_ATTEMPTS} attempts`, { cause: e });
-  });
+  let current: Launched = await retryPortInUse(PORT_ATTEMPTS, async () => start((port = await freePort()))).catch(
+    (e: unknown) => {
+      if (!(e instanceof PortInUseError)) throw e;
+      throw new Error(`redis-server found no free port after ${PORT_ATTEMPTS} attempts`, { cause: e });
+    },
+  );
 
   const waitExit = (signal: NodeJS.Signals) => current.stop({ signal });
   return {

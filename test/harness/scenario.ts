@@ -62,7 +62,9 @@ export interface ScenarioSuite extends ClusterSuite {
 export function useScenario(opts: UseClusterOptions): ScenarioSuite {
   const suite = useCluster({ pingOnConnect: true, logLines: 80, ready: (c) => waitBalanced(c), ...opts });
   // Adds to the handle itself: its getters must not be read before beforeAll.
-  return Object.assign(suite, { build: (spec: TrafficSpec, cluster?: Cluster) => buildWorld(suite, spec, cluster ?? suite.cluster) });
+  return Object.assign(suite, {
+    build: (spec: TrafficSpec, cluster?: Cluster) => buildWorld(suite, spec, cluster ?? suite.cluster),
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -91,7 +93,12 @@ export interface TrafficSpec {
    * The gateways (indexes) each kind of client is placed on, round-robin (default: all of them); the
    * per-gateway counts are per listed gateway. E.g. recipients on the gateway that will die, senders elsewhere.
    */
-  on?: { members?: readonly number[]; recipients?: readonly number[]; publishers?: readonly number[]; dmSenders?: readonly number[] };
+  on?: {
+    members?: readonly number[];
+    recipients?: readonly number[];
+    publishers?: readonly number[];
+    dmSenders?: readonly number[];
+  };
 }
 
 export interface Loop {
@@ -167,7 +174,9 @@ export interface World {
 
 async function buildWorld(suite: ClusterSuite, spec: TrafficSpec, cluster: Cluster): Promise<World> {
   const history = new History();
-  const byOwner = spec.roomsPerRouter ? roomsByOwner(cluster, spec.roomsPerRouter, spec.roomBase) : new Map<string, string[]>();
+  const byOwner = spec.roomsPerRouter
+    ? roomsByOwner(cluster, spec.roomsPerRouter, spec.roomBase)
+    : new Map<string, string[]>();
   const rooms = [...byOwner.values()].flat();
   const all = cluster.gateways.map((_, i) => i);
   const place = (kind: keyof NonNullable<TrafficSpec['on']>, perGateway = 0) => {
@@ -188,7 +197,10 @@ async function buildWorld(suite: ClusterSuite, spec: TrafficSpec, cluster: Clust
     }
     members.push(m);
   }
-  const recipients = typeof spec.recipients === 'number' ? Array.from({ length: spec.recipients }, () => uid('rcpt')) : [...(spec.recipients ?? [])];
+  const recipients =
+    typeof spec.recipients === 'number'
+      ? Array.from({ length: spec.recipients }, () => uid('rcpt'))
+      : [...(spec.recipients ?? [])];
   const recipientClients = new Map<string, TestClient>();
   const recipientGws = spec.on?.recipients ?? all;
   for (const [i, user] of recipients.entries()) {
@@ -197,10 +209,13 @@ async function buildWorld(suite: ClusterSuite, spec: TrafficSpec, cluster: Clust
     recipientClients.set(user, c);
   }
   const publishers: Sender[] = [];
-  for (const [i, gw] of place('publishers', spec.publishersPerGateway).entries()) publishers.push({ name: `p${i}`, client: await on(gw) });
-  if (spec.publishersJoin) for (const { client } of publishers) for (const room of rooms) await client.ok({ t: 'join', room });
+  for (const [i, gw] of place('publishers', spec.publishersPerGateway).entries())
+    publishers.push({ name: `p${i}`, client: await on(gw) });
+  if (spec.publishersJoin)
+    for (const { client } of publishers) for (const room of rooms) await client.ok({ t: 'join', room });
   const dmSenders: Sender[] = [];
-  for (const [i, gw] of place('dmSenders', spec.dmSendersPerGateway).entries()) dmSenders.push({ name: `d${i}`, client: await on(gw) });
+  for (const [i, gw] of place('dmSenders', spec.dmSendersPerGateway).entries())
+    dmSenders.push({ name: `d${i}`, client: await on(gw) });
   const dmTargets = [...recipients, ...(spec.extraDmTargets ?? [])];
 
   const w: World = {
@@ -228,7 +243,9 @@ async function buildWorld(suite: ClusterSuite, spec: TrafficSpec, cluster: Clust
           : resendForMs === undefined
             ? history.publishFor({ publishers, rooms, durationMs, everyMs, maxInFlight, answerTimeoutMs, noMid })
             : history.sendFor({ ...sendLoop, op: 'pub', senders: publishers, targets: rooms }),
-        dmSenders.length === 0 || dmTargets.length === 0 ? undefined : history.sendFor({ ...sendLoop, op: 'dm', senders: dmSenders, targets: dmTargets }),
+        dmSenders.length === 0 || dmTargets.length === 0
+          ? undefined
+          : history.sendFor({ ...sendLoop, op: 'dm', senders: dmSenders, targets: dmTargets }),
       ]);
       let struck: T | undefined;
       if (fault !== undefined) {
@@ -241,17 +258,31 @@ async function buildWorld(suite: ClusterSuite, spec: TrafficSpec, cluster: Clust
     },
 
     answerProblems(reliable = false): string[] {
-      const out = history.answerProblems(['unavailable'], w.senders.map((s) => s.client));
+      const out = history.answerProblems(
+        ['unavailable'],
+        w.senders.map((s) => s.client),
+      );
       if (reliable) {
         const okd = new Set(history.sends.filter((x) => x.outcome?.kind === 'ok').map((x) => x.mid));
-        out.push(...history.sends.filter((x) => !okd.has(x.mid)).map((x) => `never ok'd: ${x.mid}: ${JSON.stringify(x.outcome)}`));
+        out.push(
+          ...history.sends
+            .filter((x) => !okd.has(x.mid))
+            .map((x) => `never ok'd: ${x.mid}: ${JSON.stringify(x.outcome)}`),
+        );
       }
       return out;
     },
 
     async verify(v: Verify = {}): Promise<CheckResult> {
       const answers = v.answers === false ? [] : w.answerProblems(v.reliable);
-      const roomCopies = await roomProblems(cluster, history, rooms, v.roomMembers ?? members, publishers[0], v.deliverMs);
+      const roomCopies = await roomProblems(
+        cluster,
+        history,
+        rooms,
+        v.roomMembers ?? members,
+        publishers[0],
+        v.deliverMs,
+      );
       const result = await history.settle(v.settleMs ?? 12_000);
       if (result.problems.length > 0) {
         v.onProblems?.();
@@ -309,8 +340,14 @@ export async function roomProblems(
   for (const room of rooms) {
     const hist = await readHistory(cluster, live[live.length - 1]!, room);
     problems.push(...history.receiverProblems('history', hist.frames, { room, through: hist.head }));
-    for (const m of members) problems.push(...history.receiverProblems(m.name, m.client.frames, { room, through: hist.head }));
-    problems.push(...history.agreementProblems(room, [{ who: 'history', frames: hist.frames }, ...members.map((m) => ({ who: m.name, frames: m.client.frames }))]));
+    for (const m of members)
+      problems.push(...history.receiverProblems(m.name, m.client.frames, { room, through: hist.head }));
+    problems.push(
+      ...history.agreementProblems(room, [
+        { who: 'history', frames: hist.frames },
+        ...members.map((m) => ({ who: m.name, frames: m.client.frames })),
+      ]),
+    );
   }
   return problems;
 }

@@ -2,7 +2,13 @@
 // recorded with their times, closed together after a test, and optionally wired into a History so the
 // Jepsen-style checker judges what the *application* saw (one receiver per client, across reconnects).
 import WebSocket from 'ws';
-import { RtgwClient, type ClientEvents, type ClientOptions, type RoomMessage, type WebSocketConstructor } from '../../client/index.js';
+import {
+  RtgwClient,
+  type ClientEvents,
+  type ClientOptions,
+  type RoomMessage,
+  type WebSocketConstructor,
+} from '../../client/index.js';
 import type { Frame } from './client.js';
 import type { History } from './history.js';
 import { waitFor } from './wait.js';
@@ -21,7 +27,9 @@ function tappedWebSocket(tap: Tap): WebSocketConstructor {
   return class TappedWebSocket extends WebSocket {
     constructor(url: string) {
       super(url);
-      this.addEventListener('message', (ev) => tap.received.push({ at: Date.now(), f: JSON.parse(String(ev.data)) as Frame }));
+      this.addEventListener('message', (ev) =>
+        tap.received.push({ at: Date.now(), f: JSON.parse(String(ev.data)) as Frame }),
+      );
     }
     // `any`: one signature that fits both of ws's overloads.
     override send(data: any, ...rest: any[]): void {
@@ -41,7 +49,11 @@ export interface SdkClient {
   /** Events of one type. */
   eventsOf<K extends keyof ClientEvents>(type: K): { at: number; ev: ClientEvents[K] }[];
   /** Resolves at the first event of `type` that passes `test`, whether already recorded or still to come. */
-  event<K extends keyof ClientEvents>(type: K, timeoutMs: number, test?: (ev: ClientEvents[K]) => boolean): Promise<ClientEvents[K]>;
+  event<K extends keyof ClientEvents>(
+    type: K,
+    timeoutMs: number,
+    test?: (ev: ClientEvents[K]) => boolean,
+  ): Promise<ClientEvents[K]>;
 }
 
 type PoolOptions = Omit<ClientOptions, 'WebSocket'>;
@@ -58,7 +70,16 @@ export class SdkPool {
     const client = new RtgwClient({ ...this.defaults, ...opts, WebSocket: tappedWebSocket(tap) });
     this.clients.push(client);
     const events: Recorded[] = [];
-    for (const type of ['state', 'connecting', 'connected', 'disconnected', 'closed', 'drain', 'token', 'error'] as const) {
+    for (const type of [
+      'state',
+      'connecting',
+      'connected',
+      'disconnected',
+      'closed',
+      'drain',
+      'token',
+      'error',
+    ] as const) {
       client.on(type, (ev) => events.push({ type, at: Date.now(), ev } as Recorded));
     }
     const eventsOf = <K extends keyof ClientEvents>(type: K) =>
@@ -100,7 +121,15 @@ function asFrame(room: string, m: RoomMessage): Frame {
  */
 export function recordApp(history: History, who: string, c: SdkClient): { room(name: string): void } {
   const conn = `${who}/app`;
-  c.client.onDirect((dm) => history.recordReceive(who, c.client.user!, conn, { t: 'dm', seq: dm.seq, from: dm.from, mid: dm.mid, data: dm.data }));
+  c.client.onDirect((dm) =>
+    history.recordReceive(who, c.client.user!, conn, {
+      t: 'dm',
+      seq: dm.seq,
+      from: dm.from,
+      mid: dm.mid,
+      data: dm.data,
+    }),
+  );
   // Acks as they leave for the server (the SDK sends them after the handler returns).
   c.tap.onSent = (f) => f.t === 'ack' && history.recordAck(who, c.client.user!, conn, f.seq as number);
   return {

@@ -52,7 +52,16 @@ export interface ClusterSuite {
 
 /** Registers the hooks of a cluster test file (call it at module level, once) and returns its handle. */
 export function useCluster(opts: UseClusterOptions = {}): ClusterSuite {
-  const { logLines, closeClientsAfterEach, bus: busName, pingOnConnect, ready, beforeStop, startTimeoutMs, ...clusterOpts } = opts;
+  const {
+    logLines,
+    closeClientsAfterEach,
+    bus: busName,
+    pingOnConnect,
+    ready,
+    beforeStop,
+    startTimeoutMs,
+    ...clusterOpts
+  } = opts;
   const pool = new ClientPool();
   let cluster: Cluster | undefined;
   let bus: NatsBus | undefined;
@@ -76,7 +85,12 @@ export function useCluster(opts: UseClusterOptions = {}): ClusterSuite {
     return cluster;
   }
   function connected(): NatsBus {
-    if (bus === undefined) throw new Error(busName === undefined ? 'useCluster: no bus (pass the `bus` option)' : 'useCluster: no bus yet (beforeAll has not run, or it failed)');
+    if (bus === undefined)
+      throw new Error(
+        busName === undefined
+          ? 'useCluster: no bus (pass the `bus` option)'
+          : 'useCluster: no bus yet (beforeAll has not run, or it failed)',
+      );
     return bus;
   }
 
@@ -97,7 +111,11 @@ export function useCluster(opts: UseClusterOptions = {}): ClusterSuite {
       return pool.connect(c.gateways[gw]!.url, { token: await c.token(user, claims) });
     },
     async api<T = Record<string, unknown>>(op: ApiOp, body: unknown, timeoutMs = 3000): Promise<T> {
-      const reply = await connected().request(subjects(started().prefix).api(op), typeof body === 'string' ? body : JSON.stringify(body), timeoutMs);
+      const reply = await connected().request(
+        subjects(started().prefix).api(op),
+        typeof body === 'string' ? body : JSON.stringify(body),
+        timeoutMs,
+      );
       return toJson<T>(reply);
     },
   };

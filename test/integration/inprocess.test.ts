@@ -74,7 +74,16 @@ let gwMetrics: Metrics;
 const clients: TestClient[] = [];
 
 const cfgFor = (node: string) =>
-  loadConfig('standalone', { RTGW_HOST: '127.0.0.1', RTGW_PORT: '0', RTGW_ADMIN_PORT: '0', RTGW_JWT_SECRET: SECRET, RTGW_NODE_ID: node, RTGW_SLOTS: '8', RTGW_LOG_LEVEL: 'silent', RTGW_RATE_LIMIT: '100000' });
+  loadConfig('standalone', {
+    RTGW_HOST: '127.0.0.1',
+    RTGW_PORT: '0',
+    RTGW_ADMIN_PORT: '0',
+    RTGW_JWT_SECRET: SECRET,
+    RTGW_NODE_ID: node,
+    RTGW_SLOTS: '8',
+    RTGW_LOG_LEVEL: 'silent',
+    RTGW_RATE_LIMIT: '100000',
+  });
 
 async function client(gateway: number, user: string): Promise<TestClient> {
   const token = await signToken({ secret: SECRET }, user);
@@ -102,12 +111,26 @@ beforeAll(async () => {
     slots: 8, // RTGW_SLOTS of cfgFor
   });
   const subj = subjects('rtgw');
-  router = await startRouter({ cfg: cfgFor('r1'), bus: hub.connect(), stores, subj, metrics: createMetrics('router'), log: silent });
+  router = await startRouter({
+    cfg: cfgFor('r1'),
+    bus: hub.connect(),
+    stores,
+    subj,
+    metrics: createMetrics('router'),
+    log: silent,
+  });
   faulty = new FaultyBus(hub.connect());
   gwMetrics = createMetrics('gateway');
   gw = [
     await startGateway({ cfg: cfgFor('g0'), bus: faulty, stores, subj, metrics: gwMetrics, log: silent }),
-    await startGateway({ cfg: cfgFor('g1'), bus: hub.connect(), stores, subj, metrics: createMetrics('gateway'), log: silent }),
+    await startGateway({
+      cfg: cfgFor('g1'),
+      bus: hub.connect(),
+      stores,
+      subj,
+      metrics: createMetrics('gateway'),
+      log: silent,
+    }),
   ];
 });
 

@@ -19,7 +19,14 @@ it('a router joining takes over slots without leaving any request unanswered for
   const history = new History();
   const publishers = await Promise.all([0, 1, 2, 3].map(async (i) => ({ name: `p${i}`, client: await client(0) })));
   const startedAt = Date.now();
-  const run = history.publishFor({ publishers, rooms, durationMs: 5000, everyMs: 5, maxInFlight: 50, answerTimeoutMs: 8000 });
+  const run = history.publishFor({
+    publishers,
+    rooms,
+    durationMs: 5000,
+    everyMs: 5,
+    maxInFlight: 50,
+    answerTimeoutMs: 8000,
+  });
   await waitFor(() => history.oks().length >= 100, 5000, 'publishing to be under way');
   const joinedAt = Date.now();
   const newcomer = await cluster.add('router');
@@ -27,8 +34,16 @@ it('a router joining takes over slots without leaving any request unanswered for
   await run;
   const slow = history.sends
     .filter((r) => r.outcome?.kind !== 'ok' || (r.answeredAtMs ?? Infinity) - r.sentAtMs >= 3000)
-    .map((r) => `${r.mid} sent +${r.sentAtMs - joinedAt} ms, answered after ${(r.answeredAtMs ?? NaN) - r.sentAtMs} ms: ${JSON.stringify(r.outcome)}`);
-  console.info('handover:', { oks: history.oks().length, slow: slow.length, newcomerSlots: await metric(newcomer, 'rtgw_slots_owned'), runMs: Date.now() - startedAt });
+    .map(
+      (r) =>
+        `${r.mid} sent +${r.sentAtMs - joinedAt} ms, answered after ${(r.answeredAtMs ?? NaN) - r.sentAtMs} ms: ${JSON.stringify(r.outcome)}`,
+    );
+  console.info('handover:', {
+    oks: history.oks().length,
+    slow: slow.length,
+    newcomerSlots: await metric(newcomer, 'rtgw_slots_owned'),
+    runMs: Date.now() - startedAt,
+  });
   expect(slow).toEqual([]);
   expect(history.check().lines()).toEqual([]);
 }, 40_000);

@@ -88,14 +88,18 @@ it('gateway SIGTERM: unready at once, refuses upgrades, drain frame then 1001 cl
   // Publishers on the draining gateway too (not members: a pub is not echoed to its sender), as reliable
   // clients: what was in flight at the close is sent again (same mid) on a connection to the other
   // gateway and must end up stored exactly once.
-  const movers: Sender[] = await Promise.all(Array.from({ length: DRAIN_PUBLISHERS }, async (_, i) => ({ name: `mv${i}`, client: await client(dIndex) })));
+  const movers: Sender[] = await Promise.all(
+    Array.from({ length: DRAIN_PUBLISHERS }, async (_, i) => ({ name: `mv${i}`, client: await client(dIndex) })),
+  );
   const moverResumes = movers.map(async (m) => {
     const first = m.client;
     let drainAtMs: number | undefined;
-    void first.next((f) => f.t === 'drain', 60_000, 0, 'drain').then(
-      () => (drainAtMs = Date.now()),
-      () => undefined,
-    );
+    void first
+      .next((f) => f.t === 'drain', 60_000, 0, 'drain')
+      .then(
+        () => (drainAtMs = Date.now()),
+        () => undefined,
+      );
     const closed = await first.closed;
     closes.push({ who: m.name, atMs: Date.now(), code: closed.code, drainAtMs });
     m.client = await client(0, first.user);
@@ -103,17 +107,21 @@ it('gateway SIGTERM: unready at once, refuses upgrades, drain frame then 1001 cl
   });
   const resumes = drainers.map(async (d) => {
     let drainAtMs: number | undefined;
-    void d.c.next((f) => f.t === 'drain', 60_000, 0, 'drain').then(
-      () => (drainAtMs = Date.now()),
-      () => undefined,
-    );
+    void d.c
+      .next((f) => f.t === 'drain', 60_000, 0, 'drain')
+      .then(
+        () => (drainAtMs = Date.now()),
+        () => undefined,
+      );
     const closed = await d.c.closed;
     closes.push({ who: d.who, atMs: Date.now(), code: closed.code, drainAtMs });
     const back = await client(0, d.user);
     history.watch(back, d.who);
     const joins: Record<string, unknown>[] = [];
     for (const room of rooms) {
-      joins.push(await history.join(back, d.who, room, { since: lastSeq(d.c.frames, room), epoch: d.epochs.get(room)! }));
+      joins.push(
+        await history.join(back, d.who, room, { since: lastSeq(d.c.frames, room), epoch: d.epochs.get(room)! }),
+      );
     }
     resumed.push({ who: d.who, c: back, joins });
   });
@@ -122,13 +130,34 @@ it('gateway SIGTERM: unready at once, refuses upgrades, drain frame then 1001 cl
   const runMs = WINDOW_MS + 3000;
   const run = Promise.all([
     history.publishFor({ publishers, rooms, durationMs: runMs, everyMs: 25, maxInFlight: 20, answerTimeoutMs: 8000 }),
-    history.sendFor({ op: 'pub', senders: movers, targets: rooms, durationMs: runMs, everyMs: 60, maxInFlight: 5, answerTimeoutMs: 3000, resendForMs: 10_000 }),
+    history.sendFor({
+      op: 'pub',
+      senders: movers,
+      targets: rooms,
+      durationMs: runMs,
+      everyMs: 60,
+      maxInFlight: 5,
+      answerTimeoutMs: 3000,
+      resendForMs: 10_000,
+    }),
     // Direct messages to every drainer's user, acknowledged as they arrive: one delivered on the draining
     // connection but not yet acknowledged at its close must be delivered again after the resume.
-    history.sendFor({ op: 'dm', senders: [dmSender], targets: drainers.map((d) => d.user), durationMs: runMs, everyMs: 20, maxInFlight: 20, answerTimeoutMs: 8000, resendForMs: 10_000 }),
+    history.sendFor({
+      op: 'dm',
+      senders: [dmSender],
+      targets: drainers.map((d) => d.user),
+      durationMs: runMs,
+      everyMs: 20,
+      maxInFlight: 20,
+      answerTimeoutMs: 8000,
+      resendForMs: 10_000,
+    }),
   ]);
   await waitFor(() => history.oks().length >= 20, 5000, 'publishing to be under way');
-  expect(drainers.every((d) => d.c.msgs(rooms[0]!).length > 0), 'drainers receive the live traffic before the signal').toBe(true);
+  expect(
+    drainers.every((d) => d.c.msgs(rooms[0]!).length > 0),
+    'drainers receive the live traffic before the signal',
+  ).toBe(true);
 
   signalAt.t = Date.now();
   draining.kill('SIGTERM');
@@ -157,7 +186,10 @@ it('gateway SIGTERM: unready at once, refuses upgrades, drain frame then 1001 cl
 
   await Promise.all(resumes);
   for (const first of await Promise.all(moverResumes)) {
-    expect(first.of('drain').map((f) => f.ms), 'a mover’s drain frames').toEqual([WINDOW_MS]);
+    expect(
+      first.of('drain').map((f) => f.ms),
+      'a mover’s drain frames',
+    ).toEqual([WINDOW_MS]);
     expect(first.closeState?.code, 'a mover’s close').toBe(1001);
   }
   // Every drainer: exactly one drain frame carrying the window, then a 1001 close after it.
@@ -166,10 +198,19 @@ it('gateway SIGTERM: unready at once, refuses upgrades, drain frame then 1001 cl
     expect(drains, `${d.who} drain frames`).toHaveLength(1);
     expect(drains[0]!.ms, `${d.who} drain window`).toBe(WINDOW_MS);
     const i = d.c.frames.findIndex((f) => f.t === 'drain');
-    expect(d.c.frames.slice(i + 1).filter((f) => !['msg', 'dm', 'ok', 'err'].includes(f.t)), `${d.who} frames after drain`).toEqual([]);
+    expect(
+      d.c.frames.slice(i + 1).filter((f) => !['msg', 'dm', 'ok', 'err'].includes(f.t)),
+      `${d.who} frames after drain`,
+    ).toEqual([]);
   }
-  expect(closes.map((c) => `${c.who}:${c.code}`).filter((s) => !s.endsWith(':1001')), 'closes that were not 1001').toEqual([]);
-  expect(closes.filter((c) => c.drainAtMs === undefined || c.drainAtMs > c.atMs).map((c) => c.who), 'closed before their drain frame').toEqual([]);
+  expect(
+    closes.map((c) => `${c.who}:${c.code}`).filter((s) => !s.endsWith(':1001')),
+    'closes that were not 1001',
+  ).toEqual([]);
+  expect(
+    closes.filter((c) => c.drainAtMs === undefined || c.drainAtMs > c.atMs).map((c) => c.who),
+    'closed before their drain frame',
+  ).toEqual([]);
 
   // Closes (all 48 connections) spread over the window: 6 equal sub-windows from the signal, most of
   // them used, none crowded.
@@ -179,37 +220,83 @@ it('gateway SIGTERM: unready at once, refuses upgrades, drain frame then 1001 cl
   const bins = Array.from({ length: 6 }, () => 0);
   for (const o of offsets) bins[Math.min(5, Math.max(0, Math.floor((o / WINDOW_MS) * 6)))]!++;
   expect(bins.filter((n) => n > 0).length, `closes per 500 ms sub-window: ${bins.join(',')}`).toBeGreaterThanOrEqual(4);
-  expect(Math.max(...bins), `closes per 500 ms sub-window: ${bins.join(',')}`).toBeLessThanOrEqual(Math.ceil(closes.length * 0.4));
+  expect(Math.max(...bins), `closes per 500 ms sub-window: ${bins.join(',')}`).toBeLessThanOrEqual(
+    Math.ceil(closes.length * 0.4),
+  );
 
   // Each drainer resumed on the other gateway with a complete replay in the same epoch.
   for (const r of resumed) {
-    for (const [k, j] of r.joins.entries()) expect(j, `${r.who} resume in ${rooms[k]}`).toMatchObject({ room: rooms[k], recovered: true });
+    for (const [k, j] of r.joins.entries())
+      expect(j, `${r.who} resume in ${rooms[k]}`).toMatchObject({ room: rooms[k], recovered: true });
   }
-  for (const d of drainers) for (const [k, room] of rooms.entries()) expect(resumed.find((r) => r.who === d.who)!.joins[k]!.epoch, `${d.who} epoch in ${room}`).toBe(d.epochs.get(room));
+  for (const d of drainers)
+    for (const [k, room] of rooms.entries())
+      expect(resumed.find((r) => r.who === d.who)!.joins[k]!.epoch, `${d.who} epoch in ${room}`).toBe(
+        d.epochs.get(room),
+      );
 
   await run;
   // Flush: one more ok'd pub per room, then every receiver must hold up to it.
   for (const room of rooms) await history.pubUntilOk(publishers[0]!.client, 'final', room, 10_000);
   const receivers = [...stayers.map((s) => s.c), ...resumed.map((r) => r.c)];
-  await waitFor(() => receivers.every((c) => rooms.every((room) => lastSeq(c.frames, room) >= history.maxOkSeq(room))), 10_000, 'every receiver to reach the last ok’d seq').catch(() => undefined);
+  await waitFor(
+    () => receivers.every((c) => rooms.every((room) => lastSeq(c.frames, room) >= history.maxOkSeq(room))),
+    10_000,
+    'every receiver to reach the last ok’d seq',
+  ).catch(() => undefined);
   // The stationary senders got every answer; a mover's request may die with its drained socket (no
   // answer), but each of its messages was ok'd in the end (sent again with its mid).
   const moverNames = new Set(movers.map((m) => m.name));
-  const unansweredAtClose = history.sends.filter((r) => moverNames.has(r.by) && r.outcome?.kind === 'unanswered').length;
+  const unansweredAtClose = history.sends.filter(
+    (r) => moverNames.has(r.by) && r.outcome?.kind === 'unanswered',
+  ).length;
   // A gateway drain gives the stationary senders no reason for an error: any is printed for the report.
   const errors = history.sends
     .filter((r) => r.outcome?.kind === 'err')
-    .map((r) => ({ mid: r.mid, to: r.target, sentMs: r.sentAtMs - signalAt.t, answeredMs: (r.answeredAtMs ?? 0) - signalAt.t, outcome: r.outcome }));
+    .map((r) => ({
+      mid: r.mid,
+      to: r.target,
+      sentMs: r.sentAtMs - signalAt.t,
+      answeredMs: (r.answeredAtMs ?? 0) - signalAt.t,
+      outcome: r.outcome,
+    }));
   if (errors.length > 0) console.warn('gateway drain: errors answered', JSON.stringify(errors.slice(0, 10)));
-  expect(history.answerProblems([], [...publishers.map((p) => p.client), dmSender.client]).filter((l) => !/no answer/.test(l) || ![...moverNames].some((n) => l.includes(` ${n}.`)))).toEqual([]);
-  const notOkd = [...new Set(history.sends.filter((r) => moverNames.has(r.by)).map((r) => r.mid))].filter((mid) => !history.sends.some((r) => r.mid === mid && r.outcome?.kind === 'ok'));
+  expect(
+    history
+      .answerProblems([], [...publishers.map((p) => p.client), dmSender.client])
+      .filter((l) => !/no answer/.test(l) || ![...moverNames].some((n) => l.includes(` ${n}.`))),
+  ).toEqual([]);
+  const notOkd = [...new Set(history.sends.filter((r) => moverNames.has(r.by)).map((r) => r.mid))].filter(
+    (mid) => !history.sends.some((r) => r.mid === mid && r.outcome?.kind === 'ok'),
+  );
   expect(notOkd, 'mover messages never ok’d').toEqual([]);
-  await waitFor(() => history.dmOks().every((r) => history.events.some((e) => e.type === 'ack' && e.user === r.to && e.seq === r.outcome.seq)), 15_000, 'every ok’d dm to be acknowledged').catch(() => undefined);
+  await waitFor(
+    () =>
+      history
+        .dmOks()
+        .every((r) => history.events.some((e) => e.type === 'ack' && e.user === r.to && e.seq === r.outcome.seq)),
+    15_000,
+    'every ok’d dm to be acknowledged',
+  ).catch(() => undefined);
   const verdict = history.check({ settled: true });
   expect(verdict.lines()).toEqual([]);
   const ok = history.oks().length;
   expect(ok).toBeGreaterThan(100);
-  console.info('gateway drain:', { readyz503Ms: unready.ms, refusal: refusal.status ?? refusal.message.slice(0, 80), exitMs, bins, firstCloseMs: offsets[0], lastCloseMs: offsets[offsets.length - 1], okPubs: ok, moverPubs: history.oks().filter((p) => moverNames.has(p.by)).length, unansweredAtClose, errors: errors.length, dms: history.summary('dm'), dmRedelivered: Object.values(verdict.recipients).reduce((a, v) => a + v.stats.redelivered, 0), runMs: Date.now() - startedAt });
+  console.info('gateway drain:', {
+    readyz503Ms: unready.ms,
+    refusal: refusal.status ?? refusal.message.slice(0, 80),
+    exitMs,
+    bins,
+    firstCloseMs: offsets[0],
+    lastCloseMs: offsets[offsets.length - 1],
+    okPubs: ok,
+    moverPubs: history.oks().filter((p) => moverNames.has(p.by)).length,
+    unansweredAtClose,
+    errors: errors.length,
+    dms: history.summary('dm'),
+    dmRedelivered: Object.values(verdict.recipients).reduce((a, v) => a + v.stats.redelivered, 0),
+    runMs: Date.now() - startedAt,
+  });
 }, 45_000);
 
 it('router SIGTERM: its slots are handed over, so its rooms go at most one survivor round (< 2.5 s) without an ok, not a lease expiry (≥ 5 s); it exits 0 and nothing is lost', async () => {
@@ -228,11 +315,24 @@ it('router SIGTERM: its slots are handed over, so its rooms go at most one survi
     history.watch(m.c, m.who);
     for (const room of rooms) await history.join(m.c, m.who, room);
   }
-  const publishers = await Promise.all([0, 1, 0, 1].map(async (gw, i) => ({ name: `p${i}`, client: await client(gw) })));
+  const publishers = await Promise.all(
+    [0, 1, 0, 1].map(async (gw, i) => ({ name: `p${i}`, client: await client(gw) })),
+  );
 
   const startedAt = Date.now();
-  const run = history.publishFor({ publishers, rooms, durationMs: 6000, everyMs: 15, maxInFlight: 100, answerTimeoutMs: 10_000 });
-  await waitFor(() => history.oks().filter((p) => victimRooms.includes(p.room)).length >= 30, 5000, 'the victim to be sequencing');
+  const run = history.publishFor({
+    publishers,
+    rooms,
+    durationMs: 6000,
+    everyMs: 15,
+    maxInFlight: 100,
+    answerTimeoutMs: 10_000,
+  });
+  await waitFor(
+    () => history.oks().filter((p) => victimRooms.includes(p.room)).length >= 30,
+    5000,
+    'the victim to be sequencing',
+  );
   expect(await metric(victim, 'rtgw_messages_sequenced_total')).toBeGreaterThan(0);
 
   const signalAt = Date.now();
@@ -241,23 +341,48 @@ it('router SIGTERM: its slots are handed over, so its rooms go at most one survi
   const code = await exitWithin(victim, 10_000);
   const exitMs = Date.now() - signalAt;
   expect(code, `router exit after ${exitMs} ms`).toBe(0);
-  await waitFor(async () => (await metric(survivor, 'rtgw_slots_owned')) === 64, 5000, 'the survivor to own every slot');
+  await waitFor(
+    async () => (await metric(survivor, 'rtgw_slots_owned')) === 64,
+    5000,
+    'the survivor to own every slot',
+  );
 
   await run;
   const endedAt = Date.now();
   const silence = Object.fromEntries(rooms.map((room) => [room, history.longestSilence(signalAt, endedAt, [room]).ms]));
   for (const room of victimRooms) {
-    expect(silence[room], `${room} (victim's) went ${silence[room]} ms without an ok after SIGTERM`).toBeLessThan(HANDOVER_BOUND_MS);
-    expect(history.oks(room).some((p) => p.sentAtMs > signalAt + HANDOVER_BOUND_MS), `${room} served after the hand-over`).toBe(true);
+    expect(silence[room], `${room} (victim's) went ${silence[room]} ms without an ok after SIGTERM`).toBeLessThan(
+      HANDOVER_BOUND_MS,
+    );
+    expect(
+      history.oks(room).some((p) => p.sentAtMs > signalAt + HANDOVER_BOUND_MS),
+      `${room} served after the hand-over`,
+    ).toBe(true);
   }
   // A graceful hand-over answers every request; an `unavailable` would be tolerated by clients, so it is
   // reported rather than failed, but a request answered twice or with another error fails.
-  expect(history.answerProblems(['unavailable'], publishers.map((p) => p.client))).toEqual([]);
+  expect(
+    history.answerProblems(
+      ['unavailable'],
+      publishers.map((p) => p.client),
+    ),
+  ).toEqual([]);
 
   for (const room of rooms) await history.pubUntilOk(publishers[0]!.client, 'final', room, 10_000);
-  await waitFor(() => members.every((m) => rooms.every((room) => lastSeq(m.c.frames, room) >= history.maxOkSeq(room))), 10_000, 'members to reach the last ok’d seq').catch(() => undefined);
+  await waitFor(
+    () => members.every((m) => rooms.every((room) => lastSeq(m.c.frames, room) >= history.maxOkSeq(room))),
+    10_000,
+    'members to reach the last ok’d seq',
+  ).catch(() => undefined);
   expect(history.check().lines()).toEqual([]);
-  console.info('router drain:', { readyz503Ms: unready.ms, exitMs, outcomes: history.summary(), longestSilenceMs: silence, victimRooms, runMs: endedAt - startedAt });
+  console.info('router drain:', {
+    readyz503Ms: unready.ms,
+    exitMs,
+    outcomes: history.summary(),
+    longestSilenceMs: silence,
+    victimRooms,
+    runMs: endedAt - startedAt,
+  });
 }, 45_000);
 
 it('a second SIGTERM during a long drain exits at once with a non-zero code', async () => {

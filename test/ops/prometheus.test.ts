@@ -32,8 +32,11 @@ interface Rule {
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
 }
-const ruleGroups = (parseYaml(readFileSync(alertsFile, 'utf8')) as { groups: { name: string; rules: Rule[] }[] }).groups;
-const alerts = ruleGroups.flatMap((g) => g.rules).filter((r): r is Rule & { alert: string } => typeof r.alert === 'string');
+const ruleGroups = (parseYaml(readFileSync(alertsFile, 'utf8')) as { groups: { name: string; rules: Rule[] }[] })
+  .groups;
+const alerts = ruleGroups
+  .flatMap((g) => g.rules)
+  .filter((r): r is Rule & { alert: string } => typeof r.alert === 'string');
 
 // ---------------------------------------------------------------------------------------------------
 // The dashboard: every PromQL expression, with Grafana's variables replaced by what a query would get.
@@ -81,20 +84,32 @@ describe('alert rules (promtool)', () => {
   });
 
   it('promtool test rules passes the unit tests of alerts.test.yml', () => {
-    const r = spawnSync(need('promtool'), ['test', 'rules', alertsTestFile], { cwd: promDir, encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync(need('promtool'), ['test', 'rules', alertsTestFile], {
+      cwd: promDir,
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     expect(r.status, `promtool test rules failed:\n${r.stdout}\n${r.stderr}`).toBe(0);
     expect(r.stdout).toContain('SUCCESS');
   });
 
   it('unit tests make every alert fire at least once and stay quiet at least once', () => {
-    const tests = (parseYaml(readFileSync(alertsTestFile, 'utf8')) as {
-      tests: { alert_rule_test?: { alertname: string; exp_alerts?: unknown[] }[] }[];
-    }).tests;
+    const tests = (
+      parseYaml(readFileSync(alertsTestFile, 'utf8')) as {
+        tests: { alert_rule_test?: { alertname: string; exp_alerts?: unknown[] }[] }[];
+      }
+    ).tests;
     const cases = tests.flatMap((t) => t.alert_rule_test ?? []);
     for (const a of alerts) {
       const mine = cases.filter((c) => c.alertname === a.alert);
-      expect(mine.some((c) => (c.exp_alerts ?? []).length > 0), `${a.alert}: no unit test where it fires`).toBe(true);
-      expect(mine.some((c) => (c.exp_alerts ?? []).length === 0), `${a.alert}: no unit test where it stays quiet`).toBe(true);
+      expect(
+        mine.some((c) => (c.exp_alerts ?? []).length > 0),
+        `${a.alert}: no unit test where it fires`,
+      ).toBe(true);
+      expect(
+        mine.some((c) => (c.exp_alerts ?? []).length === 0),
+        `${a.alert}: no unit test where it stays quiet`,
+      ).toBe(true);
     }
   });
 
@@ -105,7 +120,9 @@ describe('alert rules (promtool)', () => {
       expect(['page', 'ticket'], `${a.alert} severity`).toContain(a.labels?.severity);
       expect(a.annotations?.summary, `${a.alert} summary`).toBeTruthy();
       expect(a.annotations?.description, `${a.alert} description`).toBeTruthy();
-      expect(a.annotations?.runbook, `${a.alert} runbook`).toMatch(new RegExp(`RUNBOOK\\.md#${a.alert.toLowerCase()}$`));
+      expect(a.annotations?.runbook, `${a.alert} runbook`).toMatch(
+        new RegExp(`RUNBOOK\\.md#${a.alert.toLowerCase()}$`),
+      );
       expect(sections.has(a.alert), `RUNBOOK.md has no "## ${a.alert}" section`).toBe(true);
       const body = runbook.split(`## ${a.alert}`)[1]?.split(/^## /m)[0] ?? '';
       for (const part of ['Meaning', 'Check', 'Act']) {
@@ -123,7 +140,8 @@ describe('Grafana dashboard', () => {
     for (const p of queryPanels) {
       expect(p.datasource, `panel "${p.title}"`).toEqual({ type: 'prometheus', uid: '${datasource}' });
       expect((p.targets ?? []).length, `panel "${p.title}" has no query`).toBeGreaterThan(0);
-      for (const t of p.targets ?? []) expect(t.datasource, `a target of "${p.title}"`).toEqual({ type: 'prometheus', uid: '${datasource}' });
+      for (const t of p.targets ?? [])
+        expect(t.datasource, `a target of "${p.title}"`).toEqual({ type: 'prometheus', uid: '${datasource}' });
     }
     // Any "uid" of a datasource anywhere in the JSON must be the variable.
     const text = readFileSync(dashboardFile, 'utf8');
@@ -150,7 +168,8 @@ describe('Grafana dashboard', () => {
       expect(all, `no dashboard query uses ${metric}`).toContain(metric);
     }
     expect(all).toMatch(/sum by \(reason\) \(rate\(rtgw_connections_rejected_total/);
-    for (const q of ['0.5', '0.9', '0.99']) expect(all).toContain(`histogram_quantile(${q}, sum by (le) (rate(rtgw_delivery_latency_seconds_bucket`);
+    for (const q of ['0.5', '0.9', '0.99'])
+      expect(all).toContain(`histogram_quantile(${q}, sum by (le) (rate(rtgw_delivery_latency_seconds_bucket`);
     expect(all).toMatch(/by \(instance\) \(rtgw_slots_owned/);
   });
 });
@@ -172,7 +191,11 @@ describe('a real Prometheus scraping a running cluster', () => {
     if (body.status !== 'success') throw new Error(`${path} ${JSON.stringify(params)}: ${body.error ?? res.status}`);
     return body.data;
   };
-  const query = (q: string) => api<{ resultType: string; result: { metric: Record<string, string>; value: [number, string] }[] }>('/api/v1/query', { query: q });
+  const query = (q: string) =>
+    api<{ resultType: string; result: { metric: Record<string, string>; value: [number, string] }[] }>(
+      '/api/v1/query',
+      { query: q },
+    );
 
   beforeAll(async () => {
     const prometheusBin = need('prometheus');
@@ -220,7 +243,8 @@ describe('a real Prometheus scraping a running cluster', () => {
     dir = mkdtempSync(join(tmpdir(), 'rtgw-prom-'));
     const port = await freePort();
     promUrl = `http://127.0.0.1:${port}`;
-    const targets = (nodes: readonly { adminPort: number }[]) => JSON.stringify(nodes.map((n) => `127.0.0.1:${n.adminPort}`));
+    const targets = (nodes: readonly { adminPort: number }[]) =>
+      JSON.stringify(nodes.map((n) => `127.0.0.1:${n.adminPort}`));
     const config = [
       'global:',
       '  scrape_interval: 1s',
@@ -254,7 +278,11 @@ describe('a real Prometheus scraping a running cluster', () => {
     prom.stderr!.on('data', keep);
     promExited = new Promise((r) => prom!.once('exit', r));
     try {
-      await waitFor(async () => prom!.exitCode === null && (await fetch(`${promUrl}/-/ready`)).status === 200, 15_000, 'prometheus /-/ready');
+      await waitFor(
+        async () => prom!.exitCode === null && (await fetch(`${promUrl}/-/ready`)).status === 200,
+        15_000,
+        'prometheus /-/ready',
+      );
       await waitFor(
         async () => {
           const t = await api<{ activeTargets: { health: string }[] }>('/api/v1/targets');
@@ -301,11 +329,16 @@ describe('a real Prometheus scraping a running cluster', () => {
       if (empty.size === 0 || Date.now() > deadline) break;
       await new Promise((r) => setTimeout(r, 1000));
     }
-    expect([...empty].map(([q, p]) => `${p}: ${q}`), 'dashboard queries with an empty result').toEqual([]);
+    expect(
+      [...empty].map(([q, p]) => `${p}: ${q}`),
+      'dashboard queries with an empty result',
+    ).toEqual([]);
   }, 40_000);
 
   it('the dashboard sees the cluster as it is: 2 ready gateways, all slots owned by 2 routers, 2 connections', async () => {
-    const ready = await query('count((up{job="rtgw-gateway"} == 1) and on (job, instance) (min by (job, instance) (rtgw_upstream_up{role="gateway"}) == 1))');
+    const ready = await query(
+      'count((up{job="rtgw-gateway"} == 1) and on (job, instance) (min by (job, instance) (rtgw_upstream_up{role="gateway"}) == 1))',
+    );
     expect(ready.result.map((r) => Number(r.value[1]))).toEqual([2]);
     const owners = await query('max by (instance) (rtgw_slots_owned{role="router"})');
     expect(owners.result).toHaveLength(2);
@@ -323,8 +356,16 @@ describe('a real Prometheus scraping a running cluster', () => {
       // Straight through the query API: a PromQL error is a failed request.
       await expect(query(a.expr), `${a.alert}: ${a.expr}`).resolves.toBeDefined();
     }
-    type ApiRule = { name: string; type: string; health: string; lastError?: string; state?: string; lastEvaluation: string };
-    const loaded = async () => (await api<{ groups: { rules: ApiRule[] }[] }>('/api/v1/rules')).groups.flatMap((g) => g.rules);
+    type ApiRule = {
+      name: string;
+      type: string;
+      health: string;
+      lastError?: string;
+      state?: string;
+      lastEvaluation: string;
+    };
+    const loaded = async () =>
+      (await api<{ groups: { rules: ApiRule[] }[] }>('/api/v1/rules')).groups.flatMap((g) => g.rules);
     await waitFor(
       async () => {
         const rules = await loaded();
@@ -333,13 +374,30 @@ describe('a real Prometheus scraping a running cluster', () => {
       10_000,
       'every rule evaluated once',
     );
-    await waitFor(async () => (await loaded()).some((r) => r.name === 'RtgwDeadLetters' && r.state === 'firing'), 10_000, 'RtgwDeadLetters firing');
+    await waitFor(
+      async () => (await loaded()).some((r) => r.name === 'RtgwDeadLetters' && r.state === 'firing'),
+      10_000,
+      'RtgwDeadLetters firing',
+    );
     const rules = await loaded();
     expect(rules.map((r) => r.name).sort()).toEqual(alerts.map((a) => a.alert).sort());
-    for (const r of rules) expect({ name: r.name, health: r.health, lastError: r.lastError ?? '' }).toEqual({ name: r.name, health: 'ok', lastError: '' });
+    for (const r of rules)
+      expect({ name: r.name, health: r.health, lastError: r.lastError ?? '' }).toEqual({
+        name: r.name,
+        health: 'ok',
+        lastError: '',
+      });
     const active = rules.filter((r) => r.state !== 'inactive').map((r) => r.name);
-    for (const quiet of ['RtgwNoReadyGateway', 'RtgwTargetDown', 'RtgwUpstreamDisconnected', 'RtgwSlotsUnowned', 'RtgwFileDescriptorsNearLimit']) {
-      expect(active, `${quiet} is ${rules.find((r) => r.name === quiet)?.state} on a healthy cluster`).not.toContain(quiet);
+    for (const quiet of [
+      'RtgwNoReadyGateway',
+      'RtgwTargetDown',
+      'RtgwUpstreamDisconnected',
+      'RtgwSlotsUnowned',
+      'RtgwFileDescriptorsNearLimit',
+    ]) {
+      expect(active, `${quiet} is ${rules.find((r) => r.name === quiet)?.state} on a healthy cluster`).not.toContain(
+        quiet,
+      );
     }
   });
 });

@@ -4,13 +4,7 @@
 // The strict token rules of section 7.1 (canonical base64url, typ, crit/b64, iat and the maximum age) are checked
 // on both paths: the HS256 fast path and jose (an Ed25519 PEM key). test/unit/token-differential.test.ts holds the
 // fast path to jose plus these rules on generated tokens.
-import {
-  createHmac,
-  generateKeyPairSync,
-  randomBytes,
-  sign as cryptoSign,
-  type KeyObject,
-} from 'node:crypto';
+import { createHmac, generateKeyPairSync, randomBytes, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SignJWT, exportJWK, type JWTPayload } from 'jose';
@@ -158,7 +152,9 @@ describe('HS256 secret', () => {
   });
 
   it('rejects a token without sub', async () => {
-    expect(await rejection(verify, await mint(key, { alg: 'HS256', claims: { sub: undefined } }))).toBe('invalid token');
+    expect(await rejection(verify, await mint(key, { alg: 'HS256', claims: { sub: undefined } }))).toBe(
+      'invalid token',
+    );
   });
 
   it.each<[string, unknown]>([
@@ -167,7 +163,9 @@ describe('HS256 secret', () => {
     ['a list', ['alice']],
   ])('rejects a sub that is %s', async (_what, sub) => {
     // jose 6 checks only sub's presence; the gateway's own name check refuses the rest.
-    expect(await rejection(verify, await mint(key, { alg: 'HS256', claims: { sub } }))).toMatch(/^invalid (token|sub)$/);
+    expect(await rejection(verify, await mint(key, { alg: 'HS256', claims: { sub } }))).toMatch(
+      /^invalid (token|sub)$/,
+    );
   });
 
   it.each([
@@ -239,7 +237,9 @@ describe('HS256 secret', () => {
 
     it('accepts the plain header, with typ, kid or b64: true, as jose does', async () => {
       await expect(verify(withHeader({ alg: 'HS256' }))).resolves.toMatchObject({ sub: 'alice' });
-      await expect(verify(withHeader({ alg: 'HS256', typ: 'JWT', kid: 'k1' }))).resolves.toMatchObject({ sub: 'alice' });
+      await expect(verify(withHeader({ alg: 'HS256', typ: 'JWT', kid: 'k1' }))).resolves.toMatchObject({
+        sub: 'alice',
+      });
       await expect(verify(withHeader({ alg: 'HS256', b64: true }))).resolves.toMatchObject({ sub: 'alice' });
     });
 
@@ -255,8 +255,12 @@ describe('HS256 secret', () => {
     });
 
     it('rejects a non-numeric iat or nbf, an array or null payload, and extra or empty segments', async () => {
-      expect(await rejection(verify, withHeader({ alg: 'HS256' }, { sub: 'alice', exp: now() + 600, iat: 'now' }))).toBe('invalid token');
-      expect(await rejection(verify, withHeader({ alg: 'HS256' }, { sub: 'alice', exp: now() + 600, nbf: '0' }))).toBe('invalid token');
+      expect(
+        await rejection(verify, withHeader({ alg: 'HS256' }, { sub: 'alice', exp: now() + 600, iat: 'now' })),
+      ).toBe('invalid token');
+      expect(await rejection(verify, withHeader({ alg: 'HS256' }, { sub: 'alice', exp: now() + 600, nbf: '0' }))).toBe(
+        'invalid token',
+      );
       const good = withHeader({ alg: 'HS256' });
       const [h, p, s] = good.split('.') as [string, string, string];
       for (const bad of [`${good}.x`, `${h}..${s}`, `.${p}.${s}`, `${h}.${p}.`]) {
@@ -274,8 +278,12 @@ describe('HS256 secret', () => {
     const verifyIA = createVerifier(cfg({ secret, issuer: iss, audience: aud }));
 
     it('accepts a token with the configured iss and aud (aud as a string or in a list)', async () => {
-      await expect(verifyIA(await mint(key, { alg: 'HS256', claims: { iss, aud } }))).resolves.toMatchObject({ sub: 'alice' });
-      await expect(verifyIA(await mint(key, { alg: 'HS256', claims: { iss, aud: ['other', aud] } }))).resolves.toMatchObject({
+      await expect(verifyIA(await mint(key, { alg: 'HS256', claims: { iss, aud } }))).resolves.toMatchObject({
+        sub: 'alice',
+      });
+      await expect(
+        verifyIA(await mint(key, { alg: 'HS256', claims: { iss, aud: ['other', aud] } })),
+      ).resolves.toMatchObject({
         sub: 'alice',
       });
     });
@@ -327,17 +335,25 @@ describe('PEM public key', () => {
   // instead of starting and then closing every client with 4001.
   it('refuses an RSA-PSS key, an Ed448 key and an RSA key under 2048 bits at startup, naming the problem', () => {
     expect(() => createVerifier(cfg({ publicKey: pemOf(rsaPss.publicKey) }))).toThrow(/RSA-PSS .* not supported/);
-    expect(() => createVerifier(cfg({ publicKey: pemOf(generateKeyPairSync('ed448').publicKey) }))).toThrow(/Ed448 .* not supported/);
-    expect(() => createVerifier(cfg({ publicKey: pemOf(generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey) }))).toThrow(/at least 2048 bits/);
+    expect(() => createVerifier(cfg({ publicKey: pemOf(generateKeyPairSync('ed448').publicKey) }))).toThrow(
+      /Ed448 .* not supported/,
+    );
+    expect(() =>
+      createVerifier(cfg({ publicKey: pemOf(generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey) })),
+    ).toThrow(/at least 2048 bits/);
   });
 
   it("Ed25519: accepts the newer algorithm name 'Ed25519' as well as 'EdDSA'", async () => {
-    const token = signRaw('Ed25519', { sub: 'alice', exp: now() + 600 }, (data) => cryptoSign(null, data, ed.privateKey));
+    const token = signRaw('Ed25519', { sub: 'alice', exp: now() + 600 }, (data) =>
+      cryptoSign(null, data, ed.privateKey),
+    );
     await expect(verifyEd(token)).resolves.toMatchObject({ sub: 'alice' });
   });
 
   it('EC P-256: accepts ES256', async () => {
-    await expect(verifyEc(await mint(p256.privateKey, { alg: 'ES256', claims: { pub: ['p'] } }))).resolves.toMatchObject({
+    await expect(
+      verifyEc(await mint(p256.privateKey, { alg: 'ES256', claims: { pub: ['p'] } })),
+    ).resolves.toMatchObject({
       sub: 'alice',
       rooms: undefined,
       pub: ['p'],
@@ -421,7 +437,9 @@ describe('PEM public key', () => {
 
     const escapedEc = ecPem.trim().replace(/\n/g, '\\n');
     const verifyEcEscaped = createVerifier(cfg({ publicKey: escapedEc }));
-    await expect(verifyEcEscaped(await mint(p256.privateKey, { alg: 'ES256' }))).resolves.toMatchObject({ sub: 'alice' });
+    await expect(verifyEcEscaped(await mint(p256.privateKey, { alg: 'ES256' }))).resolves.toMatchObject({
+      sub: 'alice',
+    });
   });
 
   it('refuses an unusable public key or EC curve at creation', () => {
@@ -456,7 +474,9 @@ describe('JWKS URL', () => {
     const bodies: Record<string, string> = {
       '/.well-known/jwks.json': JSON.stringify({ keys }),
       // A misconfigured issuer publishing a symmetric key: a JWKS is public, so HS256 with it must never pass.
-      '/with-oct.json': JSON.stringify({ keys: [...keys, { kty: 'oct', k: leakedSecret.toString('base64url'), kid: 'oct-1' }] }),
+      '/with-oct.json': JSON.stringify({
+        keys: [...keys, { kty: 'oct', k: leakedSecret.toString('base64url'), kid: 'oct-1' }],
+      }),
     };
     server = createServer((req, res) => {
       requests++;
@@ -524,7 +544,9 @@ describe('JWKS URL', () => {
   it('rejects HS256 even when the JWKS publishes a symmetric (oct) key', async () => {
     const verifyOct = createVerifier(cfg({ jwksUrl: octJwksUrl }));
     // Control: the same JWKS still serves the asymmetric keys.
-    await expect(verifyOct(await mint(ec.privateKey, { alg: 'ES256', kid: 'ec-1' }))).resolves.toMatchObject({ sub: 'alice' });
+    await expect(verifyOct(await mint(ec.privateKey, { alg: 'ES256', kid: 'ec-1' }))).resolves.toMatchObject({
+      sub: 'alice',
+    });
     expect(await rejection(verifyOct, await mint(leakedSecret, { alg: 'HS256', kid: 'oct-1' }))).toBe('invalid token');
   });
 
@@ -549,7 +571,10 @@ describe('clock tolerance', () => {
   it('a token expired 2 s ago is accepted with 5 s tolerance and rejected with 0', async () => {
     const exp = now() - 2;
     const token = await mint(key, { alg: 'HS256', claims: { exp } });
-    await expect(createVerifier(cfg({ secret, clockToleranceSec: 5 }))(token)).resolves.toMatchObject({ sub: 'alice', exp });
+    await expect(createVerifier(cfg({ secret, clockToleranceSec: 5 }))(token)).resolves.toMatchObject({
+      sub: 'alice',
+      exp,
+    });
     expect(await rejection(createVerifier(cfg({ secret, clockToleranceSec: 0 })), token)).toBe('token expired');
   });
 
@@ -567,23 +592,41 @@ describe('clock tolerance', () => {
   it('applies to PEM keys too', async () => {
     const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const token = await mint(ec.privateKey, { alg: 'ES256', claims: { exp: now() - 2 } });
-    await expect(createVerifier(cfg({ publicKey: pemOf(ec.publicKey), clockToleranceSec: 5 }))(token)).resolves.toMatchObject({
+    await expect(
+      createVerifier(cfg({ publicKey: pemOf(ec.publicKey), clockToleranceSec: 5 }))(token),
+    ).resolves.toMatchObject({
       sub: 'alice',
     });
     expect(await rejection(createVerifier(cfg({ publicKey: pemOf(ec.publicKey) })), token)).toBe('token expired');
   });
 });
 
-describe.each<[string, { alg: string; key: Pick<JwtConfig, 'secret' | 'publicKey'>; sign: (input: Buffer) => Buffer }]>([
-  ['HS256 secret (node:crypto)', (() => {
-    const secret = randomBytes(32).toString('base64url');
-    return { alg: 'HS256', key: { secret }, sign: (input: Buffer) => createHmac('sha256', secret).update(input).digest() };
-  })()],
-  ['Ed25519 PEM key (jose)', (() => {
-    const ed = generateKeyPairSync('ed25519');
-    return { alg: 'EdDSA', key: { publicKey: pemOf(ed.publicKey) }, sign: (input: Buffer) => cryptoSign(null, input, ed.privateKey) };
-  })()],
-])('strict tokens (section 7.1), %s', (_path, { alg, key, sign }) => {
+describe.each<[string, { alg: string; key: Pick<JwtConfig, 'secret' | 'publicKey'>; sign: (input: Buffer) => Buffer }]>(
+  [
+    [
+      'HS256 secret (node:crypto)',
+      (() => {
+        const secret = randomBytes(32).toString('base64url');
+        return {
+          alg: 'HS256',
+          key: { secret },
+          sign: (input: Buffer) => createHmac('sha256', secret).update(input).digest(),
+        };
+      })(),
+    ],
+    [
+      'Ed25519 PEM key (jose)',
+      (() => {
+        const ed = generateKeyPairSync('ed25519');
+        return {
+          alg: 'EdDSA',
+          key: { publicKey: pemOf(ed.publicKey) },
+          sign: (input: Buffer) => cryptoSign(null, input, ed.privateKey),
+        };
+      })(),
+    ],
+  ],
+)('strict tokens (section 7.1), %s', (_path, { alg, key, sign }) => {
   const verify = createVerifier(cfg({ ...key }));
   const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 
@@ -592,7 +635,11 @@ describe.each<[string, { alg: string; key: Pick<JwtConfig, 'secret' | 'publicKey
    * `undefined` removes one). `edit` may rewrite the header and payload text before it is signed, so only
    * that rewriting can make the token invalid.
    */
-  const token = (header: Record<string, unknown> = {}, claims: Record<string, unknown> = {}, edit = (h: string, p: string) => [h, p]) => {
+  const token = (
+    header: Record<string, unknown> = {},
+    claims: Record<string, unknown> = {},
+    edit = (h: string, p: string) => [h, p],
+  ) => {
     const payload: Record<string, unknown> = { sub: 'alice', exp: now() + 600, ...claims };
     for (const [k, v] of Object.entries(payload)) if (v === undefined) delete payload[k];
     const input = edit(b64url({ alg, ...header }), b64url(payload)).join('.');

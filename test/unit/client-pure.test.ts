@@ -8,13 +8,19 @@ import { tokenExpiryMs } from '../../client/token.js';
 describe('fullJitter', () => {
   it('is uniform below min(max, base × 2^attempt): 0 at random 0, just under the ceiling at random → 1', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 100 }), fc.integer({ min: 1, max: 10_000 }), fc.integer({ min: 1, max: 600_000 }), fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), (attempt, baseMs, maxMs, r) => {
-        const ceiling = Math.min(maxMs, baseMs * 2 ** attempt);
-        const d = fullJitter(attempt, { baseMs, maxMs }, () => r);
-        expect(d).toBeGreaterThanOrEqual(0);
-        expect(d).toBeLessThan(Math.max(1, ceiling));
-        expect(d).toBe(Math.floor(r * ceiling));
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 100 }),
+        fc.integer({ min: 1, max: 10_000 }),
+        fc.integer({ min: 1, max: 600_000 }),
+        fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
+        (attempt, baseMs, maxMs, r) => {
+          const ceiling = Math.min(maxMs, baseMs * 2 ** attempt);
+          const d = fullJitter(attempt, { baseMs, maxMs }, () => r);
+          expect(d).toBeGreaterThanOrEqual(0);
+          expect(d).toBeLessThan(Math.max(1, ceiling));
+          expect(d).toBe(Math.floor(r * ceiling));
+        },
+      ),
     );
   });
 
@@ -25,7 +31,8 @@ describe('fullJitter', () => {
 });
 
 describe('tokenExpiryMs', () => {
-  const jwt = (payload: unknown) => `${Buffer.from('{"alg":"HS256"}').toString('base64url')}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.sig`;
+  const jwt = (payload: unknown) =>
+    `${Buffer.from('{"alg":"HS256"}').toString('base64url')}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.sig`;
 
   it('reads exp in ms, including from a payload with non-ASCII text', () => {
     expect(tokenExpiryMs(jwt({ sub: 'a', exp: 1_800_000_000 }))).toBe(1_800_000_000_000);
@@ -33,6 +40,7 @@ describe('tokenExpiryMs', () => {
   });
 
   it('has no expiry for tokens without a numeric exp or that are not JWTs', () => {
-    for (const t of [jwt({ sub: 'a' }), jwt({ exp: '1800000000' }), 'opaque-token', 'a.!!!.b', '']) expect(tokenExpiryMs(t)).toBeUndefined();
+    for (const t of [jwt({ sub: 'a' }), jwt({ exp: '1800000000' }), 'opaque-token', 'a.!!!.b', ''])
+      expect(tokenExpiryMs(t)).toBeUndefined();
   });
 });

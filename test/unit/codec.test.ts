@@ -36,7 +36,10 @@ const mid64 = 'm'.repeat(MAX_MID_CHARS);
 describe('valid frames of every type', () => {
   it.each<[string, unknown]>([
     ['join', { t: 'join', id: 1, room: 'lobby' }],
-    ['join with since, epoch, presence', { t: 'join', id: 2, room: 'a.b:c@d-e_f', since: 0, epoch: 'e1', presence: true }],
+    [
+      'join with since, epoch, presence',
+      { t: 'join', id: 2, room: 'a.b:c@d-e_f', since: 0, epoch: 'e1', presence: true },
+    ],
     ['join, 128-char room', { t: 'join', id: 0, room: room128 }],
     ['leave', { t: 'leave', id: 3, room: 'lobby' }],
     ['pub', { t: 'pub', id: 4, room: 'lobby', data: { x: [1, 'two', null] } }],

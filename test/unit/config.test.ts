@@ -116,7 +116,9 @@ describe('bad integers name the variable', () => {
   });
 
   it('a byte rate that could never let a frame of the largest size through is refused', () => {
-    expect(configError(() => loadConfig('standalone', { RTGW_RATE_LIMIT_BYTES: '16384' })).message).toContain('RTGW_RATE_LIMIT_BYTES');
+    expect(configError(() => loadConfig('standalone', { RTGW_RATE_LIMIT_BYTES: '16384' })).message).toContain(
+      'RTGW_RATE_LIMIT_BYTES',
+    );
     expect(loadConfig('standalone', { RTGW_RATE_LIMIT_BYTES: '32768' }).rateLimitBytes).toBe(32768); // bursts of 64 KiB
   });
 
@@ -156,7 +158,9 @@ describe('roles and services', () => {
 
   it('refuses a prefix that could add subject tokens or key separators', () => {
     for (const p of ['a.b', 'a*', 'a:b', 'a{b}', 'x'.repeat(33)]) {
-      expect(configError(() => loadConfig('standalone', { RTGW_NATS_PREFIX: p })).message).toContain('RTGW_NATS_PREFIX');
+      expect(configError(() => loadConfig('standalone', { RTGW_NATS_PREFIX: p })).message).toContain(
+        'RTGW_NATS_PREFIX',
+      );
     }
   });
 
@@ -223,18 +227,28 @@ describe('token keys', () => {
 
   it('a JWKS URL over plain http:// is refused, naming the variable (section 7.1)', () => {
     for (const role of ['gateway', 'router', 'standalone'] as const) {
-      const e = configError(() => loadConfig(role, { ...cluster, RTGW_JWT_JWKS_URL: 'http://issuer.example/.well-known/jwks.json' }));
+      const e = configError(() =>
+        loadConfig(role, { ...cluster, RTGW_JWT_JWKS_URL: 'http://issuer.example/.well-known/jwks.json' }),
+      );
       expect(e.message).toContain('RTGW_JWT_JWKS_URL');
     }
-    expect(loadConfig('gateway', { ...cluster, RTGW_JWT_JWKS_URL: 'https://issuer.example/jwks' }).jwt.jwksUrl).toBe('https://issuer.example/jwks');
+    expect(loadConfig('gateway', { ...cluster, RTGW_JWT_JWKS_URL: 'https://issuer.example/jwks' }).jwt.jwksUrl).toBe(
+      'https://issuer.example/jwks',
+    );
   });
 
   it('RTGW_JWT_MAX_AGE_SEC is read in seconds; unset or 0 means no maximum age; a bad value names it', () => {
-    expect(loadConfig('gateway', { ...cluster, RTGW_JWT_SECRET: SECRET, RTGW_JWT_MAX_AGE_SEC: '3600' }).jwt.maxAgeSec).toBe(3600);
+    expect(
+      loadConfig('gateway', { ...cluster, RTGW_JWT_SECRET: SECRET, RTGW_JWT_MAX_AGE_SEC: '3600' }).jwt.maxAgeSec,
+    ).toBe(3600);
     expect(loadConfig('gateway', { ...cluster, RTGW_JWT_SECRET: SECRET }).jwt.maxAgeSec).toBeUndefined();
-    expect(loadConfig('gateway', { ...cluster, RTGW_JWT_SECRET: SECRET, RTGW_JWT_MAX_AGE_SEC: '0' }).jwt.maxAgeSec).toBeUndefined();
+    expect(
+      loadConfig('gateway', { ...cluster, RTGW_JWT_SECRET: SECRET, RTGW_JWT_MAX_AGE_SEC: '0' }).jwt.maxAgeSec,
+    ).toBeUndefined();
     for (const bad of ['-1', '1h', '1.5']) {
-      const e = configError(() => loadConfig('gateway', { ...cluster, RTGW_JWT_SECRET: SECRET, RTGW_JWT_MAX_AGE_SEC: bad }));
+      const e = configError(() =>
+        loadConfig('gateway', { ...cluster, RTGW_JWT_SECRET: SECRET, RTGW_JWT_MAX_AGE_SEC: bad }),
+      );
       expect(e.message).toContain('RTGW_JWT_MAX_AGE_SEC');
     }
   });
@@ -252,7 +266,10 @@ describe('describeConfig', () => {
   const redisPass = 'redisPassw0rd';
   const cases: [string, Record<string, string>][] = [
     ['secret', { ...cluster, RTGW_JWT_SECRET: SECRET }],
-    ['public key', { ...cluster, RTGW_JWT_PUBLIC_KEY: '-----BEGIN PUBLIC KEY-----\nPEMBODY123\n-----END PUBLIC KEY-----' }],
+    [
+      'public key',
+      { ...cluster, RTGW_JWT_PUBLIC_KEY: '-----BEGIN PUBLIC KEY-----\nPEMBODY123\n-----END PUBLIC KEY-----' },
+    ],
     [
       'credentials in URLs',
       {
@@ -261,10 +278,22 @@ describe('describeConfig', () => {
         RTGW_REDIS_URL: `redis://default:${redisPass}@r1:6379/0`,
       },
     ],
-    ['a password-only Redis URL', { RTGW_JWT_SECRET: SECRET, RTGW_NATS_URL: 'nats://n1', RTGW_REDIS_URL: `rediss://:${redisPass}@r1` }],
-    ['a NATS token URL', { RTGW_JWT_SECRET: SECRET, RTGW_NATS_URL: `nats://${natsPass}@n1`, RTGW_REDIS_URL: 'redis://r1' }],
-    ['a raw @ in a Redis password', { RTGW_JWT_SECRET: SECRET, RTGW_NATS_URL: 'nats://n1', RTGW_REDIS_URL: `redis://u:${redisPass}@x@r1:6379` }],
-    ['a NATS URL without a scheme', { RTGW_JWT_SECRET: SECRET, RTGW_NATS_URL: `alice:${natsPass}@n1:4222`, RTGW_REDIS_URL: 'redis://r1' }],
+    [
+      'a password-only Redis URL',
+      { RTGW_JWT_SECRET: SECRET, RTGW_NATS_URL: 'nats://n1', RTGW_REDIS_URL: `rediss://:${redisPass}@r1` },
+    ],
+    [
+      'a NATS token URL',
+      { RTGW_JWT_SECRET: SECRET, RTGW_NATS_URL: `nats://${natsPass}@n1`, RTGW_REDIS_URL: 'redis://r1' },
+    ],
+    [
+      'a raw @ in a Redis password',
+      { RTGW_JWT_SECRET: SECRET, RTGW_NATS_URL: 'nats://n1', RTGW_REDIS_URL: `redis://u:${redisPass}@x@r1:6379` },
+    ],
+    [
+      'a NATS URL without a scheme',
+      { RTGW_JWT_SECRET: SECRET, RTGW_NATS_URL: `alice:${natsPass}@n1:4222`, RTGW_REDIS_URL: 'redis://r1' },
+    ],
     [
       'a percent-encoded @ in a password',
       { RTGW_JWT_SECRET: SECRET, RTGW_NATS_URL: 'nats://n1', RTGW_REDIS_URL: `redis://u:${redisPass}%40x@r1` },
@@ -317,7 +346,9 @@ describe('loadBusClientConfig (rtgw deadletters)', () => {
       expect(configError(() => loadBusClientConfig({ RTGW_NATS_URL: url })).message).toContain('RTGW_NATS_URL');
     }
     for (const p of ['a.b', 'a*', 'a:b', 'x'.repeat(33)]) {
-      expect(configError(() => loadBusClientConfig({ RTGW_NATS_URL: 'nats://a:4222', RTGW_NATS_PREFIX: p })).message).toContain('RTGW_NATS_PREFIX');
+      expect(
+        configError(() => loadBusClientConfig({ RTGW_NATS_URL: 'nats://a:4222', RTGW_NATS_PREFIX: p })).message,
+      ).toContain('RTGW_NATS_PREFIX');
     }
   });
 });

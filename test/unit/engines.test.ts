@@ -17,13 +17,22 @@ it('engines allows exactly the Node majors whose ABI the uWS build ships, and th
   const [from, to] = [Number(m![1]), Number(m![2])];
   const binaries = readdirSync(join(root, 'node_modules', 'uWebSockets.js', 'binaries'));
   const platform = `${process.platform}_${process.arch}`;
-  const shipped = new Set(binaries.map((f) => new RegExp(`^uws_${platform}_(\\d+)\\.node$`).exec(f)?.[1]).filter((x) => x !== undefined).map(Number));
+  const shipped = new Set(
+    binaries
+      .map((f) => new RegExp(`^uws_${platform}_(\\d+)\\.node$`).exec(f)?.[1])
+      .filter((x) => x !== undefined)
+      .map(Number),
+  );
   for (let major = from; major < to; major++) {
-    expect(shipped, `Node ${major} (ABI ${ABI_OF_MAJOR[major]}) has no uws_${platform} addon`).toContain(ABI_OF_MAJOR[major]);
+    expect(shipped, `Node ${major} (ABI ${ABI_OF_MAJOR[major]}) has no uws_${platform} addon`).toContain(
+      ABI_OF_MAJOR[major],
+    );
   }
   // The next even (LTS) major past the range has no addon: otherwise the range is narrower than it need be.
   const next = to % 2 === 0 ? to : to + 1;
-  expect(shipped.has(ABI_OF_MAJOR[next] ?? -1), `the uWS build now ships Node ${next}'s ABI: widen engines`).toBe(false);
+  expect(shipped.has(ABI_OF_MAJOR[next] ?? -1), `the uWS build now ships Node ${next}'s ABI: widen engines`).toBe(
+    false,
+  );
   // This very run is on an allowed Node, and the addon it loaded is one of those.
   expect(Number(process.versions.node.split('.')[0])).toBeGreaterThanOrEqual(from);
   expect(Number(process.versions.node.split('.')[0])).toBeLessThan(to);

@@ -11,15 +11,32 @@ import type { Frame, TestClient } from '../harness/client.js';
 import { History, type Problem, type SendRecord } from '../harness/history.js';
 
 const ok = (h: History, rec: SendRecord, seq: number) => h.recordAnswer(rec, { kind: 'ok', seq });
-const unavailable = (h: History, rec: SendRecord) => h.recordAnswer(rec, { kind: 'err', code: 'unavailable', msg: 'try again' });
+const unavailable = (h: History, rec: SendRecord) =>
+  h.recordAnswer(rec, { kind: 'err', code: 'unavailable', msg: 'try again' });
 
 /** The `msg` frame a member receives for `rec` at `seq`. */
-const msg = (rec: SendRecord, seq: number): Frame => ({ t: 'msg', room: rec.target, seq, from: rec.by, data: { id: rec.mid, by: rec.by }, mid: rec.mid, ts: 1 });
+const msg = (rec: SendRecord, seq: number): Frame => ({
+  t: 'msg',
+  room: rec.target,
+  seq,
+  from: rec.by,
+  data: { id: rec.mid, by: rec.by },
+  mid: rec.mid,
+  ts: 1,
+});
 /** The `dm` frame a recipient receives for `rec` at `seq`. */
-const dm = (rec: SendRecord, seq: number): Frame => ({ t: 'dm', seq, from: rec.by, data: { id: rec.mid, by: rec.by }, mid: rec.mid, ts: 1 });
+const dm = (rec: SendRecord, seq: number): Frame => ({
+  t: 'dm',
+  seq,
+  from: rec.by,
+  data: { id: rec.mid, by: rec.by },
+  mid: rec.mid,
+  ts: 1,
+});
 
 /** The parts of each problem a test names exactly (details are prose). */
-const brief = (ps: readonly Problem[]) => ps.map((p) => ({ kind: p.kind, target: p.target, mid: p.mid, seqs: p.seqs, who: p.who }));
+const brief = (ps: readonly Problem[]) =>
+  ps.map((p) => ({ kind: p.kind, target: p.target, mid: p.mid, seqs: p.seqs, who: p.who }));
 
 /** A room with two members joined before anything was published, and three pubs ok'd as 1, 2, 3. */
 function roomOfThree() {
@@ -146,7 +163,11 @@ describe('broken histories report exactly their problems', () => {
     const { h, pubs } = roomOfThree();
     const elsewhere = h.recordSend('pub', 'p', 'other');
     ok(h, elsewhere, 1);
-    const frames = [msg(pubs[0]!, 1), { t: 'msg', room: 'r', seq: 2, from: 'x', data: { id: 'forged.1' }, mid: 'forged.1', ts: 1 }, { ...msg(elsewhere, 3), room: 'r' }];
+    const frames = [
+      msg(pubs[0]!, 1),
+      { t: 'msg', room: 'r', seq: 2, from: 'x', data: { id: 'forged.1' }, mid: 'forged.1', ts: 1 },
+      { ...msg(elsewhere, 3), room: 'r' },
+    ];
     for (const who of ['m1']) for (const f of frames) h.recordReceive(who, who, 'c1', f);
     h.recordLeave('m2', 'r');
     const r = h.check();
@@ -169,7 +190,9 @@ describe('broken histories report exactly their problems', () => {
     const b = h.recordSend('pub', 'p', 'r');
     ok(h, b, 3);
     for (const f of [msg(a, 1), msg(a, 2), msg(b, 3)]) h.recordReceive('m', 'm', 'c1', f);
-    expect(brief(h.check().problems)).toEqual([{ kind: 'duplicate', target: 'r', mid: a.mid, seqs: [1, 2], who: undefined }]);
+    expect(brief(h.check().problems)).toEqual([
+      { kind: 'duplicate', target: 'r', mid: a.mid, seqs: [1, 2], who: undefined },
+    ]);
   });
 
   it('a message stored twice: a dm resent with its mid and answered with a new seq (dedup failed)', () => {
@@ -180,14 +203,18 @@ describe('broken histories report exactly their problems', () => {
     ok(h, again, 2);
     h.recordReceive('u', 'u', 'c1', dm(first, 1));
     h.recordReceive('u', 'u', 'c1', dm(first, 2));
-    expect(brief(h.check().problems)).toEqual([{ kind: 'duplicate', target: 'u', mid: first.mid, seqs: [1, 2], who: undefined }]);
+    expect(brief(h.check().problems)).toEqual([
+      { kind: 'duplicate', target: 'u', mid: first.mid, seqs: [1, 2], who: undefined },
+    ]);
   });
 
   it('a room inversion: seq 2 after seq 3 on one connection', () => {
     const { h, pubs } = roomOfThree();
     for (const [i, p] of [0, 2, 1].map((i) => [i, pubs[i]!] as const)) h.recordReceive('m1', 'm1', 'c1', msg(p, i + 1));
     pubs.forEach((p, i) => h.recordReceive('m2', 'm2', 'c2', msg(p, i + 1)));
-    expect(brief(h.check().problems)).toEqual([{ kind: 'inversion', target: 'r', mid: pubs[1]!.mid, seqs: [2, 3], who: 'm1' }]);
+    expect(brief(h.check().problems)).toEqual([
+      { kind: 'inversion', target: 'r', mid: pubs[1]!.mid, seqs: [2, 3], who: 'm1' },
+    ]);
   });
 
   it('dm inversions: a live dm overtaking the pending replay on connect; repeats are not inversions', () => {
@@ -199,7 +226,9 @@ describe('broken histories report exactly their problems', () => {
       { kind: 'inversion', target: 'u', mid: d1.mid, seqs: [1, 3], who: 'u' },
       { kind: 'inversion', target: 'u', mid: d2.mid, seqs: [2, 3], who: 'u' },
     ]);
-    expect(h.check().lines()).toEqual([`inversion [recipient u] u (c1) first received seqs 1..2 after seq 3 (2 inversions)`]);
+    expect(h.check().lines()).toEqual([
+      `inversion [recipient u] u (c1) first received seqs 1..2 after seq 3 (2 inversions)`,
+    ]);
     // The same frames, each repeat after its first arrival in order, are clean.
     const clean = inboxOf(3);
     const [e1, e2, e3] = clean.dms as [SendRecord, SendRecord, SendRecord];
@@ -213,7 +242,9 @@ describe('broken histories report exactly their problems', () => {
     h.recordReceive('u', 'u', 'c1', dm(dms[2]!, 3));
     h.recordAck('u', 'u', 'c1', 1);
     h.recordAck('u', 'u', 'c1', 3);
-    expect(brief(h.check().problems)).toEqual([{ kind: 'lost', target: 'u', mid: dms[1]!.mid, seqs: [2], who: undefined }]);
+    expect(brief(h.check().problems)).toEqual([
+      { kind: 'lost', target: 'u', mid: dms[1]!.mid, seqs: [2], who: undefined },
+    ]);
     expect(brief(h.check({ settled: true }).problems)).toEqual([
       { kind: 'lost', target: 'u', mid: dms[1]!.mid, seqs: [2], who: undefined },
       { kind: 'unsettled', target: 'u', mid: dms[1]!.mid, seqs: [2], who: undefined },
@@ -230,7 +261,9 @@ describe('broken histories report exactly their problems', () => {
   it('a delivered but unacknowledged dm is unsettled (not lost) when settlement is required', () => {
     const { h, dms } = inboxOf(1);
     h.recordReceive('u', 'u', 'c1', dm(dms[0]!, 1));
-    expect(brief(h.check({ settled: true }).problems)).toEqual([{ kind: 'unsettled', target: 'u', mid: dms[0]!.mid, seqs: [1], who: undefined }]);
+    expect(brief(h.check({ settled: true }).problems)).toEqual([
+      { kind: 'unsettled', target: 'u', mid: dms[0]!.mid, seqs: [1], who: undefined },
+    ]);
   });
 
   it('a seq carrying two messages: answered ok to one, delivered with another', () => {
@@ -247,19 +280,25 @@ describe('broken histories report exactly their problems', () => {
       { kind: 'lost', target: 'r', mid: a.mid, seqs: [1], who: 'm' },
       { kind: 'conflict', target: 'r', mid: undefined, seqs: [1], who: undefined },
     ]);
-    expect(r.lines()[1]).toBe('conflict [room r] r seq 1 carries different messages: p.1 (answered ok to p), p.2 (received by m)');
+    expect(r.lines()[1]).toBe(
+      'conflict [room r] r seq 1 carries different messages: p.1 (answered ok to p), p.2 (received by m)',
+    );
   });
 
   it('a re-drive not recorded as one is a message stored twice', () => {
     const { h, dms } = inboxOf(1);
     h.recordReceive('u', 'u', 'c1', dm(dms[0]!, 1));
     h.recordReceive('u', 'u', 'c1', { ...dm(dms[0]!, 2), mid: 'redrive:abc' });
-    expect(brief(h.check({ deadLetters: [{ user: 'u', seq: 1 }] }).problems)).toEqual([{ kind: 'duplicate', target: 'u', mid: dms[0]!.mid, seqs: [1, 2], who: undefined }]);
+    expect(brief(h.check({ deadLetters: [{ user: 'u', seq: 1 }] }).problems)).toEqual([
+      { kind: 'duplicate', target: 'u', mid: dms[0]!.mid, seqs: [1, 2], who: undefined },
+    ]);
   });
 
   it('a dead letter the test did not expect is lost', () => {
     const { h, dms } = inboxOf(1);
-    expect(brief(h.check().problems)).toEqual([{ kind: 'lost', target: 'u', mid: dms[0]!.mid, seqs: [1], who: undefined }]);
+    expect(brief(h.check().problems)).toEqual([
+      { kind: 'lost', target: 'u', mid: dms[0]!.mid, seqs: [1], who: undefined },
+    ]);
   });
 });
 
@@ -312,7 +351,9 @@ describe('room join intervals: every join of a member owes what came after it, e
     get('c2', 4);
     const r = h.check();
     expect(brief(r.problems)).toEqual([{ kind: 'lost', target: 'r', mid: pubs[1]!.mid, seqs: [2], who: 'm' }]);
-    expect(r.lines()).toEqual([`lost [room r] m never received r seq 2 (${pubs[1]!.mid}), answered ok, in its join after seq 0 on c1, before it joined again after seq 3`]);
+    expect(r.lines()).toEqual([
+      `lost [room r] m never received r seq 2 (${pubs[1]!.mid}), answered ok, in its join after seq 0 on c1, before it joined again after seq 3`,
+    ]);
   });
 
   it('a gap is covered by a later rejoin whose since is below it (the replay brought it)', () => {
@@ -360,7 +401,9 @@ describe('room join intervals: every join of a member owes what came after it, e
     get('c1', 1, 2);
     h.recordJoin('m', 'r', 2, { conn: 'c2', recovered: true });
     get('c2', 2, 3);
-    expect(brief(h.check().problems)).toEqual([{ kind: 'unexpected', target: 'r', mid: pubs[1]!.mid, seqs: [2], who: 'm' }]);
+    expect(brief(h.check().problems)).toEqual([
+      { kind: 'unexpected', target: 'r', mid: pubs[1]!.mid, seqs: [2], who: 'm' },
+    ]);
   });
 
   it('a join closed by a leave owes what came before its highest seq, not what came after the leave', () => {
@@ -416,7 +459,14 @@ describe('recording from a client', () => {
     const ws = new EventEmitter();
     const sent: Record<string, unknown>[] = [];
     const frames: Frame[] = [];
-    const client = { frames, user, conn, isOpen: true, ws, sendJson: (f: Record<string, unknown>) => sent.push(f) } as unknown as TestClient;
+    const client = {
+      frames,
+      user,
+      conn,
+      isOpen: true,
+      ws,
+      sendJson: (f: Record<string, unknown>) => sent.push(f),
+    } as unknown as TestClient;
     const deliver = (f: Frame) => {
       frames.push(f);
       ws.emit('message', Buffer.from(JSON.stringify(f)), false);
@@ -434,7 +484,11 @@ describe('recording from a client', () => {
     c.deliver({ t: 'pong' });
     stop();
     c.deliver(dm(dms[0]!, 1)); // after stop: not recorded
-    expect(c.sent).toEqual([{ t: 'ack', seq: 1 }, { t: 'ack', seq: 2 }, { t: 'ack', seq: 2 }]);
+    expect(c.sent).toEqual([
+      { t: 'ack', seq: 1 },
+      { t: 'ack', seq: 2 },
+      { t: 'ack', seq: 2 },
+    ]);
     expect(h.receives({ user: 'u' }).map((e) => e.frame.seq)).toEqual([1, 2, 2]);
     expect(h.check({ settled: true }).problems).toEqual([]);
   });
@@ -445,7 +499,9 @@ describe('recording from a client', () => {
     h.watch(c.client, 'u', { ack: false });
     c.deliver(dm(dms[0]!, 1));
     expect(c.sent).toEqual([]);
-    expect(brief(h.check({ settled: true }).problems)).toEqual([{ kind: 'unsettled', target: 'u', mid: dms[0]!.mid, seqs: [1], who: undefined }]);
+    expect(brief(h.check({ settled: true }).problems)).toEqual([
+      { kind: 'unsettled', target: 'u', mid: dms[0]!.mid, seqs: [1], who: undefined },
+    ]);
   });
 
   it('answerProblems covers dms: an unanswered send and an error outside the allowed codes', () => {
@@ -456,7 +512,10 @@ describe('recording from a client', () => {
     h.recordAnswer(b, { kind: 'err', code: 'internal', msg: 'boom' });
     const c = h.recordSend('dm', 's', 'u');
     unavailable(h, c);
-    expect(h.answerProblems(['unavailable'])).toEqual([`dm ${a.mid} (u): no answer: closed`, `dm ${b.mid} (u): err internal "boom"`]);
+    expect(h.answerProblems(['unavailable'])).toEqual([
+      `dm ${a.mid} (u): no answer: closed`,
+      `dm ${b.mid} (u): err internal "boom"`,
+    ]);
     expect(h.summary('dm')).toEqual({ unanswered: 1, 'err:internal': 1, 'err:unavailable': 1 });
   });
 });
@@ -489,7 +548,9 @@ describe('withoutEcho: members that publish without echo (the client SDK)', () =
 
   it('a member that receives its own pub reports it as unexpected', () => {
     const { h, a } = twoPublishers(true);
-    expect(brief(h.check({ withoutEcho: true }).problems)).toEqual([{ kind: 'unexpected', target: 'r', mid: a.mid, seqs: [1], who: 'm1' }]);
+    expect(brief(h.check({ withoutEcho: true }).problems)).toEqual([
+      { kind: 'unexpected', target: 'r', mid: a.mid, seqs: [1], who: 'm1' },
+    ]);
   });
 });
 
@@ -550,16 +611,18 @@ describe('receiverProblems: one receiver’s copy of a room, judged on broken co
     const { h, pubs } = okd(1);
     const again = h.recordSend('pub', 'p', 'r');
     unavailable(h, again);
-    expect(h.receiverProblems('m', [msg(pubs[0]!, 1), msg(again, 2), msg(again, 3)], { room: 'r' })).toEqual([`m in r: message ${again.mid} received twice (seqs 2 and 3)`]);
+    expect(h.receiverProblems('m', [msg(pubs[0]!, 1), msg(again, 2), msg(again, 3)], { room: 'r' })).toEqual([
+      `m in r: message ${again.mid} received twice (seqs 2 and 3)`,
+    ]);
   });
 
   it('a message of another room, and an ok’d message at a seq other than its answer', () => {
     const { h, pubs } = okd(2);
     const elsewhere = h.recordSend('pub', 'p', 'other');
     unavailable(h, elsewhere);
-    expect(h.receiverProblems('m', [msg(pubs[0]!, 1), { ...msg(elsewhere, 2), room: 'r' }], { room: 'r', expected: [] })).toEqual([
-      `m in r: message ${elsewhere.mid} published to other arrived in this room`,
-    ]);
+    expect(
+      h.receiverProblems('m', [msg(pubs[0]!, 1), { ...msg(elsewhere, 2), room: 'r' }], { room: 'r', expected: [] }),
+    ).toEqual([`m in r: message ${elsewhere.mid} published to other arrived in this room`]);
     // pubs[1] was answered seq 2 but arrives as seq 3 (and seq 2 is missing): the answer and the copy disagree.
     expect(h.receiverProblems('m', [msg(pubs[0]!, 1), msg(pubs[1]!, 3)], { room: 'r' })).toEqual([
       'm in r: gap: message #1 has seq 3, expected 2 (previous 1)',
@@ -572,20 +635,28 @@ describe('receiverProblems: one receiver’s copy of a room, judged on broken co
     const { h, pubs } = okd(1);
     const stranger = h.recordSend('pub', 'p', 'r');
     unavailable(h, stranger);
-    expect(h.receiverProblems('m', [msg(stranger, 1)], { room: 'r' })).toEqual([`m in r: seq 1 carries message ${stranger.mid}, but ${pubs[0]!.mid} was answered ok with that seq`]);
+    expect(h.receiverProblems('m', [msg(stranger, 1)], { room: 'r' })).toEqual([
+      `m in r: seq 1 carries message ${stranger.mid}, but ${pubs[0]!.mid} was answered ok with that seq`,
+    ]);
   });
 
   it('`through`: a copy that stops short of the head, or runs past it', () => {
     const { h, at } = okd(3);
-    expect(h.receiverProblems('m', at(1, 2), { room: 'r', through: 3, expected: [] })).toEqual(['m in r: expected exactly seqs 1..3 (3 messages), got 2 ending at 2']);
-    expect(h.receiverProblems('m', at(1, 2, 3), { room: 'r', through: 2, expected: [] })).toEqual(['m in r: expected exactly seqs 1..2 (2 messages), got 3 ending at 3']);
+    expect(h.receiverProblems('m', at(1, 2), { room: 'r', through: 3, expected: [] })).toEqual([
+      'm in r: expected exactly seqs 1..3 (3 messages), got 2 ending at 2',
+    ]);
+    expect(h.receiverProblems('m', at(1, 2, 3), { room: 'r', through: 2, expected: [] })).toEqual([
+      'm in r: expected exactly seqs 1..2 (2 messages), got 3 ending at 3',
+    ]);
     expect(h.receiverProblems('m', [], { room: 'r', after: 3, through: 3 })).toEqual([]);
   });
 
   it('`after` and `expected` bound what is owed: nothing before `after`, only the listed pubs', () => {
     const { h, pubs, at } = okd(4);
     expect(h.receiverProblems('m', at(3, 4), { room: 'r', after: 2 })).toEqual([]);
-    expect(h.receiverProblems('m', at(3), { room: 'r', after: 2 })).toEqual([`m in r: ok'd seq 4 (mid ${pubs[3]!.mid}) was never delivered`]);
+    expect(h.receiverProblems('m', at(3), { room: 'r', after: 2 })).toEqual([
+      `m in r: ok'd seq 4 (mid ${pubs[3]!.mid}) was never delivered`,
+    ]);
     expect(h.receiverProblems('m', at(3), { room: 'r', after: 2, expected: [] })).toEqual([]);
   });
 
@@ -603,37 +674,77 @@ describe('receiverProblems: one receiver’s copy of a room, judged on broken co
 });
 
 describe('agreementProblems: copies of one room agree', () => {
-  const frame = (seq: number, mid: string, data: unknown = { id: mid }, from = 'p'): Frame => ({ t: 'msg', room: 'r', seq, from, data, mid, ts: 1 });
+  const frame = (seq: number, mid: string, data: unknown = { id: mid }, from = 'p'): Frame => ({
+    t: 'msg',
+    room: 'r',
+    seq,
+    from,
+    data,
+    mid,
+    ts: 1,
+  });
 
   it('copies that agree (one a part of another, with other rooms and types around) report nothing', () => {
     const a = [frame(1, 'x'), frame(2, 'y'), frame(3, 'z')];
     const b = [frame(2, 'y'), { t: 'pong' }, { ...frame(2, 'w'), room: 'other' }, frame(3, 'z')];
-    expect(new History().agreementProblems('r', [{ who: 'a', frames: a }, { who: 'b', frames: b }])).toEqual([]);
+    expect(
+      new History().agreementProblems('r', [
+        { who: 'a', frames: a },
+        { who: 'b', frames: b },
+      ]),
+    ).toEqual([]);
   });
 
   it('one seq with two different messages, data or senders', () => {
     const h = new History();
-    expect(h.agreementProblems('r', [{ who: 'a', frames: [frame(1, 'x')] }, { who: 'b', frames: [frame(1, 'y')] }])).toEqual([
+    expect(
+      h.agreementProblems('r', [
+        { who: 'a', frames: [frame(1, 'x')] },
+        { who: 'b', frames: [frame(1, 'y')] },
+      ]),
+    ).toEqual([
       'r seq 1: a has {"mid":"x","data":{"id":"x"},"from":"p"}, b has {"mid":"y","data":{"id":"y"},"from":"p"}',
     ]);
-    expect(h.agreementProblems('r', [{ who: 'a', frames: [frame(1, 'x', { id: 'x', v: 1 })] }, { who: 'b', frames: [frame(1, 'x', { id: 'x', v: 2 })] }])).toEqual([
+    expect(
+      h.agreementProblems('r', [
+        { who: 'a', frames: [frame(1, 'x', { id: 'x', v: 1 })] },
+        { who: 'b', frames: [frame(1, 'x', { id: 'x', v: 2 })] },
+      ]),
+    ).toEqual([
       'r seq 1: a has {"mid":"x","data":{"id":"x","v":1},"from":"p"}, b has {"mid":"x","data":{"id":"x","v":2},"from":"p"}',
     ]);
-    expect(h.agreementProblems('r', [{ who: 'a', frames: [frame(1, 'x')] }, { who: 'b', frames: [frame(1, 'x', { id: 'x' }, 'q')] }])).toEqual([
+    expect(
+      h.agreementProblems('r', [
+        { who: 'a', frames: [frame(1, 'x')] },
+        { who: 'b', frames: [frame(1, 'x', { id: 'x' }, 'q')] },
+      ]),
+    ).toEqual([
       'r seq 1: a has {"mid":"x","data":{"id":"x"},"from":"p"}, b has {"mid":"x","data":{"id":"x"},"from":"q"}',
     ]);
   });
 
   it('one message at two seqs, in two copies or in one', () => {
     const h = new History();
-    expect(h.agreementProblems('r', [{ who: 'a', frames: [frame(1, 'x')] }, { who: 'b', frames: [frame(2, 'x')] }])).toEqual(['r message x: seq 1 at a, seq 2 at b']);
-    expect(h.agreementProblems('r', [{ who: 'a', frames: [frame(1, 'x'), frame(2, 'x')] }])).toEqual(['r message x: seq 1 at a, seq 2 at a']);
+    expect(
+      h.agreementProblems('r', [
+        { who: 'a', frames: [frame(1, 'x')] },
+        { who: 'b', frames: [frame(2, 'x')] },
+      ]),
+    ).toEqual(['r message x: seq 1 at a, seq 2 at b']);
+    expect(h.agreementProblems('r', [{ who: 'a', frames: [frame(1, 'x'), frame(2, 'x')] }])).toEqual([
+      'r message x: seq 1 at a, seq 2 at a',
+    ]);
   });
 
   it('many disagreements are capped at 12 lines', () => {
     const a = Array.from({ length: 20 }, (_, i) => frame(i + 1, `a${i}`));
     const b = Array.from({ length: 20 }, (_, i) => frame(i + 1, `b${i}`));
-    expect(new History().agreementProblems('r', [{ who: 'a', frames: a }, { who: 'b', frames: b }])).toHaveLength(12);
+    expect(
+      new History().agreementProblems('r', [
+        { who: 'a', frames: a },
+        { who: 'b', frames: b },
+      ]),
+    ).toHaveLength(12);
   });
 });
 
@@ -661,17 +772,28 @@ describe('answerProblems: every send answered once, errors allowed only by name,
     ok(h, d1, 5);
     const d2 = h.recordSend('dm', 's', 'u');
     ok(h, d2, 5);
-    expect(h.answerProblems([])).toEqual([`r seq 1 was answered ok to both ${a.mid} and ${b.mid}`, `u seq 5 was answered ok to both ${d1.mid} and ${d2.mid}`]);
+    expect(h.answerProblems([])).toEqual([
+      `r seq 1 was answered ok to both ${a.mid} and ${b.mid}`,
+      `u seq 5 was answered ok to both ${d1.mid} and ${d2.mid}`,
+    ]);
   });
 
   it('one seq in different rooms, recipients, ops or epochs is no conflict; the same epoch is', () => {
     const h = new History();
-    for (const [op, target, tag] of [['pub', 'r', 'old'], ['pub', 'r2', 'old'], ['dm', 'r', 'old'], ['pub', 'r', 'new']] as const) ok(h, h.recordSend(op, 'p', target, { tag }), 1);
+    for (const [op, target, tag] of [
+      ['pub', 'r', 'old'],
+      ['pub', 'r2', 'old'],
+      ['dm', 'r', 'old'],
+      ['pub', 'r', 'new'],
+    ] as const)
+      ok(h, h.recordSend(op, 'p', target, { tag }), 1);
     const epochOf = (p: SendRecord) => (p.tag === 'old' ? 'e1' : 'e2');
     expect(h.answerProblems([], [], epochOf)).toEqual([]);
     const late = h.recordSend('pub', 'p', 'r', { tag: 'new' });
     ok(h, late, 1);
-    expect(h.answerProblems([], [], epochOf)).toEqual([`r seq 1 was answered ok to both p.4 and ${late.mid} (epoch e2)`]);
+    expect(h.answerProblems([], [], epochOf)).toEqual([
+      `r seq 1 was answered ok to both p.4 and ${late.mid} (epoch e2)`,
+    ]);
     expect(h.answerProblems([])).toHaveLength(2); // without epochs the old and the new seq 1 conflict too
   });
 
@@ -684,7 +806,13 @@ describe('answerProblems: every send answered once, errors allowed only by name,
     h.recordAnswer(bad, { kind: 'err', code: 'internal', msg: 'x' });
     const noSeq = h.recordSend('pub', 'p', 'r');
     ok(h, noSeq, 0);
-    const client = { answers: new Map([[1, 1], [2, 2], [3, 0]]) } as unknown as TestClient;
+    const client = {
+      answers: new Map([
+        [1, 1],
+        [2, 2],
+        [3, 0],
+      ]),
+    } as unknown as TestClient;
     expect(h.answerProblems(['unavailable'], [client])).toEqual([
       `pub ${pending.mid} (r): still pending`,
       `pub ${lost.mid} (r): no answer: timeout`,

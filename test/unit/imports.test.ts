@@ -44,7 +44,10 @@ function sourcePaths(): string[] {
 }
 
 export function scanRepo(): SourceFile[] {
-  return sourcePaths().map((path) => ({ path, specifiers: specifiersOf(readFileSync(posix.join(ROOT, path), 'utf8')) }));
+  return sourcePaths().map((path) => ({
+    path,
+    specifiers: specifiersOf(readFileSync(posix.join(ROOT, path), 'utf8')),
+  }));
 }
 
 const isNats = (s: string) => s.startsWith('@nats-io/') || s === 'nats' || s.startsWith('nats/');
@@ -69,7 +72,11 @@ export function checkBoundaries(files: readonly SourceFile[]): string[] {
       if (under(path, 'shared/protocol') && !(target !== undefined && under(target, 'shared/protocol'))) {
         bad('shared/protocol/ imports only from shared/protocol/ (no packages, no node: modules)');
       }
-      if (under(path, 'shared') && target !== undefined && /^(gateway|router|client)\/|^cli\.[mc]?[jt]s$/.test(target)) {
+      if (
+        under(path, 'shared') &&
+        target !== undefined &&
+        /^(gateway|router|client)\/|^cli\.[mc]?[jt]s$/.test(target)
+      ) {
         bad('shared/ never imports gateway/, router/, client/ or the CLI');
       }
       if (isNats(spec) && path !== 'shared/bus/nats.ts') {
@@ -137,10 +144,15 @@ export function namingShapes(subjectsSource: string, keysSource: string): Naming
 }
 
 /** Bus methods whose argument `i` is a subject (Bus in shared/bus/bus.ts: publish's third is its reply subject). */
-const SUBJECT_ARGS = new Map([['publish', [0, 2]], ['subscribe', [0]], ['request', [0]]]);
+const SUBJECT_ARGS = new Map([
+  ['publish', [0, 2]],
+  ['subscribe', [0]],
+  ['request', [0]],
+]);
 /** Names the prefix goes by (config's `prefix`, subjects' and keys' `p`). */
 const isPrefix = (e: ts.Expression) =>
-  (ts.isIdentifier(e) && (e.text === 'prefix' || e.text === 'p')) || (ts.isPropertyAccessExpression(e) && e.name.text === 'prefix');
+  (ts.isIdentifier(e) && (e.text === 'prefix' || e.text === 'p')) ||
+  (ts.isPropertyAccessExpression(e) && e.name.text === 'prefix');
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /**
@@ -162,11 +174,20 @@ export function checkNaming(files: readonly { path: string; source: string }[], 
     const bad = (n: ts.Node, why: string) =>
       out.push(`${path}:${sf.getLineAndCharacterOfPosition(n.getStart(sf)).line + 1}: ${n.getText(sf)}: ${why}`);
     const isBuilt = (e: ts.Expression) =>
-      ts.isTemplateExpression(e) || ts.isStringLiteralLike(e) || (ts.isBinaryExpression(e) && e.operatorToken.kind === ts.SyntaxKind.PlusToken);
+      ts.isTemplateExpression(e) ||
+      ts.isStringLiteralLike(e) ||
+      (ts.isBinaryExpression(e) && e.operatorToken.kind === ts.SyntaxKind.PlusToken);
     /** The leftmost part of a template or concatenation, and the text right after it. */
     const startsWithPrefix = (e: ts.Node): string | undefined => {
-      if (ts.isTemplateExpression(e) && e.head.text === '' && isPrefix(e.templateSpans[0]!.expression)) return e.templateSpans[0]!.literal.text[0];
-      if (ts.isBinaryExpression(e) && e.operatorToken.kind === ts.SyntaxKind.PlusToken && isPrefix(e.left) && ts.isStringLiteralLike(e.right)) return e.right.text[0];
+      if (ts.isTemplateExpression(e) && e.head.text === '' && isPrefix(e.templateSpans[0]!.expression))
+        return e.templateSpans[0]!.literal.text[0];
+      if (
+        ts.isBinaryExpression(e) &&
+        e.operatorToken.kind === ts.SyntaxKind.PlusToken &&
+        isPrefix(e.left) &&
+        ts.isStringLiteralLike(e.right)
+      )
+        return e.right.text[0];
       return undefined;
     };
     const visit = (n: ts.Node): void => {
@@ -185,8 +206,10 @@ export function checkNaming(files: readonly { path: string; source: string }[], 
           ? [n.head.text, ...n.templateSpans.map((s) => s.literal.text)]
           : [];
       for (const t of texts) {
-        if (!mayBuildSubjects && shapes.subjectTokens.some((tok) => t.includes(tok))) bad(n, `a subject token: only ${SUBJECTS_FILE} builds subjects`);
-        if (!under(path, 'shared/bus') && /\b_INBOX\b/.test(t)) bad(n, 'a NATS inbox: only the bus implementations (shared/bus/) name them');
+        if (!mayBuildSubjects && shapes.subjectTokens.some((tok) => t.includes(tok)))
+          bad(n, `a subject token: only ${SUBJECTS_FILE} builds subjects`);
+        if (!under(path, 'shared/bus') && /\b_INBOX\b/.test(t))
+          bad(n, 'a NATS inbox: only the bus implementations (shared/bus/) name them');
         if (!mayBuildKeys && keyRe.test(t)) bad(n, `a Redis key segment: only ${KEYS_FILE} builds keys`);
       }
       ts.forEachChild(n, visit);
@@ -202,7 +225,9 @@ const realShapes = () => namingShapes(read(SUBJECTS_FILE), read(KEYS_FILE));
 describe('naming boundaries of this repository', () => {
   it('reads the shapes of subjects.ts and keys.ts', () => {
     const shapes = realShapes();
-    expect(shapes.subjectTokens).toEqual(expect.arrayContaining(['.slot.', '.reply.', '.room.', '.api.', '.in.', '.events.']));
+    expect(shapes.subjectTokens).toEqual(
+      expect.arrayContaining(['.slot.', '.reply.', '.room.', '.api.', '.in.', '.events.']),
+    );
     expect(shapes.keySegments).toEqual(expect.arrayContaining([':{', ':lease', ':rm:', ':ui:', ':routers', ':nodes']));
     expect(shapes.keySegments).not.toContain(':s');
   });
@@ -244,8 +269,16 @@ describe('checkNaming catches every way of building a name', () => {
   });
 
   it.each<[string, string, RegExp]>([
-    ["slot-rpc's old reply subject", 'this.bus.publish(this.subj.slot(s), body, `${this.#replies}.${id}`);', /subject built outside/],
-    ["slot-rpc's old subscription", 'this.#sub = bus.subscribe(`${this.#replies}.*`, onReply);', /subject built outside/],
+    [
+      "slot-rpc's old reply subject",
+      'this.bus.publish(this.subj.slot(s), body, `${this.#replies}.${id}`);',
+      /subject built outside/,
+    ],
+    [
+      "slot-rpc's old subscription",
+      'this.#sub = bus.subscribe(`${this.#replies}.*`, onReply);',
+      /subject built outside/,
+    ],
     ["slot-rpc's old batch subject", 'bus.publish(`${client}.${BATCH}`, lines);', /subject built outside/],
     ['a subject concatenated in a call', "bus.request(subj.api('dm') + '.x', body, 1000);", /subject built outside/],
     ['a literal subject in a call', "bus.subscribe('rtgw.events.connect', h);", /subject built outside/],
@@ -327,7 +360,9 @@ describe('findCycles', () => {
       { path: 'shared/store/memory-inbox.ts', specifiers: ['./memory.js', './ports.js'] },
       { path: 'shared/store/ports.ts', specifiers: [] },
     ];
-    expect(findCycles(two)).toEqual(['shared/store/memory.ts -> shared/store/memory-inbox.ts -> shared/store/memory.ts']);
+    expect(findCycles(two)).toEqual([
+      'shared/store/memory.ts -> shared/store/memory-inbox.ts -> shared/store/memory.ts',
+    ]);
     const three: SourceFile[] = [
       { path: 'router/a.ts', specifiers: ['./b.js'] },
       { path: 'router/b.ts', specifiers: ['../shared/c.js', 'node:fs'] },
@@ -357,10 +392,20 @@ describe('specifiersOf', () => {
       "const i = await import('i');",
       "// import x from 'commented';",
       "/* import y from 'blocked'; */",
-      "const s = \"import z from 'quoted'\";",
+      'const s = "import z from \'quoted\'";',
       'export const notAnImport = 1;',
     ].join('\n');
-    expect(specifiersOf(src).sort()).toEqual(['./a.js', './b.js', './d.js', './e.js', './f.js', './g.js', './h.js', 'c', 'i']);
+    expect(specifiersOf(src).sort()).toEqual([
+      './a.js',
+      './b.js',
+      './d.js',
+      './e.js',
+      './f.js',
+      './g.js',
+      './h.js',
+      'c',
+      'i',
+    ]);
   });
 });
 
@@ -374,7 +419,10 @@ describe('checkBoundaries catches every broken rule', () => {
     { path: 'gateway/server.ts', specifiers: ['uWebSockets.js', '../shared/config.js', 'jose'] },
     { path: 'router/router.ts', specifiers: ['../shared/bus/bus.js', 'node:crypto'] },
     { path: 'client/index.ts', specifiers: ['./socket.js', '../shared/protocol/codec.js'] },
-    { path: 'cli.ts', specifiers: ['./gateway/server.js', './router/router.js', './shared/redis/connection.js', './shared/bus/nats.js'] },
+    {
+      path: 'cli.ts',
+      specifiers: ['./gateway/server.js', './router/router.js', './shared/redis/connection.js', './shared/bus/nats.js'],
+    },
   ];
 
   it('passes a clean graph', () => {
@@ -382,13 +430,33 @@ describe('checkBoundaries catches every broken rule', () => {
   });
 
   it.each<[string, SourceFile, RegExp]>([
-    ['protocol importing shared/', { path: 'shared/protocol/codec.ts', specifiers: ['../config.js'] }, /shared\/protocol/],
+    [
+      'protocol importing shared/',
+      { path: 'shared/protocol/codec.ts', specifiers: ['../config.js'] },
+      /shared\/protocol/,
+    ],
     ['protocol importing a node: module', { path: 'shared/protocol/names.ts', specifiers: ['node:crypto'] }, /no node/],
-    ['protocol importing a bare built-in', { path: 'shared/protocol/names.ts', specifiers: ['buffer'] }, /shared\/protocol/],
+    [
+      'protocol importing a bare built-in',
+      { path: 'shared/protocol/names.ts', specifiers: ['buffer'] },
+      /shared\/protocol/,
+    ],
     ['protocol importing a package', { path: 'shared/protocol/frames.ts', specifiers: ['jose'] }, /shared\/protocol/],
-    ['protocol escaping with ../../', { path: 'shared/protocol/x.ts', specifiers: ['../../gateway/a.js'] }, /shared\/protocol/],
-    ['shared importing gateway/', { path: 'shared/metrics.ts', specifiers: ['../gateway/server.js'] }, /never imports gateway/],
-    ['shared importing router/', { path: 'shared/store/ports.ts', specifiers: ['../../router/room.js'] }, /never imports/],
+    [
+      'protocol escaping with ../../',
+      { path: 'shared/protocol/x.ts', specifiers: ['../../gateway/a.js'] },
+      /shared\/protocol/,
+    ],
+    [
+      'shared importing gateway/',
+      { path: 'shared/metrics.ts', specifiers: ['../gateway/server.js'] },
+      /never imports gateway/,
+    ],
+    [
+      'shared importing router/',
+      { path: 'shared/store/ports.ts', specifiers: ['../../router/room.js'] },
+      /never imports/,
+    ],
     ['shared importing client/', { path: 'shared/log.ts', specifiers: ['../client/index.js'] }, /never imports/],
     ['shared importing the CLI', { path: 'shared/log.ts', specifiers: ['../cli.js'] }, /CLI/],
     ['NATS outside the bus file', { path: 'shared/bus/bus.ts', specifiers: ['@nats-io/transport-node'] }, /NATS/],
@@ -403,11 +471,23 @@ describe('checkBoundaries catches every broken rule', () => {
     ['client importing shared/', { path: 'client/index.ts', specifiers: ['../shared/config.js'] }, /client\//],
     ['client importing a package', { path: 'client/index.ts', specifiers: ['ws'] }, /client\//],
     ['client importing node:', { path: 'client/node.ts', specifiers: ['node:events'] }, /client\//],
-    ['gateway importing router/', { path: 'gateway/ingress.ts', specifiers: ['../router/room.js'] }, /never imports router/],
-    ['router importing gateway/', { path: 'router/fanout.ts', specifiers: ['../gateway/egress.js'] }, /never imports gateway/],
+    [
+      'gateway importing router/',
+      { path: 'gateway/ingress.ts', specifiers: ['../router/room.js'] },
+      /never imports router/,
+    ],
+    [
+      'router importing gateway/',
+      { path: 'router/fanout.ts', specifiers: ['../gateway/egress.js'] },
+      /never imports gateway/,
+    ],
     ['the CLI importing NATS itself', { path: 'cli.ts', specifiers: ['@nats-io/transport-node'] }, /NATS/],
     ['the CLI importing ioredis itself', { path: 'cli.ts', specifiers: ['ioredis'] }, /ioredis/],
-    ['an import leaving the repository', { path: 'gateway/a.ts', specifiers: ['../../elsewhere.js'] }, /outside the repository/],
+    [
+      'an import leaving the repository',
+      { path: 'gateway/a.ts', specifiers: ['../../elsewhere.js'] },
+      /outside the repository/,
+    ],
   ])('%s', (_name, file, why) => {
     const found = checkBoundaries([...clean, file]);
     expect(found.length).toBeGreaterThan(0);

@@ -47,21 +47,36 @@ describe('launcher', () => {
     let attempts = 0;
     const start = () => {
       attempts++;
-      return launch('srv', ...sh(attempts < 3 ? 'echo "Address already in use"; exit 1' : 'echo ready; exec sleep 30'), {
+      return launch(
+        'srv',
+        ...sh(attempts < 3 ? 'echo "Address already in use"; exit 1' : 'echo ready; exec sleep 30'),
+        {
+          what: 'ready',
+          timeoutMs: 5_000,
+          line: /^ready$/,
+          portInUse: /already in use/,
+        },
+      );
+    };
+    await expect(
+      launch('srv', ...sh('echo "Address already in use"; exit 1'), {
         what: 'ready',
         timeoutMs: 5_000,
         line: /^ready$/,
         portInUse: /already in use/,
-      });
-    };
-    await expect(launch('srv', ...sh('echo "Address already in use"; exit 1'), { what: 'ready', timeoutMs: 5_000, line: /^ready$/, portInUse: /already in use/ })).rejects.toBeInstanceOf(PortInUseError);
+      }),
+    ).rejects.toBeInstanceOf(PortInUseError);
     const { proc } = await retryPortInUse(5, start);
     expect(attempts).toBe(3);
     await proc.stop();
   });
 
   it('kills the child and rejects with its last lines on the deadline', async () => {
-    const p = launch('srv', ...sh('echo waiting; exec sleep 30'), { what: 'it listened', timeoutMs: 300, line: /listening/ });
+    const p = launch('srv', ...sh('echo waiting; exec sleep 30'), {
+      what: 'it listened',
+      timeoutMs: 300,
+      line: /listening/,
+    });
     await expect(p).rejects.toThrow(/^srv: it listened not within 300 ms\nwaiting$/);
     expect(liveChildren().filter((c) => c.name === 'srv')).toEqual([]);
   });
@@ -79,9 +94,9 @@ describe('launcher', () => {
     await proc.stop();
 
     const dying = spawnProcess('srv', ...sh('sleep 0.2; echo bye; exit 1'));
-    await expect(waitReady(dying, { what: 'probe', timeoutMs: 5_000, probe: async () => false, pollMs: 10 })).rejects.toThrow(
-      /^srv exited \(code 1\) before probe\nbye$/,
-    );
+    await expect(
+      waitReady(dying, { what: 'probe', timeoutMs: 5_000, probe: async () => false, pollMs: 10 }),
+    ).rejects.toThrow(/^srv exited \(code 1\) before probe\nbye$/);
   });
 
   it('stop() SIGKILLs a child that ignores SIGTERM after the grace period, and stops a paused one', async () => {

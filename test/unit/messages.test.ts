@@ -4,16 +4,41 @@
 // never thrown on.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decodeCount, decodeNodeRequest, decodeSlotRequest, encodeNodeRequest, encodeSlotRequest, type SlotRequest } from '../../shared/cluster/messages.js';
+import {
+  decodeCount,
+  decodeNodeRequest,
+  decodeSlotRequest,
+  encodeNodeRequest,
+  encodeSlotRequest,
+  type SlotRequest,
+} from '../../shared/cluster/messages.js';
 
 const name = fc.string({ unit: fc.constantFrom(...'abcXYZ019_-:@.'), minLength: 1, maxLength: 20 });
-const dataText = fc.tuple(fc.jsonValue({ maxDepth: 4 }), fc.constantFrom(undefined, 0, 2, '\t', '\n')).map(([v, indent]) => JSON.stringify(v, null, indent as never));
+const dataText = fc
+  .tuple(fc.jsonValue({ maxDepth: 4 }), fc.constantFrom(undefined, 0, 2, '\t', '\n'))
+  .map(([v, indent]) => JSON.stringify(v, null, indent as never));
 const optional = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: undefined });
 const request: fc.Arbitrary<SlotRequest> = fc.oneof(
-  fc.record({ op: fc.constant('pub' as const), room: name, from: fc.string(), d: dataText, mid: optional(fc.string()), by: fc.string(), exclude: optional(fc.string()) }),
-  fc.record({ op: fc.constant('dm' as const), to: name, from: fc.string(), d: dataText, mid: optional(fc.string()), by: fc.string() }),
+  fc.record({
+    op: fc.constant('pub' as const),
+    room: name,
+    from: fc.string(),
+    d: dataText,
+    mid: optional(fc.string()),
+    by: fc.string(),
+    exclude: optional(fc.string()),
+  }),
+  fc.record({
+    op: fc.constant('dm' as const),
+    to: name,
+    from: fc.string(),
+    d: dataText,
+    mid: optional(fc.string()),
+    by: fc.string(),
+  }),
 );
-const withoutUndefined = (r: SlotRequest) => JSON.parse(JSON.stringify({ ...r, d: undefined })) as Record<string, unknown>;
+const withoutUndefined = (r: SlotRequest) =>
+  JSON.parse(JSON.stringify({ ...r, d: undefined })) as Record<string, unknown>;
 
 describe('slot requests', () => {
   it('decode to what was encoded, the data text unchanged', () => {
@@ -52,12 +77,22 @@ describe('node requests', () => {
   const bytes = (s: string) => Buffer.from(s);
 
   it('decode to what was encoded', () => {
-    for (const req of [{ op: 'disconnect' as const, user: 'alice' }, { op: 'disconnect' as const, user: 'a@b.c', reason: 'bye' }]) {
+    for (const req of [
+      { op: 'disconnect' as const, user: 'alice' },
+      { op: 'disconnect' as const, user: 'a@b.c', reason: 'bye' },
+    ]) {
       expect(decodeNodeRequest(bytes(encodeNodeRequest(req)))).toEqual(req);
     }
   });
 
-  it.each(['', 'null', '[]', '{"op":"nuke","user":"a"}', '{"op":"disconnect","user":"a b"}', '{"op":"disconnect","user":"a","reason":5}'])('refuses %j', (text) => {
+  it.each([
+    '',
+    'null',
+    '[]',
+    '{"op":"nuke","user":"a"}',
+    '{"op":"disconnect","user":"a b"}',
+    '{"op":"disconnect","user":"a","reason":5}',
+  ])('refuses %j', (text) => {
     expect(decodeNodeRequest(bytes(text))).toBeUndefined();
   });
 

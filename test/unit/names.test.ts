@@ -120,7 +120,11 @@ describe('matchesAny', () => {
   });
 
   it('property: a list allows a name iff one of its patterns does', () => {
-    const pattern = fc.oneof(small, small.map((s) => s + '*'), fc.constant('*'));
+    const pattern = fc.oneof(
+      small,
+      small.map((s) => s + '*'),
+      fc.constant('*'),
+    );
     fc.assert(
       fc.property(fc.array(pattern, { maxLength: 5 }), small, (ps, n) => {
         expect(matchesAny(ps, n)).toBe(ps.some((p) => matchesAny([p], n)));
@@ -169,7 +173,11 @@ describe('isPatternList', () => {
   });
 
   it('property: lists of well-formed patterns are accepted; one bad element spoils the list', () => {
-    const good = fc.oneof(name, name.map((s) => s + '*'), fc.constant('*'));
+    const good = fc.oneof(
+      name,
+      name.map((s) => s + '*'),
+      fc.constant('*'),
+    );
     const bad = fc.oneof(
       fc.constant(''),
       fc.constant('**'),

@@ -40,7 +40,15 @@ interface Run {
 /** Plays `steps`, then starts the stream if nothing did and ends every fill with success. */
 function play(redeliver: boolean, n: number, head: number, gone: Set<number>, steps: Step[]): Run {
   let fill: { upTo: number } | undefined;
-  const run: Run = { log: [], filled: new Map(), arrived: new Map(), newcomers: [], settledWhileFilling: 0, fillWhileFilling: 0, s: undefined as unknown as Stream };
+  const run: Run = {
+    log: [],
+    filled: new Map(),
+    arrived: new Map(),
+    newcomers: [],
+    settledWhileFilling: 0,
+    fillWhileFilling: 0,
+    s: undefined as unknown as Stream,
+  };
   const handler: StreamHandler<Stream, Ev> = {
     redeliver,
     deliver: (_s, ev) => void run.log.push(ev),
@@ -133,10 +141,12 @@ function checkCommon(run: Run, head: number, gone: Set<number>): void {
     if (!seen.has(ev.seq) && ev.seq > head && !gone.has(ev.seq)) firsts.push(ev.seq);
     seen.add(ev.seq);
   }
-  for (let i = 1; i < firsts.length; i++) expect(firsts[i]!, `first copies in order: ${firsts.join(',')}`).toBeGreaterThan(firsts[i - 1]!);
+  for (let i = 1; i < firsts.length; i++)
+    expect(firsts[i]!, `first copies in order: ${firsts.join(',')}`).toBeGreaterThan(firsts[i - 1]!);
   // Everything after the head up to the highest seq that arrived, that the store has, was handed over.
   const maxArrived = Math.max(0, ...run.arrived.keys());
-  for (let seq = head + 1; seq <= maxArrived; seq++) if (!gone.has(seq)) expect(seen.has(seq), `seq ${seq} handed over`).toBe(true);
+  for (let seq = head + 1; seq <= maxArrived; seq++)
+    if (!gone.has(seq)) expect(seen.has(seq), `seq ${seq} handed over`).toBe(true);
   expect(run.s.lastSeq).toBe(Math.max(head, maxArrived));
   for (const nc of run.newcomers) expect(nc.n.buffer).toEqual(run.log.slice(nc.from, nc.to));
   expect(run.settledWhileFilling).toBe(0);
@@ -151,7 +161,8 @@ describe('OrderedStream', () => {
         const run = play(false, n, head, gone, steps);
         checkCommon(run, head, gone);
         const seqs = run.log.map((e) => e.seq);
-        for (let i = 1; i < seqs.length; i++) expect(seqs[i]!, `handed over in order, once: ${seqs.join(',')}`).toBeGreaterThan(seqs[i - 1]!);
+        for (let i = 1; i < seqs.length; i++)
+          expect(seqs[i]!, `handed over in order, once: ${seqs.join(',')}`).toBeGreaterThan(seqs[i - 1]!);
         for (const seq of seqs) expect(seq).toBeGreaterThan(head);
       }),
       { seed: 42, numRuns: 1000 },
@@ -167,7 +178,9 @@ describe('OrderedStream', () => {
         const count = new Map<number, number>();
         for (const ev of run.log) count.set(ev.seq, (count.get(ev.seq) ?? 0) + 1);
         for (let seq = 1; seq <= n; seq++) {
-          expect(count.get(seq) ?? 0, `seq ${seq}: every arrival and every fill copy`).toBe((run.arrived.get(seq) ?? 0) + (run.filled.get(seq) ?? 0));
+          expect(count.get(seq) ?? 0, `seq ${seq}: every arrival and every fill copy`).toBe(
+            (run.arrived.get(seq) ?? 0) + (run.filled.get(seq) ?? 0),
+          );
         }
       }),
       { seed: 42, numRuns: 1000 },
@@ -176,7 +189,11 @@ describe('OrderedStream', () => {
 
   it('holds everything until start, then takes it in seq order from the head on', () => {
     const log: number[] = [];
-    const s = new Stream({ redeliver: false, deliver: (_s, ev) => void log.push(ev.seq), fill: () => expect.fail('no fill needed') });
+    const s = new Stream({
+      redeliver: false,
+      deliver: (_s, ev) => void log.push(ev.seq),
+      fill: () => expect.fail('no fill needed'),
+    });
     for (const seq of [5, 3, 4, 2, 4]) s.push({ seq, from: 'wire', gen: 0 });
     expect(log).toEqual([]);
     expect(s.filling).toBe(true);

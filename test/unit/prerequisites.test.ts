@@ -78,17 +78,23 @@ describe('scripts/prerequisites.mjs', () => {
     const r = runScript(machine(['nats-server']));
     expect(r.status).toBe(EXIT_MISSING);
     expect(r.stderr).toMatch(/^prerequisites: cannot install \(needs root or passwordless sudo, and apt-get\)\n/);
-    expect(r.stderr).toContain(`${sudo}apt-get update && ${sudo}apt-get install -y --no-install-recommends nats-server\n`);
+    expect(r.stderr).toContain(
+      `${sudo}apt-get update && ${sudo}apt-get install -y --no-install-recommends nats-server\n`,
+    );
   });
 
   it('installs a missing package with apt-get, without prompting, and goes on', () => {
     const dir = machine(['docker-compose']);
     const log = join(dir, 'apt.log');
     // apt-get logs its arguments (and its environment's frontend); `install` puts docker-compose in place.
-    stub(dir, 'apt-get', [
-      `echo "$DEBIAN_FRONTEND $*" >> ${log}`,
-      `if [ "$1" = install ]; then printf '#!/bin/sh\\n' > ${dir}/docker-compose; chmod 755 ${dir}/docker-compose; fi`,
-    ].join('\n'));
+    stub(
+      dir,
+      'apt-get',
+      [
+        `echo "$DEBIAN_FRONTEND $*" >> ${log}`,
+        `if [ "$1" = install ]; then printf '#!/bin/sh\\n' > ${dir}/docker-compose; chmod 755 ${dir}/docker-compose; fi`,
+      ].join('\n'),
+    );
     // For a non-root run: passwordless sudo that runs its command (drops -n).
     stub(dir, 'sudo', '[ "$1" = -n ] && shift; exec "$@"');
     const r = runScript(dir);
@@ -111,12 +117,13 @@ describe('scripts/prerequisites.mjs', () => {
 });
 
 describe('the test command', () => {
-  it('npm test runs the prerequisites first, before the build and any test', () => {
+  it('npm test runs the prerequisites first, then the lint and format checks, before the build and any test', () => {
     const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
-    expect(pkg.scripts.test).toMatch(/^node scripts\/prerequisites\.mjs && npm run build && /);
+    expect(pkg.scripts.test).toMatch(/^node scripts\/prerequisites\.mjs && npm run lint && npm run build && /);
+    expect(pkg.scripts.lint).toBe('eslint . && prettier --check .');
   });
 
-  it('.ci/run runs exactly the README\'s test command, after npm ci', () => {
+  it(".ci/run runs exactly the README's test command, after npm ci", () => {
     const readme = readFileSync(join(root, 'README.md'), 'utf8');
     expect(readme).toMatch(/^npm test +#/m);
     const commands = readFileSync(join(root, '.ci', 'run'), 'utf8')

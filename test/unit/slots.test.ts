@@ -7,7 +7,8 @@ import { bytes, prng, TEST_SEED } from '../harness/random.js';
 const SLOTS = 64;
 /** Router names like a deployment's (a random host part): seeded, so a failing cluster can be replayed. */
 const draw = prng('slots');
-const cluster = (n: number) => Array.from({ length: n }, (_, i) => `host-${bytes(draw, 3).toString('hex')}-router-${i}`);
+const cluster = (n: number) =>
+  Array.from({ length: n }, (_, i) => `host-${bytes(draw, 3).toString('hex')}-router-${i}`);
 const shares = (routers: string[]) => {
   const c = new Map(routers.map((r) => [r, 0]));
   for (let s = 0; s < SLOTS; s++) c.set(preferredOwner(s, routers)!, c.get(preferredOwner(s, routers)!)! + 1);

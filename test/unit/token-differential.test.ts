@@ -30,7 +30,11 @@ afterAll(() => {
 
 const b64url = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url');
 const mac = (alg: string, input: string): string =>
-  /^HS(256|384|512)$/.test(alg) ? createHmac(`sha${alg.slice(2)}`, SECRET).update(input).digest('base64url') : '';
+  /^HS(256|384|512)$/.test(alg)
+    ? createHmac(`sha${alg.slice(2)}`, SECRET)
+        .update(input)
+        .digest('base64url')
+    : '';
 
 function sign(header: Record<string, unknown>, payload: Record<string, unknown>): string {
   const input = `${b64url(header)}.${b64url(payload)}`;
@@ -70,14 +74,23 @@ const m = (name: string, apply: (token: string) => string): Mutation => ({ name,
 
 const CHARS = ['A', 'z', '0', '9', '-', '_', '=', '+', '/', '!', '*', ' ', '\n', '\t', '.', '%', 'é'];
 const mutation: fc.Arbitrary<Mutation> = fc.oneof(
-  fc.tuple(fc.nat(), fc.constantFrom(...CHARS)).map(([i, c]) =>
-    m(`insert ${JSON.stringify(c)} at ${i}`, (t) => t.slice(0, i % (t.length + 1)) + c + t.slice(i % (t.length + 1))),
-  ),
+  fc
+    .tuple(fc.nat(), fc.constantFrom(...CHARS))
+    .map(([i, c]) =>
+      m(`insert ${JSON.stringify(c)} at ${i}`, (t) => t.slice(0, i % (t.length + 1)) + c + t.slice(i % (t.length + 1))),
+    ),
   fc.nat().map((i) => m(`delete at ${i}`, (t) => t.slice(0, i % (t.length || 1)) + t.slice((i % (t.length || 1)) + 1))),
-  fc.tuple(fc.nat(), fc.constantFrom(...CHARS)).map(([i, c]) =>
-    m(`substitute ${JSON.stringify(c)} at ${i}`, (t) => t.slice(0, i % (t.length || 1)) + c + t.slice((i % (t.length || 1)) + 1)),
-  ),
-  fc.tuple(fc.nat(2), fc.constantFrom('=', '==')).map(([i, p]) => m(`pad segment ${i} with ${p}`, (t) => editSegment(t, i, (s) => s + p))),
+  fc
+    .tuple(fc.nat(), fc.constantFrom(...CHARS))
+    .map(([i, c]) =>
+      m(
+        `substitute ${JSON.stringify(c)} at ${i}`,
+        (t) => t.slice(0, i % (t.length || 1)) + c + t.slice((i % (t.length || 1)) + 1),
+      ),
+    ),
+  fc
+    .tuple(fc.nat(2), fc.constantFrom('=', '=='))
+    .map(([i, p]) => m(`pad segment ${i} with ${p}`, (t) => editSegment(t, i, (s) => s + p))),
   fc.tuple(fc.nat(2), fc.nat(2)).map(([i, j]) =>
     m(`swap segments ${i} and ${j}`, (t) => {
       const parts = t.split('.');
@@ -85,12 +98,20 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
       return parts.join('.');
     }),
   ),
-  fc.nat(2).map((i) => m(`base64 alphabet in segment ${i}`, (t) => editSegment(t, i, (s) => s.replace(/-/g, '+').replace(/_/g, '/')))),
-  fc.nat(2).map((i) =>
-    m(`unused bits set in segment ${i}`, (t) =>
-      editSegment(t, i, (s) => (s.length === 0 ? s : s.slice(0, -1) + (ALPHABET[ALPHABET.indexOf(s.at(-1)!) | 1] ?? s.at(-1)))),
+  fc
+    .nat(2)
+    .map((i) =>
+      m(`base64 alphabet in segment ${i}`, (t) => editSegment(t, i, (s) => s.replace(/-/g, '+').replace(/_/g, '/'))),
     ),
-  ),
+  fc
+    .nat(2)
+    .map((i) =>
+      m(`unused bits set in segment ${i}`, (t) =>
+        editSegment(t, i, (s) =>
+          s.length === 0 ? s : s.slice(0, -1) + (ALPHABET[ALPHABET.indexOf(s.at(-1)!) | 1] ?? s.at(-1)),
+        ),
+      ),
+    ),
   fc.tuple(fc.nat(), fc.boolean()).map(([i, whole]) =>
     m(whole ? `upper-case segment ${i % 3}` : `flip the case at ${i}`, (t) => {
       if (whole) return editSegment(t, i, (s) => s.toUpperCase());
@@ -100,7 +121,9 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
     }),
   ),
   fc.constantFrom(' ', '\n', '\t').map((w) => m(`whitespace around: ${JSON.stringify(w)}`, (t) => `${w}${t}${w}`)),
-  fc.constantFrom('HS384', 'HS512', 'none', 'RS256', 'hs256', '').map((alg) => m(`alg ${alg}, MACed to match`, (t) => reheader(t, { alg }))),
+  fc
+    .constantFrom('HS384', 'HS512', 'none', 'RS256', 'hs256', '')
+    .map((alg) => m(`alg ${alg}, MACed to match`, (t) => reheader(t, { alg }))),
   fc
     .constantFrom<Record<string, unknown>>(
       { typ: 'JWT' },
@@ -135,13 +158,28 @@ const claims = fc.record({
     fc.oneof(
       { weight: 4, arbitrary: around(-300, 40) },
       // Exactly at a maximum age plus a tolerance, or one second past it.
-      { weight: 2, arbitrary: fc.tuple(fc.constantFrom(600, 3600), fc.constantFrom(0, 1, 5, 6, 30, 31)).map(([age, t]) => NOW - age - t) },
+      {
+        weight: 2,
+        arbitrary: fc
+          .tuple(fc.constantFrom(600, 3600), fc.constantFrom(0, 1, 5, 6, 30, 31))
+          .map(([age, t]) => NOW - age - t),
+      },
       { weight: 1, arbitrary: around(-4000, -300) },
       { weight: 1, arbitrary: fc.constantFrom<unknown>('now', null, [NOW]) },
     ),
   ),
-  iss: sometimes(fc.oneof({ weight: 4, arbitrary: fc.constant(ISS) }, { weight: 1, arbitrary: fc.constant('https://other.example.test') })),
-  aud: sometimes(fc.oneof({ weight: 4, arbitrary: fc.constantFrom<unknown>(AUD, ['x', AUD]) }, { weight: 1, arbitrary: fc.constantFrom<unknown>('other', ['x']) })),
+  iss: sometimes(
+    fc.oneof(
+      { weight: 4, arbitrary: fc.constant(ISS) },
+      { weight: 1, arbitrary: fc.constant('https://other.example.test') },
+    ),
+  ),
+  aud: sometimes(
+    fc.oneof(
+      { weight: 4, arbitrary: fc.constantFrom<unknown>(AUD, ['x', AUD]) },
+      { weight: 1, arbitrary: fc.constantFrom<unknown>('other', ['x']) },
+    ),
+  ),
   jti: sometimes(fc.string({ maxLength: 12 })),
 });
 
@@ -162,7 +200,10 @@ const testCase = fc.record({
   header: headerExtras,
   claims,
   // One in four tokens is left as made, so valid ones are common; the rest get one to three mutations.
-  mutations: fc.oneof({ weight: 1, arbitrary: fc.constant<Mutation[]>([]) }, { weight: 3, arbitrary: fc.array(mutation, { minLength: 1, maxLength: 3 }) }),
+  mutations: fc.oneof(
+    { weight: 1, arbitrary: fc.constant<Mutation[]>([]) },
+    { weight: 3, arbitrary: fc.array(mutation, { minLength: 1, maxLength: 3 }) },
+  ),
 });
 
 // ---------------------------------------------------------------------------------------------------
@@ -204,7 +245,8 @@ function rule71(token: string, payload: JWTPayload, cfg: Omit<JwtConfig, 'secret
     if (why !== undefined) return why;
   }
   const header = JSON.parse(new TextDecoder().decode(Buffer.from(parts[0]!, 'base64url'))) as Record<string, unknown>;
-  if ('typ' in header && !(typeof header.typ === 'string' && ['jwt', 'at+jwt'].includes(header.typ.toLowerCase()))) return 'typ';
+  if ('typ' in header && !(typeof header.typ === 'string' && ['jwt', 'at+jwt'].includes(header.typ.toLowerCase())))
+    return 'typ';
   if ('crit' in header) return 'crit';
   if ('b64' in header && header.b64 !== true) return 'b64';
   const { iat } = payload;
@@ -252,7 +294,9 @@ describe('HS256 fast path = jose + section 7.1', () => {
           accepted = false;
         }
         verdicts[accepted ? 'accepted' : 'refused']++;
-        expect(accepted, `jose ${payload ? 'accepts' : 'refuses'}, 7.1: ${why ?? 'ok'}; ${JSON.stringify(token)}`).toBe(expected);
+        expect(accepted, `jose ${payload ? 'accepts' : 'refuses'}, 7.1: ${why ?? 'ok'}; ${JSON.stringify(token)}`).toBe(
+          expected,
+        );
       }),
       { seed: 42, numRuns: 5000 },
     );
@@ -262,7 +306,17 @@ describe('HS256 fast path = jose + section 7.1', () => {
     expect(verdicts.refused).toBeGreaterThan(500);
     expect(UNIT_CASES).toEqual(expect.arrayContaining([...onlyBy71.keys()]));
     expect([...onlyBy71.keys()], JSON.stringify(Object.fromEntries(onlyBy71))).toEqual(
-      expect.arrayContaining(['padding', 'whitespace', 'non-canonical last character', 'typ', 'crit', 'b64', 'future iat', 'max age', 'missing iat']),
+      expect.arrayContaining([
+        'padding',
+        'whitespace',
+        'non-canonical last character',
+        'typ',
+        'crit',
+        'b64',
+        'future iat',
+        'max age',
+        'missing iat',
+      ]),
     );
   });
 });
