@@ -1,7 +1,7 @@
 // Client frames to actions: validation, authorization, rate limits, and one handler per frame type.
 // Every request gets exactly one answer (`ok` or `err`), even when the connection's work fails.
 import { BusError, toBytes, toJson, type Bus } from '../shared/bus/bus.js';
-import { isErrorReply, type DmRequest, type PubRequest, type SeqReply } from '../shared/cluster/messages.js';
+import { isErrorReply, type DmRequest, type PubRequest } from '../shared/cluster/messages.js';
 import type { SlotClient } from '../shared/cluster/slot-rpc.js';
 import { roomSlot, userSlot } from '../shared/cluster/slots.js';
 import type { Subjects } from '../shared/cluster/subjects.js';
@@ -204,13 +204,13 @@ export class Ingress {
       by: conn.user,
       exclude: f.echo ? undefined : conn.id,
     };
-    const { seq } = await this.d.slots.request<SeqReply>(roomSlot(f.room, this.d.cfg.slots), req);
+    const { seq } = await this.d.slots.request(roomSlot(f.room, this.d.cfg.slots), req);
     return { seq };
   }
 
   private async dm(conn: Conn, f: Extract<ClientFrame, { t: 'dm' }>): Promise<Answer> {
     const req: DmRequest = { op: 'dm', to: f.to, from: conn.user, d: f.data, mid: f.mid, by: conn.user };
-    const { seq } = await this.d.slots.request<SeqReply>(userSlot(f.to, this.d.cfg.slots), req);
+    const { seq } = await this.d.slots.request(userSlot(f.to, this.d.cfg.slots), req);
     return { seq };
   }
 

@@ -1,7 +1,7 @@
 // The backend API over NATS (protocol section 5), answered by any router (one queue group).
 import { createHash } from 'node:crypto';
 import type { Bus, BusMsg } from '../shared/bus/bus.js';
-import { decodeCount, encodeNodeRequest, type SeqReply } from '../shared/cluster/messages.js';
+import { decodeCount, encodeNodeRequest } from '../shared/cluster/messages.js';
 import type { SlotClient } from '../shared/cluster/slot-rpc.js';
 import { roomSlot, userSlot } from '../shared/cluster/slots.js';
 import type { Subjects } from '../shared/cluster/subjects.js';
@@ -21,14 +21,16 @@ const MAX_DEAD_LETTERS = 1000;
 
 const bad = (msg: string) => new RtgwError(ErrorCode.BadRequest, msg);
 
-export function serveApi(
-  bus: Bus,
-  subj: Subjects,
-  slots: SlotClient,
-  cfg: Config,
-  stores: RouterStores,
-  log: Logger,
-): () => void {
+export interface ApiDeps {
+  bus: Bus;
+  subj: Subjects;
+  slots: SlotClient;
+  cfg: Config;
+  stores: RouterStores;
+  log: Logger;
+}
+
+export function serveApi({ bus, subj, slots, cfg, stores, log }: ApiDeps): () => void {
   const { presence, inbox } = stores;
   const validFrom = (from: unknown): string => {
     const f = from ?? 'backend';
@@ -41,7 +43,7 @@ export function serveApi(
     return mid;
   };
   const sendDm = (to: string, from: string, data: unknown, mid: string | undefined, by: string) =>
-    slots.request<SeqReply>(userSlot(to, cfg.slots), { op: 'dm', to, from, d: JSON.stringify(data), mid, by });
+    slots.request(userSlot(to, cfg.slots), { op: 'dm', to, from, d: JSON.stringify(data), mid, by });
 
   const handlers: Record<string, (b: Body) => Promise<unknown>> = {
     async publish(b) {
@@ -57,7 +59,7 @@ export function serveApi(
         mid: validMid(b.mid),
         by: `backend/${from}`,
       };
-      const { seq } = await slots.request<SeqReply>(roomSlot(b.room, cfg.slots), req);
+      const { seq } = await slots.request(roomSlot(b.room, cfg.slots), req);
       return { seq };
     },
     async dm(b) {

@@ -17,15 +17,25 @@ const STATS_EVERY_MS = 2000;
 /** How long a retry waits for a gateway to say it holds the recipient. */
 const RETRY_ANSWER_MS = 1000;
 
-export function startDelivery(
-  inbox: RouterStores['inbox'],
-  bus: Bus,
-  subj: Subjects,
-  ownedSlots: () => number[],
-  everyMs: number,
-  metrics: Metrics,
-  log: Logger,
-): () => Promise<void> {
+export interface DeliveryDeps {
+  inbox: RouterStores['inbox'];
+  bus: Bus;
+  subj: Subjects;
+  ownedSlots: () => number[];
+  everyMs: number;
+  metrics: Metrics;
+  log: Logger;
+}
+
+export function startDelivery({
+  inbox,
+  bus,
+  subj,
+  ownedSlots,
+  everyMs,
+  metrics,
+  log,
+}: DeliveryDeps): () => Promise<void> {
   let stopped = false;
   let lastStats = 0;
 

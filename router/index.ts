@@ -17,22 +17,46 @@ export interface Router {
 
 export async function startRouter(d: RouterDeps): Promise<Router> {
   const { cfg, bus, stores, subj, metrics, log } = d;
-  const sequencer = new Sequencer(bus, subj, stores.log, stores.inbox, cfg.slots, metrics, log);
-  const slots = new SlotManager(cfg.nodeId, cfg.slots, cfg.leaseMs, stores.leases, sequencer, metrics, log);
-  sequencer.onLeaseLost = (slot) => slots.drop(slot);
-  const slotClient = new SlotClient(bus, subj, `router-${cfg.nodeId}`, cfg.requestTimeoutMs);
-  const stopApi = serveApi(bus, subj, slotClient, cfg, stores, log);
-  const stopReaper = startReaper(
-    stores.presence,
+  const sequencer = new Sequencer({
     bus,
     subj,
-    Math.max(100, Math.floor(cfg.presenceTtlMs / 4)),
+    log: stores.log,
+    inbox: stores.inbox,
+    slots: cfg.slots,
+    metrics,
+    logger: log,
+  });
+  const slots = new SlotManager({
+    me: cfg.nodeId,
+    slots: cfg.slots,
+    leaseMs: cfg.leaseMs,
+    leases: stores.leases,
+    events: sequencer,
     metrics,
     log,
-  );
+  });
+  sequencer.onLeaseLost = (slot) => slots.drop(slot);
+  const slotClient = new SlotClient(bus, subj, `router-${cfg.nodeId}`, cfg.requestTimeoutMs);
+  const stopApi = serveApi({ bus, subj, slots: slotClient, cfg, stores, log });
+  const stopReaper = startReaper({
+    presence: stores.presence,
+    bus,
+    subj,
+    everyMs: Math.max(100, Math.floor(cfg.presenceTtlMs / 4)),
+    metrics,
+    log,
+  });
   await slots.start();
   const sweepEveryMs = Math.max(20, Math.min(250, Math.floor(cfg.dmAckTimeoutMs / 4)));
-  const stopDelivery = startDelivery(stores.inbox, bus, subj, () => slots.ownedSlots(), sweepEveryMs, metrics, log);
+  const stopDelivery = startDelivery({
+    inbox: stores.inbox,
+    bus,
+    subj,
+    ownedSlots: () => slots.ownedSlots(),
+    everyMs: sweepEveryMs,
+    metrics,
+    log,
+  });
   log.info({ slots: slots.owned }, 'router started');
   return {
     get settled() {

@@ -7,14 +7,16 @@ import type { Logger } from '../shared/log.js';
 import type { Metrics } from '../shared/metrics.js';
 import type { RouterStores } from '../shared/store/ports.js';
 
-export function startReaper(
-  presence: RouterStores['presence'],
-  bus: Bus,
-  subj: Subjects,
-  everyMs: number,
-  metrics: Metrics,
-  log: Logger,
-): () => void {
+export interface ReaperDeps {
+  presence: RouterStores['presence'];
+  bus: Bus;
+  subj: Subjects;
+  everyMs: number;
+  metrics: Metrics;
+  log: Logger;
+}
+
+export function startReaper({ presence, bus, subj, everyMs, metrics, log }: ReaperDeps): () => void {
   let busy = false;
   const timer = setInterval(() => {
     if (busy) return;

@@ -7,9 +7,11 @@ import type { Bus, BusMsg, Subscription } from '../shared/bus/bus.js';
 import { errorReply, NotOwnerError, toRtgwError } from '../shared/errors.js';
 import {
   decodeSlotRequest,
+  encodeSlotAnswer,
   MOVED_REPLY,
   type DmRequest,
   type PubRequest,
+  type SeqReply,
   type SlotRequest,
 } from '../shared/cluster/messages.js';
 import { SlotReplies } from '../shared/cluster/slot-rpc.js';
@@ -38,6 +40,16 @@ interface Owned {
 const settled = (o: Owned): Promise<void> =>
   o.inflight === 0 ? Promise.resolve() : new Promise((resolve) => (o.idle = resolve));
 
+export interface SequencerDeps {
+  bus: Bus;
+  subj: Subjects;
+  log: RouterStores['log'];
+  inbox: RouterStores['inbox'];
+  slots: number;
+  metrics: Metrics;
+  logger: Logger;
+}
+
 export class Sequencer implements SlotEvents {
   private readonly owned = new Map<number, Owned>();
   /** Called when a fenced write is refused: the lease is gone, the slot must be dropped. */
@@ -47,21 +59,13 @@ export class Sequencer implements SlotEvents {
   /** Per-op children, resolved once: a labelled observe hashes its labels every time. */
   private readonly durations: Record<SlotRequest['op'], { observe(v: number): void }>;
 
-  constructor(
-    private readonly bus: Bus,
-    private readonly subj: Subjects,
-    private readonly log: RouterStores['log'],
-    private readonly inbox: RouterStores['inbox'],
-    private readonly slots: number,
-    private readonly metrics: Metrics,
-    private readonly logger: Logger,
-  ) {
-    this.replies = new SlotReplies(bus, subj);
-    this.durations = { pub: metrics.requestDuration.labels('pub'), dm: metrics.requestDuration.labels('dm') };
+  constructor(private readonly d: SequencerDeps) {
+    this.replies = new SlotReplies(d.bus, d.subj);
+    this.durations = { pub: d.metrics.requestDuration.labels('pub'), dm: d.metrics.requestDuration.labels('dm') };
   }
 
   gained(slot: number, lease: Lease): void {
-    const sub = this.bus.subscribe(this.subj.slot(slot), (msg) => this.handle(slot, msg));
+    const sub = this.d.bus.subscribe(this.d.subj.slot(slot), (msg) => this.handle(slot, msg));
     this.owned.set(slot, { sub, lease, inflight: 0, idle: undefined, moving: false });
   }
 
@@ -88,13 +92,13 @@ export class Sequencer implements SlotEvents {
     const o = this.owned.get(slot);
     if (!o) return; // Not ours any more; the owner answers.
     if (o.moving) {
-      this.replies.send(msg, MOVED_REPLY);
+      this.replies.send(msg, encodeSlotAnswer(MOVED_REPLY));
       return;
     }
     const req = decodeSlotRequest(msg.data);
     // The slot check guards against a sender that hashed with another RTGW_SLOTS.
-    if (!req || (req.op === 'pub' ? roomSlot(req.room, this.slots) : userSlot(req.to, this.slots)) !== slot) {
-      this.replies.send(msg, JSON.stringify(errorReply(ErrorCode.BadRequest, 'malformed slot request')));
+    if (!req || (req.op === 'pub' ? roomSlot(req.room, this.d.slots) : userSlot(req.to, this.d.slots)) !== slot) {
+      this.replies.send(msg, encodeSlotAnswer(errorReply(ErrorCode.BadRequest, 'malformed slot request')));
       return;
     }
     o.inflight++;
@@ -106,7 +110,7 @@ export class Sequencer implements SlotEvents {
     const started = performance.now();
     try {
       const reply = req.op === 'pub' ? await this.pub(slot, o.lease, req) : await this.dm(slot, o.lease, req);
-      this.replies.send(msg, reply);
+      this.replies.send(msg, encodeSlotAnswer(reply));
       this.durations[req.op].observe((performance.now() - started) / 1000);
     } catch (e) {
       if (e instanceof NotOwnerError) {
@@ -118,20 +122,13 @@ export class Sequencer implements SlotEvents {
       if (err.code === ErrorCode.Limit) {
         // The sender reached a limit (a full inbox, its share of one): its own doing, answered as is,
         // and no warning (a client can cause as many as it likes; contract section 7.1).
-        this.logger.debug({ slot, op: req.op, msg: err.message }, 'slot request refused by a limit');
-        this.replies.send(msg, JSON.stringify(errorReply(ErrorCode.Limit, err.message)));
+        this.d.logger.debug({ slot, op: req.op, msg: err.message }, 'slot request refused by a limit');
+        this.replies.send(msg, encodeSlotAnswer(errorReply(ErrorCode.Limit, err.message)));
         return;
       }
-      this.logger.warn({ err: e, slot, op: req.op }, 'slot request failed');
-      this.replies.send(
-        msg,
-        JSON.stringify(
-          errorReply(
-            err.code === ErrorCode.Internal ? ErrorCode.Unavailable : err.code,
-            'could not store the message; try again',
-          ),
-        ),
-      );
+      this.d.logger.warn({ err: e, slot, op: req.op }, 'slot request failed');
+      const code = err.code === ErrorCode.Internal ? ErrorCode.Unavailable : err.code;
+      this.replies.send(msg, encodeSlotAnswer(errorReply(code, 'could not store the message; try again')));
     } finally {
       if (--o.inflight === 0 && o.idle) {
         const idle = o.idle;
@@ -141,9 +138,9 @@ export class Sequencer implements SlotEvents {
     }
   }
 
-  private async pub(slot: number, lease: Lease, req: PubRequest): Promise<string> {
+  private async pub(slot: number, lease: Lease, req: PubRequest): Promise<SeqReply> {
     failpoint('router.before-append');
-    const r = await this.log.append(
+    const r = await this.d.log.append(
       {
         slot,
         room: req.room,
@@ -157,13 +154,13 @@ export class Sequencer implements SlotEvents {
     );
     failpoint('router.after-append');
     this.fanOut(req.room, req.exclude, r);
-    return `{"seq":${r.seq}}`;
+    return { seq: r.seq };
   }
 
   /** Stored in the recipient's inbox before the answer; delivered at once to wherever they are connected. */
-  private async dm(slot: number, lease: Lease, req: DmRequest): Promise<string> {
+  private async dm(slot: number, lease: Lease, req: DmRequest): Promise<SeqReply> {
     failpoint('router.before-append');
-    const r = await this.inbox.append(
+    const r = await this.d.inbox.append(
       {
         slot,
         to: req.to,
@@ -177,17 +174,17 @@ export class Sequencer implements SlotEvents {
     );
     failpoint('router.after-append');
     if (!r.duplicate) {
-      this.metrics.dmStored.inc();
-      this.metrics.inboxSize.observe(r.inboxSize);
+      this.d.metrics.dmStored.inc();
+      this.d.metrics.inboxSize.observe(r.inboxSize);
     }
     // A duplicate still pending is delivered again: the first delivery may have died with a router.
     // It goes to the gateways that hold the recipient's connections (presence, read in the same step).
     if (r.frame !== '' && r.nodes.length > 0) {
       const envelope = encodeDm(req.to, r.frame);
-      for (const node of r.nodes) this.bus.publish(this.subj.dm(node), envelope);
-      this.metrics.dmSent.inc({ kind: 'first' });
+      for (const node of r.nodes) this.d.bus.publish(this.d.subj.dm(node), envelope);
+      this.d.metrics.dmSent.inc({ kind: 'first' });
     }
-    return `{"seq":${r.seq}}`;
+    return { seq: r.seq };
   }
 
   /**
@@ -195,9 +192,9 @@ export class Sequencer implements SlotEvents {
    * crash, this repairs it; gateways drop seqs they already delivered, so no client sees it twice.
    */
   private fanOut(room: string, exclude: string | undefined, r: AppendResult): void {
-    if (r.duplicate) this.metrics.duplicates.inc();
-    else this.metrics.published.inc();
+    if (r.duplicate) this.d.metrics.duplicates.inc();
+    else this.d.metrics.published.inc();
     if (r.frame === '') return;
-    this.bus.publish(this.subj.room(room), encodeMessage(r.seq, frameTs(r.frame), r.epoch, exclude, r.frame));
+    this.d.bus.publish(this.d.subj.room(room), encodeMessage(r.seq, frameTs(r.frame), r.epoch, exclude, r.frame));
   }
 }

@@ -41,6 +41,16 @@ export const preferredOwner = (slot: number, routers: readonly string[]): string
   return best;
 };
 
+export interface SlotManagerDeps {
+  me: string;
+  slots: number;
+  leaseMs: number;
+  leases: SlotLeases;
+  events: SlotEvents;
+  metrics: Metrics;
+  log: Logger;
+}
+
 export class SlotManager {
   private readonly held = new Map<number, Lease>();
   private readonly freeSince = new Map<number, number>();
@@ -50,16 +60,8 @@ export class SlotManager {
   /** True after the first complete round: the router knows what it owns. */
   settled = false;
 
-  constructor(
-    private readonly me: string,
-    private readonly slots: number,
-    private readonly leaseMs: number,
-    private readonly leases: SlotLeases,
-    private readonly events: SlotEvents,
-    private readonly metrics: Metrics,
-    private readonly log: Logger,
-  ) {
-    metrics.slotsTotal.set(slots);
+  constructor(private readonly d: SlotManagerDeps) {
+    d.metrics.slotsTotal.set(d.slots);
   }
 
   lease(slot: number): Lease | undefined {
@@ -76,11 +78,11 @@ export class SlotManager {
 
   async start(): Promise<void> {
     await this.tick();
-    const every = Math.max(50, Math.floor(this.leaseMs / 3));
+    const every = Math.max(50, Math.floor(this.d.leaseMs / 3));
     const loop = () => {
       this.timer = setTimeout(() => {
         this.running = this.tick()
-          .catch((e: unknown) => this.log.warn({ err: e }, 'slot round failed'))
+          .catch((e: unknown) => this.d.log.warn({ err: e }, 'slot round failed'))
           .finally(() => !this.stopped && loop());
       }, every);
     };
@@ -89,14 +91,14 @@ export class SlotManager {
 
   /** Drops a slot whose lease turned out to be lost (renewal failed or a fenced write was refused). */
   drop(slot: number): void {
-    if (this.held.has(slot)) this.log.warn({ slot }, 'slot lease lost');
+    if (this.held.has(slot)) this.d.log.warn({ slot }, 'slot lease lost');
     void this.forget(slot, false);
   }
 
   private async forget(slot: number, graceful: boolean): Promise<void> {
     if (!this.held.delete(slot)) return;
-    this.metrics.slotsOwned.set(this.held.size);
-    await this.events.lost(slot, graceful);
+    this.d.metrics.slotsOwned.set(this.held.size);
+    await this.d.events.lost(slot, graceful);
   }
 
   /** Releases every slot at once so other routers take them without waiting for the TTL. */
@@ -105,24 +107,28 @@ export class SlotManager {
     clearTimeout(this.timer);
     await this.running;
     // Leave the live set first: a router that sees the slots free must not wait for us to take them back.
-    await this.leases.leave(this.me);
+    await this.d.leases.leave(this.d.me);
     await Promise.allSettled([...this.held.values()].map((l) => this.handOver(l)));
   }
 
   private async tick(): Promise<void> {
-    await this.leases.heartbeat(this.me, this.leaseMs);
+    await this.d.leases.heartbeat(this.d.me, this.d.leaseMs);
     const renewals = [...this.held.values()].map(async (l) => {
-      if (!(await this.leases.renew(l, this.leaseMs))) this.drop(l.slot);
+      if (!(await this.d.leases.renew(l, this.d.leaseMs))) this.drop(l.slot);
     });
-    const [live, owners] = await Promise.all([this.leases.liveRouters(), this.leases.owners(this.slots), ...renewals]);
+    const [live, owners] = await Promise.all([
+      this.d.leases.liveRouters(),
+      this.d.leases.owners(this.d.slots),
+      ...renewals,
+    ]);
     if (this.stopped) return;
     const now = Date.now();
     const work: Promise<void>[] = [];
-    for (let slot = 0; slot < this.slots; slot++) {
+    for (let slot = 0; slot < this.d.slots; slot++) {
       const preferred = preferredOwner(slot, live);
       const mine = this.held.get(slot);
       if (mine) {
-        if (preferred !== undefined && preferred !== this.me) work.push(this.handOver(mine));
+        if (preferred !== undefined && preferred !== this.d.me) work.push(this.handOver(mine));
         continue;
       }
       if (owners[slot] !== null && owners[slot] !== undefined) {
@@ -131,28 +137,28 @@ export class SlotManager {
       }
       const since = this.freeSince.get(slot) ?? now;
       this.freeSince.set(slot, since);
-      if (preferred === this.me || now - since >= this.leaseMs) work.push(this.take(slot));
+      if (preferred === this.d.me || now - since >= this.d.leaseMs) work.push(this.take(slot));
     }
     await Promise.all(work);
-    this.metrics.slotsOwned.set(this.held.size);
+    this.d.metrics.slotsOwned.set(this.held.size);
     this.settled = true;
   }
 
   private async take(slot: number): Promise<void> {
-    const lease = await this.leases.acquire(slot, this.me, this.leaseMs);
+    const lease = await this.d.leases.acquire(slot, this.d.me, this.d.leaseMs);
     if (!lease || this.stopped) {
-      if (lease) await this.leases.release(lease);
+      if (lease) await this.d.leases.release(lease);
       return;
     }
     this.freeSince.delete(slot);
     this.held.set(slot, lease);
-    this.events.gained(slot, lease);
+    this.d.events.gained(slot, lease);
   }
 
   /** In-flight requests finish under the lease before it is released, so none is left unanswered. */
   private async handOver(lease: Lease): Promise<void> {
     await this.forget(lease.slot, true);
-    await this.leases.release(lease);
-    this.log.debug({ slot: lease.slot }, 'slot released');
+    await this.d.leases.release(lease);
+    this.d.log.debug({ slot: lease.slot }, 'slot released');
   }
 }

@@ -110,10 +110,28 @@ export type ErrorReply = { error: { code: ErrorCode; msg: string; retry?: boolea
  * The answer of a router that is handing a slot over: it has not acted on the request, and it still
  * holds the lease, so no other router can have acted on it either. Sending it again is safe.
  */
-export const MOVED_REPLY = JSON.stringify({
+export const MOVED_REPLY: ErrorReply = {
   error: { code: 'unavailable', msg: 'slot is moving to another router', retry: true },
-});
+};
 export type SeqReply = { seq: number };
 
 export const isErrorReply = (v: unknown): v is ErrorReply =>
   typeof v === 'object' && v !== null && typeof (v as ErrorReply).error?.code === 'string';
+
+/** What the owner of a slot answers a slot request: its seq, or why not. */
+export type SlotAnswer = SeqReply | ErrorReply;
+
+export const encodeSlotAnswer = (a: SlotAnswer): string => ('seq' in a ? `{"seq":${a.seq}}` : JSON.stringify(a));
+
+/** The answer, or undefined for text that is neither a seq nor an error reply (never throws). */
+export function decodeSlotAnswer(text: string): SlotAnswer | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (isErrorReply(v)) return v;
+  const seq = (v as { seq?: unknown } | null)?.seq;
+  return Number.isSafeInteger(seq) ? { seq: seq as number } : undefined;
+}

@@ -12,7 +12,7 @@ import { BurstBatches } from '../batches.js';
 import { toText, type Bus, type BusMsg, type Subscription } from '../bus/bus.js';
 import { RtgwError } from '../errors.js';
 import { ErrorCode } from '../protocol/codes.js';
-import { encodeSlotRequest, isErrorReply, type SlotRequest } from './messages.js';
+import { decodeSlotAnswer, encodeSlotRequest, type SeqReply, type SlotRequest } from './messages.js';
 import { REPLY_BATCH, type Subjects } from './subjects.js';
 
 const SWEEP_MS = 25;
@@ -24,7 +24,7 @@ interface Pending {
   attempt: number;
   /** Waiting to be sent again (no owner, or moving) until this time. */
   retryAt: number | undefined;
-  resolve: (reply: unknown) => void;
+  resolve: (reply: SeqReply) => void;
   reject: (e: Error) => void;
 }
 
@@ -46,11 +46,11 @@ export class SlotClient {
   }
 
   /** Resolves with the owner's answer; rejects with RtgwError (its error reply, or `unavailable`). */
-  request<T>(slot: number, req: SlotRequest): Promise<T> {
+  request(slot: number, req: SlotRequest): Promise<SeqReply> {
     // While disconnected the request could not leave; answering at once beats waiting out the timeout.
     if (!this.bus.connected)
       return Promise.reject(new RtgwError(ErrorCode.Unavailable, 'not connected to the cluster bus; try again'));
-    return new Promise<T>((resolve, reject) => {
+    return new Promise<SeqReply>((resolve, reject) => {
       const id = this.#next++;
       const p: Pending = {
         slot,
@@ -58,7 +58,7 @@ export class SlotClient {
         deadline: Date.now() + this.timeoutMs,
         attempt: 0,
         retryAt: undefined,
-        resolve: resolve as (r: unknown) => void,
+        resolve,
         reject,
       };
       this.#pending.set(id, p);
@@ -95,28 +95,30 @@ export class SlotClient {
   #answer(id: number, text: string | undefined): void {
     const p = this.#pending.get(id);
     if (!p) return; // settled already (a late answer after the deadline)
-    let reply: unknown;
-    try {
-      reply = text === undefined ? undefined : JSON.parse(text);
-    } catch {
-      return this.#settle(id, p, new RtgwError(ErrorCode.Internal, 'router answered with invalid JSON'));
+    const reply = text === undefined ? undefined : decodeSlotAnswer(text);
+    if (text !== undefined && reply === undefined) {
+      return this.#settle(
+        id,
+        p,
+        new RtgwError(ErrorCode.Internal, 'router answered with something that is not a slot answer'),
+      );
     }
-    if (text === undefined || (isErrorReply(reply) && reply.error.retry === true)) {
+    if (reply === undefined || ('error' in reply && reply.error.retry === true)) {
       p.retryAt = Date.now() + Math.min(25 * 2 ** p.attempt++, 250);
       return;
     }
-    if (isErrorReply(reply)) return this.#settle(id, p, new RtgwError(reply.error.code, reply.error.msg));
-    this.#settle(id, p, undefined, reply);
+    if ('error' in reply) return this.#settle(id, p, new RtgwError(reply.error.code, reply.error.msg));
+    this.#settle(id, p, reply);
   }
 
-  #settle(id: number, p: Pending, err: Error | undefined, reply?: unknown): void {
+  #settle(id: number, p: Pending, outcome: Error | SeqReply): void {
     this.#pending.delete(id);
     if (this.#pending.size === 0 && this.#sweep) {
       clearInterval(this.#sweep);
       this.#sweep = undefined;
     }
-    if (err) p.reject(err);
-    else p.resolve(reply);
+    if (outcome instanceof Error) p.reject(outcome);
+    else p.resolve(outcome);
   }
 
   #tick(): void {

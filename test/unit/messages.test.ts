@@ -7,9 +7,12 @@ import { describe, expect, it } from 'vitest';
 import {
   decodeCount,
   decodeNodeRequest,
+  decodeSlotAnswer,
   decodeSlotRequest,
   encodeNodeRequest,
+  encodeSlotAnswer,
   encodeSlotRequest,
+  MOVED_REPLY,
   type SlotRequest,
 } from '../../shared/cluster/messages.js';
 
@@ -99,5 +102,17 @@ describe('node requests', () => {
   it('a count is a safe integer, anything else counts 0', () => {
     expect(decodeCount(bytes('{"count":3}'))).toBe(3);
     for (const text of ['', 'null', '{"count":"3"}', '{"count":1.5}', '{}']) expect(decodeCount(bytes(text))).toBe(0);
+  });
+});
+
+describe('slot answers', () => {
+  it('decode to what was encoded: a seq, or an error reply with its retry flag', () => {
+    for (const a of [{ seq: 7 }, { error: { code: 'limit' as const, msg: 'full' } }, MOVED_REPLY]) {
+      expect(decodeSlotAnswer(encodeSlotAnswer(a))).toEqual(a);
+    }
+  });
+
+  it.each(['', 'null', '{}', '{"seq":"7"}', '{"seq":1.5}', '{"error":{}}', '[1]'])('refuses %j', (text) => {
+    expect(decodeSlotAnswer(text)).toBeUndefined();
   });
 });
