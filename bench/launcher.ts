@@ -16,6 +16,25 @@ import { setTimeout as delay } from 'node:timers/promises';
 
 /** Everything the launcher starts listens on loopback only. */
 export const LOOPBACK = '127.0.0.1';
+
+/**
+ * A throwaway redis-server on loopback: no persistence, files in `dir`, and the eviction policy rtgw
+ * requires (it refuses an evicting Redis).
+ */
+export const redisServerArgs = (port: number, dir: string): string[] => [
+  '--port',
+  String(port),
+  '--bind',
+  LOOPBACK,
+  '--save',
+  '',
+  '--appendonly',
+  'no',
+  '--maxmemory-policy',
+  'noeviction',
+  '--dir',
+  dir,
+];
 const STOP_GRACE_MS = 5_000;
 const LOG_LINES_KEPT = 40;
 /** How long an early exit's error waits for the rest of the child's output (a grandchild may hold the pipe). */

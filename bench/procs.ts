@@ -13,6 +13,7 @@ import {
   httpStatus,
   liveChildren,
   LOOPBACK,
+  redisServerArgs,
   spawnProcess,
   tcpProbe,
   waitReady,
@@ -32,7 +33,7 @@ export const LOADGEN_CPUS = cpus().length > 2 ? `1-${cpus().length - 1}` : '1';
 /** A process the bench started: launcher.ts tracks it by PID and kills it if the bench dies first. */
 export type Proc = Launched;
 
-export { findBinary, freePort, httpStatus, tcpProbe };
+export { findBinary, freePort, httpStatus, redisServerArgs, tcpProbe };
 
 /** Starts a server process with its output appended to `logFile` (its last lines also go into errors). */
 export function startProc(name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv, logFile: string): Proc {

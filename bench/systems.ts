@@ -9,6 +9,7 @@ import {
   HOST,
   httpStatus,
   pin,
+  redisServerArgs,
   ROOT,
   SERVER_CPUS,
   startProc,
@@ -99,21 +100,7 @@ class Builder {
 
   async redis(): Promise<string> {
     const port = await freePort();
-    const args = [
-      '--port',
-      String(port),
-      '--bind',
-      HOST,
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--maxmemory-policy',
-      'noeviction',
-      '--dir',
-      this.c.tmp,
-    ];
-    const p = this.proc('redis', findBinary('redis-server'), args, process.env);
+    const p = this.proc('redis', findBinary('redis-server'), redisServerArgs(port, this.c.tmp), process.env);
     await waitFor('redis-server answering PING', p, () => tcpProbe(port, 'PING\r\n', '+PONG'));
     return `redis://${HOST}:${port}`;
   }

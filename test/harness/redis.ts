@@ -7,6 +7,7 @@ import {
   launch,
   LOOPBACK,
   PortInUseError,
+  redisServerArgs,
   retryPortInUse,
   tcpProbe,
   type Launched,
@@ -45,21 +46,7 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisSer
   const extra = opts.args ?? [];
   const timeoutMs = opts.startupTimeoutMs ?? 10_000;
   const start = async (port: number) => {
-    const args = [
-      '--port',
-      String(port),
-      '--bind',
-      LOOPBACK,
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--maxmemory-policy',
-      'noeviction',
-      '--dir',
-      tmpdir(),
-      ...extra,
-    ];
+    const args = [...redisServerArgs(port, tmpdir()), ...extra];
     const { proc } = await launch('redis-server', bin, args, {
       what: `it answered PING on port ${port}`,
       timeoutMs,
