@@ -14,8 +14,11 @@ export interface Conn {
   open: boolean;
   /** Set once its pending direct messages were sent: from then on it gets the live ones. */
   dmLive: boolean;
-  /** Rooms joined or being joined, with whether `joined`/`left` events were asked for (made at the first join). */
-  rooms: Map<RoomId, { presence: boolean }> | undefined;
+  /**
+   * Rooms joined or being joined, with whether `joined`/`left` events were asked for, and whether a refresh
+   * took the connection out of the room while its join was under way (made at the first join).
+   */
+  rooms: Map<RoomId, { presence: boolean; removed: boolean }> | undefined;
   /** Frames, and bytes of frames, it may still send (RTGW_RATE_LIMIT, RTGW_RATE_LIMIT_BYTES). */
   readonly bucket: TokenBucket;
   readonly byteBucket: TokenBucket;

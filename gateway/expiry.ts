@@ -18,6 +18,8 @@ export class Expiry {
   /** Schedules `conn` for its token's current `exp` (again, after a refresh). */
   arm(conn: Conn): void {
     this.disarm(conn);
+    if (!conn.open) return; // a closed connection is never armed: nothing would disarm it
+
     const second = Math.max(Math.floor(conn.claims.exp), this.done + 1);
     let bucket = this.buckets.get(second);
     if (!bucket) this.buckets.set(second, (bucket = new Set()));

@@ -10,7 +10,7 @@ import type { Config } from '../shared/config.js';
 import { RtgwError, toRtgwError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { Metrics } from '../shared/metrics.js';
-import { parseClientFrame } from '../shared/protocol/codec.js';
+import { frameId, parseClientFrame } from '../shared/protocol/codec.js';
 import { encodeServerFrame } from '../shared/protocol/server-codec.js';
 import { CloseCode, ErrorCode, isErrorCode } from '../shared/protocol/codes.js';
 import type { ClientFrame, Json, RawJson, Request } from '../shared/protocol/frames.js';
@@ -54,11 +54,12 @@ export class Ingress {
 
   /** One text frame of `bytes` bytes from a client. Synchronous up to the first await; never throws. */
   handle(conn: Conn, text: string, bytes: number): void {
+    // A closed connection's state is gone: nothing a frame does may add to it again.
+    if (!conn.open) return;
     // Frames and bytes both: at the frame limit alone, near-limit frames would be 500 × 64 KiB a second.
     if (!conn.bucket.take() || !conn.byteBucket.take(bytes)) {
       // Not parsed (that is the work being refused), but the id lets the client tell which request was dropped.
-      const id = /"id"\s*:\s*(\d{1,15})\b/.exec(text)?.[1];
-      return this.rateLimited(conn, id === undefined ? undefined : Number(id));
+      return this.rateLimited(conn, frameId(text));
     }
     const parsed = parseClientFrame(text);
     if (!parsed.ok) return this.refuse(conn, parsed.id, parsed.code, parsed.msg);
@@ -152,14 +153,19 @@ export class Ingress {
     }
     // This join's own entry: a leave, a close or another join of the room meanwhile replaces or removes it,
     // and from then on this join adds nothing (presence, subscriptions) that nothing would remove.
-    const entry = { presence };
+    const entry = { presence, removed: false };
     (conn.rooms ??= new Map()).set(f.room, entry);
     const current = () => conn.open && conn.rooms?.get(f.room) === entry;
     let joined;
     try {
       joined = await this.d.hub.join(conn, f.room, f.since, f.epoch);
     } catch (e) {
-      if (conn.rooms?.get(f.room) === entry) conn.rooms.delete(f.room);
+      // Still current: the connection is in the room no more, and a repeated join's earlier presence goes too.
+      if (conn.rooms?.get(f.room) === entry) {
+        this.leave(conn, f.room).catch((err: unknown) =>
+          this.d.log.warn({ err, conn: conn.id }, 'presence leave failed'),
+        );
+      }
       throw e;
     }
     if (current()) {
@@ -174,7 +180,12 @@ export class Ingress {
         .catch((e: unknown) => this.d.log.warn({ err: e, conn: conn.id }, 'presence join failed'));
     }
     return () => {
-      // Every request is answered, even one superseded by a leave or a newer join; only the current one goes live.
+      // Every request is answered, even one superseded by a leave or a newer join; only the current one goes
+      // live. One that a refresh took out of the room was refused in effect: `removed` went out already.
+      if (entry.removed) {
+        const msg = 'token does not allow join on this room';
+        return this.send(conn, encodeServerFrame({ t: 'err', id: f.id, code: ErrorCode.Forbidden, msg }), 'err');
+      }
       this.send(conn, encodeServerFrame({ t: 'ok', id: f.id, room: f.room, ...joined.result }), 'ok');
       if (!current()) return;
       if (presence) conn.ws.subscribe(presenceTopic(f.room));
@@ -244,11 +255,13 @@ export class Ingress {
       throw new RtgwError(ErrorCode.Unauthorized, e instanceof AuthError ? e.reason : 'invalid token');
     }
     if (claims.sub !== conn.user) throw new RtgwError(ErrorCode.Unauthorized, 'token is for another user');
+    if (!conn.open) return undefined; // closed while the token was checked: nothing to refresh
     conn.claims = claims;
     this.d.armExpiry(conn);
     // Rooms the new token no longer allows are left at once (joins under way too), before the answer.
     for (const room of [...(conn.rooms?.keys() ?? [])]) {
       if (matchesAny(claims.rooms, room)) continue;
+      conn.rooms!.get(room)!.removed = true;
       this.send(conn, encodeServerFrame({ t: 'removed', room, reason: 'forbidden' }), 'removed');
       this.leave(conn, room).catch((e: unknown) =>
         this.d.log.warn({ err: e, conn: conn.id, room }, 'presence leave failed'),

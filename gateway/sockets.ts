@@ -163,7 +163,11 @@ export class Sockets {
     this.d.event('connect', conn);
     const early = data.early ?? [];
     data.early = undefined;
-    for (const f of early) this.#frame(conn, f.text, f.binary, Buffer.byteLength(f.text));
+    for (const f of early) {
+      // A frame may close the connection (the strike that ends it runs the close handler at once).
+      if (!conn.open) break;
+      this.#frame(conn, f.text, f.binary, Buffer.byteLength(f.text));
+    }
   }
 
   #frame(conn: Conn, text: string, binary: boolean, bytes: number): void {

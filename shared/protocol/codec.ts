@@ -139,16 +139,26 @@ const safeString = (raw: string): string | undefined => {
   }
 };
 
+/** The request id at `span` (a top-level `id` found by scan), when it is one. */
+function requestId(text: string, span: Span | undefined): number | undefined {
+  const raw = span && text.slice(span.from, span.to);
+  return raw && /^\d{1,15}$/.test(raw) ? Number(raw) : undefined;
+}
+
+/** The frame's top-level `id` when it is a request id, read without parsing (for a frame refused unread). */
+export const frameId = (text: string): number | undefined => requestId(text, scan(text).id);
+
 /** Parses one text frame. Never throws: every failure is a `bad_request` with the request id when known. */
 export function parseClientFrame(text: string): Parsed {
   const { tooDeep, data, id: idSpan } = scan(text);
   if (tooDeep) {
     // Not parsed (that is the work refused), but the request is answered with its id.
-    const id =
-      idSpan && /^\d{1,15}$/.test(text.slice(idSpan.from, idSpan.to))
-        ? Number(text.slice(idSpan.from, idSpan.to))
-        : undefined;
-    return { ok: false, id, code: ErrorCode.BadRequest, msg: `JSON nested deeper than ${MAX_JSON_DEPTH} levels` };
+    return {
+      ok: false,
+      id: requestId(text, idSpan),
+      code: ErrorCode.BadRequest,
+      msg: `JSON nested deeper than ${MAX_JSON_DEPTH} levels`,
+    };
   }
   let v: unknown;
   try {

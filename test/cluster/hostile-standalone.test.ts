@@ -1,7 +1,16 @@
 // The hostile-client cases of contract section 7.1 that belong to one gateway process, against real
 // standalone processes (memory engine, development tokens): joins overtaken by a leave or a close leave
 // nothing behind, and the connection caps of a gateway (RTGW_MAX_CONNECTIONS, RTGW_MAX_CONNECT_RATE).
+import { execFileSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { createServer as createHttpsServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { exportJWK, SignJWT } from 'jose';
+import WebSocket from 'ws';
 import type { Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ClientPool, type TestClient } from '../harness/client.js';
@@ -136,5 +145,82 @@ describe('RTGW_MAX_CONNECT_RATE', () => {
     expect(await upgrade(n)).toEqual({ status: 503, retryAfter: '1' });
     await sleep(1100);
     await connect(n);
+  });
+});
+
+describe('frames sent before welcome', () => {
+  let jwks: Server | undefined;
+  afterAll(() => jwks?.close());
+
+  it('are kept, 16 at most (then 1008), and stop at the one that closes the connection: joins after it add nothing', async () => {
+    // A JWKS served over HTTPS (a test CA the node trusts) that answers after 400 ms: the first token waits
+    // for it, so everything the client sends right after the upgrade arrives before `welcome`.
+    const dir = mkdtempSync(join(tmpdir(), 'rtgw-jwks-'));
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-days',
+        '1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
+    const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+    const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'EdDSA' };
+    jwks = createHttpsServer(
+      { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) },
+      (_req, res) => {
+        setTimeout(
+          () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] })),
+          400,
+        );
+      },
+    );
+    await new Promise<void>((r) => jwks!.listen(0, '127.0.0.1', r));
+    const n = await standalone({
+      RTGW_JWT_JWKS_URL: `https://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks`,
+      NODE_EXTRA_CA_CERTS: join(dir, 'cert.pem'),
+    });
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: 'EdDSA', kid: 'k1' })
+      .setSubject('early')
+      .setExpirationTime('1h')
+      .sign(privateKey);
+    const ws = new WebSocket(`${n.url}?token=${token}`);
+    const closed = new Promise<number>((r) => ws.on('close', (code) => r(code)));
+    // Beside it, one that sends more than the 16 frames a connection may send before its welcome.
+    const eager = new WebSocket(`${n.url}?token=${token}`);
+    const eagerClosed = new Promise<[number, string]>((r) => eager.on('close', (code, why) => r([code, String(why)])));
+    eager.on('open', () => {
+      for (let i = 0; i < 17; i++) eager.send('{"t":"ping"}');
+    });
+    ws.on('open', () => {
+      // Eleven bad frames (the eleventh strike closes with 1008), then joins that must not run.
+      for (let i = 0; i < 11; i++) ws.send('x');
+      for (let i = 0; i < 5; i++) ws.send(JSON.stringify({ t: 'join', id: i + 1, room: `early-${i}`, since: 0 }));
+    });
+    expect(await closed).toBe(1008);
+    expect(await eagerClosed).toEqual([1008, 'too many frames before welcome']);
+    await sleep(300);
+    const e = await metrics(n);
+    expect({
+      rooms: sum(e, 'rtgw_gateway_rooms'),
+      members: sum(e, 'rtgw_gateway_room_members'),
+      joiners: sum(e, 'rtgw_gateway_joiners'),
+    }).toEqual({ rooms: 0, members: 0, joiners: 0 });
   });
 });

@@ -38,6 +38,14 @@ function sendThenClose(c: TestClient, frames: Record<string, unknown>[]): void {
   socket.uncork();
 }
 
+/** Sends every frame in one TCP write. */
+function sendThenKeep(c: TestClient, frames: Record<string, unknown>[]): void {
+  const socket = (c.ws as unknown as { _socket: Socket })._socket;
+  socket.cork();
+  for (const f of frames) c.sendJson(f);
+  socket.uncork();
+}
+
 /** The gateway's holdings gauges (rtgw_gateway_*). */
 async function holdings(gw: number) {
   const e = await metrics(suite.cluster.gateways[gw]!);
@@ -221,6 +229,41 @@ describe('refresh with a narrower rooms claim', () => {
     await c.ping();
     expect(c.msgs(dropped)).toEqual([]);
     expect(await c.request({ t: 'join', room: dropped })).toMatchObject({ t: 'err', code: 'forbidden' });
+  });
+});
+
+describe('answers a racing or refused request gets', () => {
+  it('a join under way when a refresh takes its room away is answered forbidden, after removed, and holds nothing', async () => {
+    const user = uid('racer');
+    const [kept, dropped] = [uid('kept'), uid('dropped')];
+    const c = await client(0, user, { rooms: [kept, dropped] });
+    const token = await suite.cluster.token(user, { rooms: [kept] });
+    // The join waits for a history read; the refresh is checked meanwhile.
+    sendThenKeep(c, [
+      { t: 'join', id: 1, room: dropped, since: 0 },
+      { t: 'refresh', id: 2, token },
+    ]);
+    const answer = await c.next((f) => f.id === 1 && (f.t === 'ok' || f.t === 'err'));
+    expect(answer).toMatchObject({ t: 'err', code: 'forbidden' });
+    const removedAt = c.frames.findIndex((f) => f.t === 'removed' && f.room === dropped);
+    expect(removedAt).toBeGreaterThanOrEqual(0);
+    expect(removedAt).toBeLessThan(c.frames.indexOf(answer));
+    await c.next((f) => f.id === 2 && f.t === 'ok');
+    await sleep(300);
+    expect((await api<{ count: number }>('presence', { room: dropped })).count).toBe(0);
+    expect(await holdings(0)).toMatchObject({ joiners: 0, buffered: 0 });
+  });
+
+  it('a frame refused by the rate limit is answered with its own id, not one inside its data', async () => {
+    const c = await client(0);
+    const room = uid('rl');
+    // The burst of twice the rate in cheap frames and a few more (refused: strikes, fewer than ten), then a
+    // publish whose data holds an "id" before the frame's: refused too, unless the bucket refilled meanwhile.
+    const flood = Array.from({ length: 2 * RATE_LIMIT + 5 }, () => ({ t: 'ping' }));
+    sendThenKeep(c, [...flood, { t: 'pub', room, data: { id: 3 }, id: 7 }]);
+    // The pings carry no id: the only refusal with one is the publish's.
+    const err = await c.next((f) => f.t === 'err' && f.code === 'rate_limited' && f.id !== undefined);
+    expect(err.id).toBe(7);
   });
 });
 

@@ -71,6 +71,8 @@ let router: Router;
 let gw: Gateway[] = [];
 let faulty: FaultyBus;
 let gwMetrics: Metrics;
+/** While set, history reads of gateway g1 fail (a store that cannot be read). */
+let failReads = false;
 const clients: TestClient[] = [];
 
 const cfgFor = (node: string) =>
@@ -126,7 +128,13 @@ beforeAll(async () => {
     await startGateway({
       cfg: cfgFor('g1'),
       bus: hub.connect(),
-      stores,
+      stores: {
+        ...stores,
+        log: {
+          read: (...a: Parameters<typeof stores.log.read>) =>
+            failReads ? Promise.reject(new Error('history unreadable (injected)')) : stores.log.read(...a),
+        },
+      },
       subj,
       metrics: createMetrics('gateway'),
       log: silent,
@@ -269,5 +277,29 @@ describe('requests racing on one connection', () => {
     await c.ping();
     expect(c.msgs(room).map((m) => m.data)).toEqual(['before', 'after']);
     for (const id of [j1, j2]) expect(c.answers.get(id)).toBe(1);
+  });
+});
+
+describe('a join that fails', () => {
+  it('a repeated join whose history read fails leaves the room for good: no presence, no messages', async () => {
+    const room = 'failing-rejoin';
+    const c = await client(1, 'rejoiner');
+    const watcher = await client(0, 'watcher');
+    await c.ok({ t: 'join', room, presence: true });
+    expect((await watcher.ok({ t: 'presence', room })).count).toBe(1);
+    failReads = true;
+    try {
+      expect(await c.request({ t: 'join', room, since: 0 })).toMatchObject({ t: 'err' });
+    } finally {
+      failReads = false;
+    }
+    await waitFor(
+      async () => (await watcher.ok({ t: 'presence', room })).count === 0,
+      2000,
+      'the rejoiner gone from presence',
+    );
+    await watcher.ok({ t: 'pub', room, data: 'after' });
+    await c.ping();
+    expect(c.msgs(room)).toEqual([]);
   });
 });
