@@ -95,6 +95,8 @@ export class DirectHub {
         pending = await this.d.inbox.pending(u.slot, u.user);
       } catch (e) {
         u.start(0); // when the head is not known yet, ordering starts from the first live message
+        // Live from now on: its pending messages come as the router's retries, which reach live connections only.
+        conn.dmLive = true;
         throw e;
       }
       // Once per stream: a later attacher's head is not used.

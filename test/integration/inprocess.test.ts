@@ -71,7 +71,7 @@ let router: Router;
 let gw: Gateway[] = [];
 let faulty: FaultyBus;
 let gwMetrics: Metrics;
-/** While set, history reads of gateway g1 fail (a store that cannot be read). */
+/** While set, history reads and pending-inbox reads of gateway g1 fail (a store that cannot be read). */
 let failReads = false;
 const clients: TestClient[] = [];
 
@@ -133,6 +133,12 @@ beforeAll(async () => {
         log: {
           read: (...a: Parameters<typeof stores.log.read>) =>
             failReads ? Promise.reject(new Error('history unreadable (injected)')) : stores.log.read(...a),
+        },
+        inbox: {
+          pending: (...a: Parameters<typeof stores.inbox.pending>) =>
+            failReads ? Promise.reject(new Error('inbox unreadable (injected)')) : stores.inbox.pending(...a),
+          peek: (...a: Parameters<typeof stores.inbox.peek>) => stores.inbox.peek(...a),
+          ack: (...a: Parameters<typeof stores.inbox.ack>) => stores.inbox.ack(...a),
         },
       },
       subj,
@@ -301,5 +307,21 @@ describe('a join that fails', () => {
     await watcher.ok({ t: 'pub', room, data: 'after' });
     await c.ping();
     expect(c.msgs(room)).toEqual([]);
+  });
+});
+
+describe('a connection whose pending direct messages could not be read', () => {
+  it('still gets the live ones', async () => {
+    failReads = true;
+    let c: TestClient;
+    try {
+      c = await client(1, 'unread-inbox');
+      await c.ping(); // attached (and failed to read the inbox) by now
+    } finally {
+      failReads = false;
+    }
+    const sender = await client(0, 'dm-sender');
+    const { seq } = await sender.ok({ t: 'dm', to: 'unread-inbox', data: 'live' });
+    await c.next((f) => f.t === 'dm' && f.seq === seq, 3000);
   });
 });
