@@ -52,10 +52,13 @@ export interface IngressDeps {
 export class Ingress {
   constructor(private readonly d: IngressDeps) {}
 
-  /** One text frame of `bytes` bytes from a client. Synchronous up to the first await; never throws. */
-  handle(conn: Conn, text: string, bytes: number): void {
-    // A closed connection's state is gone: nothing a frame does may add to it again.
+  /** One frame of `bytes` bytes from a client. Synchronous up to the first await; never throws. */
+  handle(conn: Conn, text: string, bytes: number, binary: boolean): void {
+    // A closed connection's state is gone: nothing a frame does may add to it again. (A frame can close
+    // it, and the frames after it in the same read, or kept from before `welcome`, still arrive here.)
     if (!conn.open) return;
+    if (binary)
+      return this.refuse(conn, undefined, ErrorCode.BadRequest, 'binary frames are not supported; send JSON text');
     // Frames and bytes both: at the frame limit alone, near-limit frames would be 500 × 64 KiB a second.
     if (!conn.bucket.take() || !conn.byteBucket.take(bytes)) {
       // Not parsed (that is the work being refused), but the id lets the client tell which request was dropped.

@@ -5,7 +5,7 @@ import uWS, { type HttpRequest, type HttpResponse, type WebSocket, type WebSocke
 import type { Config } from '../shared/config.js';
 import type { Logger } from '../shared/log.js';
 import { closeCodeLabel, type Metrics } from '../shared/metrics.js';
-import { CloseCode, ErrorCode, PROTOCOL_VERSION } from '../shared/protocol/codes.js';
+import { CloseCode, PROTOCOL_VERSION } from '../shared/protocol/codes.js';
 import { encodeServerFrame } from '../shared/protocol/server-codec.js';
 import type { GatewayStores } from '../shared/store/ports.js';
 import { AuthError, type Claims, type Verifier } from './auth.js';
@@ -163,22 +163,7 @@ export class Sockets {
     this.d.event('connect', conn);
     const early = data.early ?? [];
     data.early = undefined;
-    for (const f of early) {
-      // A frame may close the connection (the strike that ends it runs the close handler at once).
-      if (!conn.open) break;
-      this.#frame(conn, f.text, f.binary, Buffer.byteLength(f.text));
-    }
-  }
-
-  #frame(conn: Conn, text: string, binary: boolean, bytes: number): void {
-    if (binary)
-      return this.d.ingress.refuse(
-        conn,
-        undefined,
-        ErrorCode.BadRequest,
-        'binary frames are not supported; send JSON text',
-      );
-    this.d.ingress.handle(conn, text, bytes);
+    for (const f of early) this.d.ingress.handle(conn, f.text, Buffer.byteLength(f.text), f.binary);
   }
 
   #message(ws: WebSocket<ConnData>, ab: ArrayBuffer, isBinary: boolean): void {
@@ -189,7 +174,7 @@ export class Sockets {
     // The ArrayBuffer is only valid during this call: decode before anything else.
     const text = Buffer.from(ab).toString('utf8');
     const data = ws.getUserData();
-    if (data.conn) return this.#frame(data.conn, text, isBinary, ab.byteLength);
+    if (data.conn) return this.d.ingress.handle(data.conn, text, ab.byteLength, isBinary);
     // Sent before `welcome` (the token is still being verified): kept, a few at most.
     const early = (data.early ??= []);
     if (early.length >= MAX_EARLY_FRAMES) return endSocket(ws, CloseCode.Policy, 'too many frames before welcome');
