@@ -8,7 +8,7 @@ import type { DeadLetter } from '../../shared/store/ports.js';
 import type { Frame } from '../harness/client.js';
 import { uid } from '../harness/cluster.js';
 import { History } from '../harness/history.js';
-import { metricSum, metricWith } from '../harness/nodes.js';
+import { expectRetryQueueEmpty, metricSum, metricWith } from '../harness/nodes.js';
 import { ACK_TIMEOUT_MS, FAST_ENV, MAX_ATTEMPTS, MAX_BACKOFF_MS, useScenario } from '../harness/scenario.js';
 import { waitFor } from '../harness/wait.js';
 
@@ -140,12 +140,7 @@ it('unacknowledged dms are retried with backoff, dead-lettered after the last at
   );
 
   // Nothing is retried after the acks: the retry queue drains and no further frame arrives.
-  await waitFor(
-    async () => (await sumMetric('rtgw_retry_queue_size')) === 0,
-    6000,
-    'rtgw_retry_queue_size to reach 0',
-  ).catch(() => undefined);
-  expect(await sumMetric('rtgw_retry_queue_size'), 'rtgw_retry_queue_size (routers)').toBe(0);
+  await expectRetryQueueEmpty(live());
   // Absence needs a window: one ack timeout plus the longest backoff, in which any retry would come.
   const quietFrom = recipient.frames.length;
   await new Promise((r) => setTimeout(r, ACK_TIMEOUT_MS + MAX_BACKOFF_MS));

@@ -11,7 +11,7 @@
 import { describe, expect, it } from 'vitest';
 import { uid } from '../harness/cluster.js';
 import { History, type CheckResult, type Sender } from '../harness/history.js';
-import { metricSum } from '../harness/nodes.js';
+import { expectRetryQueueEmpty, metricSum } from '../harness/nodes.js';
 import { prng, TEST_SEED } from '../harness/random.js';
 import { ACK_TIMEOUT_MS, FAST_ENV, MAX_BACKOFF_MS, useScenario } from '../harness/scenario.js';
 import { waitFor } from '../harness/wait.js';
@@ -63,12 +63,7 @@ describe.sequential('a recipient offline for the whole run', () => {
     expect(result.lines()).toEqual([]);
 
     // Nothing is retried after the acks: the retry queue drains, no dm arrives, a new connection gets no replay.
-    await waitFor(
-      async () => (await sumMetric('rtgw_retry_queue_size')) === 0,
-      6000,
-      'rtgw_retry_queue_size to reach 0',
-    ).catch(() => undefined);
-    expect(await sumMetric('rtgw_retry_queue_size'), 'rtgw_retry_queue_size (routers)').toBe(0);
+    await expectRetryQueueEmpty(suite.cluster.routers);
     const again = await client(1 - gw, quiet);
     const count = conn.of('dm').length;
     // Absence needs a window: one ack timeout plus the longest backoff, in which any retry would come

@@ -5,38 +5,32 @@
 import { preferredOwner } from '../../router/slots.js';
 import { DEFAULT_SLOTS, roomSlot, userSlot } from '../../shared/cluster/slots.js';
 import { connect, type Frame } from './client.js';
+import { expect } from 'vitest';
 import { httpGet, uid, type Cluster, type Node } from './cluster.js';
+import { metrics, sum } from './metrics.js';
 import { waitFor } from './wait.js';
 
 /** Sum of every sample of metric `name` (all label sets) on a node's /metrics. */
-export async function metric(node: Node, name: string): Promise<number> {
-  const { status, body } = await httpGet(`${node.adminUrl}/metrics`);
-  if (status !== 200) throw new Error(`GET /metrics on ${node.nodeId}: ${status}`);
-  let sum = 0;
-  for (const line of body.split('\n')) {
-    if (line.startsWith(`${name} `) || line.startsWith(`${name}{`))
-      sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
-}
+export const metric = async (node: Node, name: string): Promise<number> => sum(await metrics(node), name);
 
 /** Samples of metric `name` carrying `label` (e.g. `reason="attempts"`; nodes add a `role` label), summed over `nodes`. */
 export async function metricWith(nodes: readonly Node[], name: string, label: string): Promise<number> {
-  let sum = 0;
-  for (const n of nodes) {
-    const { body } = await httpGet(`${n.adminUrl}/metrics`);
-    for (const line of body.split('\n')) {
-      if (!line.startsWith(`${name}{`)) continue;
-      const labels = line.slice(name.length + 1, line.indexOf('}'));
-      if (labels.split(',').includes(label)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-    }
-  }
-  return sum;
+  const eq = label.indexOf('=');
+  const labels = { [label.slice(0, eq)]: JSON.parse(label.slice(eq + 1)) as string };
+  const each = await Promise.all(nodes.map(async (n) => sum(await metrics(n), name, labels)));
+  return each.reduce((a, b) => a + b, 0);
 }
 
 /** Sum of metric `name` over `nodes` (each summed over its label sets, as `metric` does). */
 export async function metricSum(nodes: readonly Node[], name: string): Promise<number> {
   return (await Promise.all(nodes.map((n) => metric(n, name)))).reduce((a, b) => a + b, 0);
+}
+
+/** Nothing is left to retry: the routers' compensation sets drain (the retry queue gauge reaches 0). */
+export async function expectRetryQueueEmpty(routers: readonly Node[]): Promise<void> {
+  const queued = () => metricSum(routers, 'rtgw_retry_queue_size');
+  await waitFor(async () => (await queued()) === 0, 6000, 'rtgw_retry_queue_size to reach 0').catch(() => undefined);
+  expect(await queued(), 'rtgw_retry_queue_size (routers)').toBe(0);
 }
 
 const routerIds = (cluster: Cluster) => cluster.routers.map((r) => r.nodeId!);
